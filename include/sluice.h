@@ -1,0 +1,14 @@
+/*
+ * sluice.h — umbrella header: includes every public sluice module.
+ * See docs/architecture.md for the layers and ownership rules.
+ */
+#ifndef SLUICE_H
+#define SLUICE_H
+
+#include "sluice/common.h"
+#include "sluice/bytes.h"
+#include "sluice/stream.h"
+#include "sluice/sink.h"
+#include "sluice/pump.h"
+
+#endif

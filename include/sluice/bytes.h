@@ -1,0 +1,172 @@
+/*
+ * sluice/bytes.h — reference-counted blocks, the pool they come from, and
+ * sluice_bytes, the view type every stream hands out.
+ *
+ *   sluice_pool   the context: allocator hook, block size, caps, counters.
+ *                 Every other sluice object is created from a pool.
+ *   sluice_block  a reference-counted buffer: a pool block (fixed size),
+ *                 a one-off heap block, or foreign memory with a free callback.
+ *   sluice_bytes  {owner, data, len}: a view into a block (or into static
+ *                 memory when owner is NULL). A plain value: copying the
+ *                 struct does NOT add a reference.
+ *
+ * Ownership rule: a sluice_bytes you own holds exactly one reference on its
+ * block; release it once with sluice_bytes_release(). Functions say in their
+ * comment when they transfer a reference to the caller.
+ *
+ * Thread-safety: block reference counts are atomic and the pool's free list
+ * is locked, so views may be ref'd and released on any thread. Everything
+ * else about one object is single-threaded unless said otherwise.
+ */
+#ifndef SLUICE_BYTES_H
+#define SLUICE_BYTES_H
+
+#include "common.h"
+
+typedef struct sluice_pool sluice_pool;
+typedef struct sluice_block sluice_block;
+
+typedef struct sluice_bytes {
+    sluice_block *owner;          /* NULL: static memory, nothing to release */
+    const unsigned char *data;
+    size_t len;
+} sluice_bytes;
+
+/* ---- pool ---------------------------------------------------------------- */
+
+#define SLUICE_DEFAULT_BLOCK_SIZE (64u * 1024u)
+
+typedef struct sluice_pool_config {
+    size_t block_size;   /* bytes of payload per pool block; 0: 64 KiB       */
+    size_t max_blocks;   /* cap on pool blocks outstanding; 0: no cap        */
+    size_t max_spare;    /* cap on free blocks kept for reuse; 0: 16         */
+    const sluice_allocator *allocator; /* NULL: malloc/free. Copied.         */
+} sluice_pool_config;
+
+typedef struct sluice_pool_stats {
+    size_t blocks_live;   /* blocks of any kind with references held         */
+    size_t blocks_free;   /* pool blocks on the free list                    */
+    size_t bytes_live;    /* payload bytes of live blocks (capacity, not use) */
+    size_t objects_live;  /* other objects (streams, sinks...) not yet closed */
+    size_t block_size;
+    uint64_t blocks_allocated; /* calls to the allocator for blocks, ever    */
+} sluice_pool_stats;
+
+/*
+ * Creates a pool. cfg may be NULL for defaults. On success *out is owned by
+ * the caller, who frees it with sluice_pool_free().
+ * Errors: SLUICE_ENOMEM, SLUICE_EINVAL (block_size too small: < 64 bytes).
+ * Thread-safe: pool functions may be called from several threads.
+ */
+SLUICE_API int sluice_pool_new(const sluice_pool_config *cfg, sluice_pool **out);
+
+/*
+ * Drops the host's handle. Spare blocks are freed now; the pool itself is
+ * freed when its last live block and object are gone, so closing objects and
+ * freeing the pool may happen in either order. NULL is a no-op.
+ */
+SLUICE_API void sluice_pool_free(sluice_pool *pool);
+
+/* Fills *st with a consistent snapshot of the counters. */
+SLUICE_API void sluice_pool_stats_get(sluice_pool *pool, sluice_pool_stats *st);
+
+/* The pool's block payload size in bytes. */
+SLUICE_API size_t sluice_pool_block_size(const sluice_pool *pool);
+
+/*
+ * Allocates `size` bytes with the pool's allocator, for objects built on top
+ * of sluice (the library's own streams use these too). Counted in
+ * objects_live until sluice_pool_object_free(). Returns NULL on failure.
+ */
+SLUICE_API void *sluice_pool_object_alloc(sluice_pool *pool, size_t size);
+SLUICE_API void sluice_pool_object_free(sluice_pool *pool, void *obj, size_t size);
+
+/* ---- blocks -------------------------------------------------------------- */
+
+/*
+ * Takes a writable block of sluice_pool_block_size() bytes with one
+ * reference, owned by the caller. Errors: SLUICE_EPOOLFULL (max_blocks
+ * outstanding: backpressure, try again when blocks are released),
+ * SLUICE_ENOMEM.
+ */
+SLUICE_API int sluice_block_get(sluice_pool *pool, sluice_block **out);
+
+/* Writable payload of a block and its capacity. Writing into a block that
+ * views are already handed out for is the caller's business (the socket reader
+ * only appends past what it has handed out). */
+SLUICE_API unsigned char *sluice_block_data(sluice_block *b);
+SLUICE_API size_t sluice_block_capacity(const sluice_block *b);
+
+/* Adds one reference. Returns b. */
+SLUICE_API sluice_block *sluice_block_ref(sluice_block *b);
+
+/* Drops one reference; the last one returns the block to its pool (or frees
+ * it / calls the foreign free callback). NULL is a no-op. */
+SLUICE_API void sluice_block_release(sluice_block *b);
+
+/*
+ * A view of [off, off+len) of block b, holding a new reference that the
+ * caller owns. Returns SLUICE_ERANGE (and leaves *out zeroed) if the range
+ * does not fit the block.
+ */
+SLUICE_API int sluice_block_view(sluice_block *b, size_t off, size_t len, sluice_bytes *out);
+
+/* ---- bytes --------------------------------------------------------------- */
+
+/* A view of static (never freed) memory: owner NULL, nothing to release. */
+SLUICE_API sluice_bytes sluice_bytes_static(const void *data, size_t len);
+
+/*
+ * Copies len bytes into a new block: a pool block if they fit, else a
+ * one-off block of exactly len bytes (still counted by the pool). The caller
+ * owns one reference. Errors: SLUICE_ENOMEM, SLUICE_EPOOLFULL; *out zeroed.
+ */
+SLUICE_API int sluice_bytes_copy_from(sluice_pool *pool, const void *data, size_t len,
+                                      sluice_bytes *out);
+
+/*
+ * Wraps foreign memory (a host buffer, an mmap'd file) in a block. When the
+ * last reference goes, free_cb(ud, data, len) is called (on whichever thread
+ * released it). free_cb may be NULL. The caller owns one reference.
+ * Errors: SLUICE_ENOMEM; then free_cb is NOT called: the memory stays yours.
+ */
+SLUICE_API int sluice_bytes_wrap(sluice_pool *pool, void *data, size_t len,
+                                 void (*free_cb)(void *ud, void *data, size_t len),
+                                 void *ud, sluice_bytes *out);
+
+/* Adds one reference to b's block and returns b (the new reference goes with
+ * the returned copy). */
+SLUICE_API sluice_bytes sluice_bytes_ref(sluice_bytes b);
+
+/* Drops the reference *b holds and zeroes *b. Zeroed views are a no-op, so
+ * releasing twice through the same variable is safe. */
+SLUICE_API void sluice_bytes_release(sluice_bytes *b);
+
+/*
+ * *out = b[off, off+len), with a new reference the caller owns. Never copies.
+ * Errors: SLUICE_ERANGE if off+len > b->len (*out zeroed, nothing changed).
+ */
+SLUICE_API int sluice_bytes_slice(const sluice_bytes *b, size_t off, size_t len,
+                                  sluice_bytes *out);
+
+/*
+ * Splits *b at n: *head = b[0, n) (new reference, caller owns), *b keeps
+ * b[n, len) with its existing reference. Errors: SLUICE_ERANGE if n > len.
+ */
+SLUICE_API int sluice_bytes_split_to(sluice_bytes *b, size_t n, sluice_bytes *head);
+
+/*
+ * Splits *b at n: *b keeps b[0, n), *tail = b[n, len) (new reference, caller
+ * owns). Errors: SLUICE_ERANGE if n > len.
+ */
+SLUICE_API int sluice_bytes_split_off(sluice_bytes *b, size_t n, sluice_bytes *tail);
+
+/* Drops the first n bytes of the view (no reference change). n is clamped
+ * to len. */
+SLUICE_API void sluice_bytes_advance(sluice_bytes *b, size_t n);
+
+/* Keeps only the first n bytes of the view (no reference change). n is
+ * clamped to len. */
+SLUICE_API void sluice_bytes_truncate(sluice_bytes *b, size_t n);
+
+#endif

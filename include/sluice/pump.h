@@ -1,0 +1,80 @@
+/*
+ * sluice/pump.h — moves a stream into a sink with backpressure.
+ *
+ * The pump borrows its stream and sink (the host keeps owning and closing
+ * them) and holds at most one chunk of its own. It pulls from the stream
+ * only while the sink holds fewer than `max_inflight` unwritten bytes, so the
+ * memory a transfer uses is bounded by max_inflight plus one chunk, whatever
+ * the body size: a slow sink stops the pulling, the socket's receive buffer
+ * fills and the peer is paused by TCP.
+ *
+ * On a source error the sink is aborted, never finished; on a sink error the
+ * stream is left alone (the host closes it). DONE means the stream reached
+ * EOF and the sink finished.
+ *
+ * sluice_pump is a plain struct the host embeds; all-zero is "not started"
+ * (use sluice_pump_init). Not thread-safe: one thread steps a pump.
+ */
+#ifndef SLUICE_PUMP_H
+#define SLUICE_PUMP_H
+
+#include "sink.h"
+
+typedef enum sluice_pump_status {
+    SLUICE_PUMP_DONE = 0,
+    SLUICE_PUMP_PENDING = 1,
+    SLUICE_PUMP_ERROR = 2
+} sluice_pump_status;
+
+typedef enum sluice_side {
+    SLUICE_SIDE_NONE = 0,
+    SLUICE_SIDE_SOURCE = 1,
+    SLUICE_SIDE_SINK = 2
+} sluice_side;
+
+#define SLUICE_PUMP_DEFAULT_INFLIGHT (256u * 1024u)
+
+typedef struct sluice_pump {
+    sluice_stream *_src;
+    sluice_sink *_dst;
+    size_t _max_inflight;
+    sluice_bytes _held;     /* pulled, not yet accepted by the sink */
+    int _phase;             /* internal */
+    sluice_side _failed;
+    int _err;
+    uint64_t _moved;        /* payload bytes accepted by the sink */
+} sluice_pump;
+
+/* Prepares p to move src into dst. max_inflight 0: the default (256 KiB).
+ * Cannot fail. */
+SLUICE_API void sluice_pump_init(sluice_pump *p, sluice_stream *src, sluice_sink *dst,
+                                 size_t max_inflight);
+
+/*
+ * Moves as much as it can without blocking.
+ *   DONE     stream at EOF and sink finished. Repeats if called again.
+ *   PENDING  *want says what to wait for (the stream's readable fd or the
+ *            sink's writable fd, with a deadline if either has one).
+ *   ERROR    sluice_pump_failed_side() says which side, sluice_pump_error()
+ *            the code. After a source error the sink has been aborted.
+ * want may be NULL.
+ */
+SLUICE_API sluice_pump_status sluice_pump_step(sluice_pump *p, sluice_interest *want);
+
+/*
+ * Steps until DONE or ERROR, waiting with poll(2) in between. timeout_ms < 0:
+ * no overall limit. Returns 0 on DONE; the pump's error code on ERROR;
+ * SLUICE_ETIMEDOUT if timeout_ms passed first (the pump can be stepped again).
+ * Blocks the calling thread: for tools and tests, not for event loops.
+ */
+SLUICE_API int sluice_pump_run(sluice_pump *p, int timeout_ms);
+
+SLUICE_API sluice_side sluice_pump_failed_side(const sluice_pump *p);
+SLUICE_API int sluice_pump_error(const sluice_pump *p);
+/* Payload bytes moved into the sink so far. */
+SLUICE_API uint64_t sluice_pump_moved(const sluice_pump *p);
+/* Releases the chunk the pump holds, if any (call when abandoning a pump
+ * before DONE/ERROR). The stream and sink are not touched. */
+SLUICE_API void sluice_pump_reset(sluice_pump *p);
+
+#endif

@@ -1,0 +1,467 @@
+/*
+ * bytes.c — blocks, views and the pool.
+ *
+ * A block is one allocation: a 64-byte-aligned header followed by its
+ * payload (pool and copy blocks), or a header pointing at foreign memory.
+ * Views ({owner, data, len}) are plain values; only the block is counted.
+ *
+ * The pool keeps a LIFO free list of fixed-size blocks so a steady stream
+ * costs no malloc per chunk: the block just released is the next one handed
+ * out, still warm in cache. The list is capped (max_spare) so a burst does
+ * not pin memory forever, and outstanding blocks can be capped (max_blocks):
+ * a full pool is backpressure (SLUICE_EPOOLFULL), never a silent malloc.
+ *
+ * Counters and the free list sit behind one spinlock: the critical sections
+ * are a handful of instructions, taken once per block (64 KiB of payload),
+ * and views may be released on any thread.
+ *
+ * Under AddressSanitizer the free list is disabled so a use after the last
+ * release faults instead of reading a recycled block.
+ */
+#include "internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BLOCK_MAGIC 0x5b10c4edu
+#define HEADER_SIZE ((sizeof(struct sluice_block) + 63u) & ~(size_t)63u)
+#define DEFAULT_SPARE 16u
+
+#if defined(__SANITIZE_ADDRESS__)
+#define NO_SPARE 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NO_SPARE 1
+#endif
+#endif
+
+enum block_kind { KIND_POOL, KIND_HEAP, KIND_FOREIGN };
+
+struct sluice_block {
+    atomic_size_t refs;
+    uint32_t magic;
+    uint32_t kind;
+    sluice_pool *pool;
+    unsigned char *data;
+    size_t cap;
+    void (*free_cb)(void *ud, void *data, size_t len);
+    void *ud;
+    sluice_block *next_free;
+};
+
+struct sluice_pool {
+    sluice_allocator a;
+    size_t block_size, max_blocks, max_spare;
+    atomic_flag lock;
+    sluice_block *free_list;
+    size_t nfree;
+    size_t pool_blocks_out;   /* pool blocks with references (for max_blocks) */
+    size_t blocks_live, bytes_live, objects_live;
+    uint64_t blocks_allocated;
+    bool host_freed;
+};
+
+static void lock(sluice_pool *p);
+static void unlock(sluice_pool *p);
+static void *sys_alloc(void *ud, size_t n);
+static void sys_free(void *ud, void *ptr, size_t n);
+static bool claim_destroy_locked(sluice_pool *p);
+static void pool_destroy(sluice_pool *p);
+
+/* ---- allocation through the hook ---------------------------------------- */
+
+void *sluice__alloc(sluice_pool *p, size_t n)
+{
+    return p->a.alloc(p->a.ud, n);
+}
+
+void sluice__free(sluice_pool *p, void *ptr, size_t n)
+{
+    if (ptr == NULL)
+        return;
+    int saved = errno;
+    p->a.free(p->a.ud, ptr, n);
+    errno = saved;
+}
+
+/* ---- pool ---------------------------------------------------------------- */
+
+int sluice_pool_new(const sluice_pool_config *cfg, sluice_pool **out)
+{
+    sluice_pool_config c = {0};
+    if (cfg)
+        c = *cfg;
+    *out = NULL;
+    if (c.block_size == 0)
+        c.block_size = SLUICE_DEFAULT_BLOCK_SIZE;
+    if (c.block_size < 64)
+        return SLUICE_EINVAL;
+    sluice_allocator a = {sys_alloc, sys_free, NULL};
+    if (c.allocator) {
+        if (!c.allocator->alloc || !c.allocator->free)
+            return SLUICE_EINVAL;
+        a = *c.allocator;
+    }
+    sluice_pool *p = a.alloc(a.ud, sizeof *p);
+    if (!p)
+        return SLUICE_ENOMEM;
+    memset(p, 0, sizeof *p);
+    p->a = a;
+    p->block_size = c.block_size;
+    p->max_blocks = c.max_blocks;
+    p->max_spare = c.max_spare ? c.max_spare : DEFAULT_SPARE;
+#ifdef NO_SPARE
+    p->max_spare = 0;
+#endif
+    atomic_flag_clear(&p->lock);
+    *out = p;
+    return 0;
+}
+
+void sluice_pool_free(sluice_pool *p)
+{
+    if (!p)
+        return;
+    lock(p);
+    assert(!p->host_freed);
+    p->host_freed = true;
+    sluice_block *list = p->free_list;
+    p->free_list = NULL;
+    p->nfree = 0;
+    unlock(p);
+    while (list) {
+        sluice_block *next = list->next_free;
+        sluice__free(p, list, HEADER_SIZE + p->block_size);
+        list = next;
+    }
+    lock(p);
+    bool destroy = claim_destroy_locked(p);
+    unlock(p);
+    if (destroy)
+        pool_destroy(p);
+}
+
+void sluice_pool_stats_get(sluice_pool *p, sluice_pool_stats *st)
+{
+    lock(p);
+    st->blocks_live = p->blocks_live;
+    st->blocks_free = p->nfree;
+    st->bytes_live = p->bytes_live;
+    st->objects_live = p->objects_live;
+    st->block_size = p->block_size;
+    st->blocks_allocated = p->blocks_allocated;
+    unlock(p);
+}
+
+size_t sluice_pool_block_size(const sluice_pool *p)
+{
+    return p->block_size;
+}
+
+void *sluice_pool_object_alloc(sluice_pool *p, size_t size)
+{
+    void *o = sluice__alloc(p, size);
+    if (o) {
+        lock(p);
+        p->objects_live++;
+        unlock(p);
+    }
+    return o;
+}
+
+void sluice_pool_object_free(sluice_pool *p, void *obj, size_t size)
+{
+    if (!obj)
+        return;
+    sluice__free(p, obj, size);
+    lock(p);
+    assert(p->objects_live > 0);
+    p->objects_live--;
+    bool destroy = claim_destroy_locked(p);
+    unlock(p);
+    if (destroy)
+        pool_destroy(p);
+}
+
+/* ---- blocks -------------------------------------------------------------- */
+
+static void block_init(sluice_block *b, sluice_pool *p, enum block_kind kind,
+                       unsigned char *data, size_t cap)
+{
+    atomic_init(&b->refs, 1);
+    b->magic = BLOCK_MAGIC;
+    b->kind = kind;
+    b->pool = p;
+    b->data = data;
+    b->cap = cap;
+    b->free_cb = NULL;
+    b->ud = NULL;
+    b->next_free = NULL;
+}
+
+int sluice_block_get(sluice_pool *p, sluice_block **out)
+{
+    *out = NULL;
+    lock(p);
+    if (p->max_blocks && p->pool_blocks_out >= p->max_blocks) {
+        unlock(p);
+        return SLUICE_EPOOLFULL;
+    }
+    sluice_block *b = p->free_list;
+    if (b) {
+        p->free_list = b->next_free;
+        p->nfree--;
+    }
+    /* Count before allocating so concurrent takers respect max_blocks. */
+    p->pool_blocks_out++;
+    p->blocks_live++;
+    p->bytes_live += p->block_size;
+    if (!b)
+        p->blocks_allocated++;
+    unlock(p);
+    if (!b) {
+        b = sluice__alloc(p, HEADER_SIZE + p->block_size);
+        if (!b) {
+            lock(p);
+            p->pool_blocks_out--;
+            p->blocks_live--;
+            p->bytes_live -= p->block_size;
+            p->blocks_allocated--;
+            unlock(p);
+            return SLUICE_ENOMEM;
+        }
+    }
+    block_init(b, p, KIND_POOL, (unsigned char *)b + HEADER_SIZE, p->block_size);
+    *out = b;
+    return 0;
+}
+
+unsigned char *sluice_block_data(sluice_block *b)
+{
+    return b->data;
+}
+
+size_t sluice_block_capacity(const sluice_block *b)
+{
+    return b->cap;
+}
+
+sluice_block *sluice_block_ref(sluice_block *b)
+{
+    assert(b->magic == BLOCK_MAGIC);
+    size_t old = atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+    assert(old > 0);
+    (void)old;
+    return b;
+}
+
+void sluice_block_release(sluice_block *b)
+{
+    if (!b)
+        return;
+    assert(b->magic == BLOCK_MAGIC);
+    size_t old = atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel);
+    assert(old > 0);
+    if (old != 1)
+        return;
+    sluice_pool *p = b->pool;
+    if (b->kind == KIND_FOREIGN && b->free_cb)
+        b->free_cb(b->ud, b->data, b->cap);
+    size_t total = b->kind == KIND_FOREIGN ? sizeof *b : HEADER_SIZE + b->cap;
+    size_t cap = b->cap;
+    bool pooled = b->kind == KIND_POOL;
+    lock(p);
+    if (pooled && !p->host_freed && p->nfree < p->max_spare) {
+        b->next_free = p->free_list;
+        p->free_list = b;
+        p->nfree++;
+        p->pool_blocks_out--;
+        p->blocks_live--;
+        p->bytes_live -= cap;
+        unlock(p);
+        return;
+    }
+    unlock(p);
+    /* Free before uncounting: while this block counts as live, no other
+     * thread can destroy the pool under us. */
+    b->magic = 0;
+    sluice__free(p, b, total);
+    lock(p);
+    if (pooled)
+        p->pool_blocks_out--;
+    p->blocks_live--;
+    p->bytes_live -= cap;
+    bool destroy = claim_destroy_locked(p);
+    unlock(p);
+    if (destroy)
+        pool_destroy(p);
+}
+
+int sluice_block_view(sluice_block *b, size_t off, size_t len, sluice_bytes *out)
+{
+    *out = (sluice_bytes){0};
+    if (off > b->cap || len > b->cap - off)
+        return SLUICE_ERANGE;
+    out->owner = sluice_block_ref(b);
+    out->data = b->data + off;
+    out->len = len;
+    return 0;
+}
+
+/* ---- bytes --------------------------------------------------------------- */
+
+sluice_bytes sluice_bytes_static(const void *data, size_t len)
+{
+    return (sluice_bytes){NULL, data, len};
+}
+
+int sluice_bytes_copy_from(sluice_pool *p, const void *data, size_t len, sluice_bytes *out)
+{
+    *out = (sluice_bytes){0};
+    sluice_block *b;
+    if (len <= p->block_size) {
+        int rc = sluice_block_get(p, &b);
+        if (rc < 0)
+            return rc;
+    } else {
+        if (len > SIZE_MAX - HEADER_SIZE)
+            return SLUICE_ENOMEM;
+        b = sluice__alloc(p, HEADER_SIZE + len);
+        if (!b)
+            return SLUICE_ENOMEM;
+        block_init(b, p, KIND_HEAP, (unsigned char *)b + HEADER_SIZE, len);
+        lock(p);
+        p->blocks_live++;
+        p->bytes_live += len;
+        p->blocks_allocated++;
+        unlock(p);
+    }
+    if (len)
+        memcpy(b->data, data, len);
+    *out = (sluice_bytes){b, b->data, len};
+    return 0;
+}
+
+int sluice_bytes_wrap(sluice_pool *p, void *data, size_t len,
+                      void (*free_cb)(void *ud, void *data, size_t len), void *ud,
+                      sluice_bytes *out)
+{
+    *out = (sluice_bytes){0};
+    sluice_block *b = sluice__alloc(p, sizeof *b);
+    if (!b)
+        return SLUICE_ENOMEM;
+    block_init(b, p, KIND_FOREIGN, data, len);
+    b->free_cb = free_cb;
+    b->ud = ud;
+    lock(p);
+    p->blocks_live++;
+    p->bytes_live += len;
+    unlock(p);
+    *out = (sluice_bytes){b, data, len};
+    return 0;
+}
+
+sluice_bytes sluice_bytes_ref(sluice_bytes b)
+{
+    if (b.owner)
+        sluice_block_ref(b.owner);
+    return b;
+}
+
+void sluice_bytes_release(sluice_bytes *b)
+{
+    sluice_block_release(b->owner);
+    *b = (sluice_bytes){0};
+}
+
+int sluice_bytes_slice(const sluice_bytes *b, size_t off, size_t len, sluice_bytes *out)
+{
+    if (off > b->len || len > b->len - off) {
+        *out = (sluice_bytes){0};
+        return SLUICE_ERANGE;
+    }
+    *out = sluice_bytes_ref((sluice_bytes){b->owner, b->data + off, len});
+    return 0;
+}
+
+int sluice_bytes_split_to(sluice_bytes *b, size_t n, sluice_bytes *head)
+{
+    int rc = sluice_bytes_slice(b, 0, n, head);
+    if (rc == 0)
+        sluice_bytes_advance(b, n);
+    return rc;
+}
+
+int sluice_bytes_split_off(sluice_bytes *b, size_t n, sluice_bytes *tail)
+{
+    if (n > b->len) {
+        *tail = (sluice_bytes){0};
+        return SLUICE_ERANGE;
+    }
+    int rc = sluice_bytes_slice(b, n, b->len - n, tail);
+    if (rc == 0)
+        b->len = n;
+    return rc;
+}
+
+void sluice_bytes_advance(sluice_bytes *b, size_t n)
+{
+    if (n > b->len)
+        n = b->len;
+    b->data += n;
+    b->len -= n;
+}
+
+void sluice_bytes_truncate(sluice_bytes *b, size_t n)
+{
+    if (n < b->len)
+        b->len = n;
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static void lock(sluice_pool *p)
+{
+    while (atomic_flag_test_and_set_explicit(&p->lock, memory_order_acquire))
+        ;
+}
+
+static void unlock(sluice_pool *p)
+{
+    atomic_flag_clear_explicit(&p->lock, memory_order_release);
+}
+
+static void *sys_alloc(void *ud, size_t n)
+{
+    (void)ud;
+    return malloc(n);
+}
+
+static void sys_free(void *ud, void *ptr, size_t n)
+{
+    (void)ud;
+    (void)n;
+    free(ptr);
+}
+
+/* True (once) when the host has let go and nothing the pool made is alive.
+ * Call with the lock held; the caller then calls pool_destroy(). */
+static bool claim_destroy_locked(sluice_pool *p)
+{
+    if (!p->host_freed || p->blocks_live || p->objects_live || p->nfree)
+        return false;
+    p->host_freed = false; /* claimed: no second caller sees it as unused */
+    return true;
+}
+
+static void pool_destroy(sluice_pool *p)
+{
+    sluice_allocator a = p->a;
+    int saved = errno;
+    a.free(a.ud, p, sizeof *p);
+    errno = saved;
+}

@@ -1,0 +1,156 @@
+/*
+ * pump.c — stream -> sink with a bound on unwritten bytes.
+ *
+ * One chunk is held at a time; the sink may queue more (for batched writev)
+ * but the pump stops pulling once the sink holds max_inflight bytes and
+ * flushes instead. Only one interest is reported at a time: when the source
+ * is dry the sink is flushed first, so the host waits on the sink's fd only
+ * while the sink is the one blocking, and on the source's fd otherwise.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <poll.h>
+
+enum { PH_RUN = 0, PH_FINISH, PH_DONE, PH_ERROR };
+
+static sluice_pump_status wait_on_sink(sluice_pump *p, sluice_interest *want);
+static sluice_pump_status fail(sluice_pump *p, sluice_side side, int code);
+
+void sluice_pump_init(sluice_pump *p, sluice_stream *src, sluice_sink *dst, size_t max_inflight)
+{
+    *p = (sluice_pump){0};
+    p->_src = src;
+    p->_dst = dst;
+    p->_max_inflight = max_inflight ? max_inflight : SLUICE_PUMP_DEFAULT_INFLIGHT;
+}
+
+sluice_pump_status sluice_pump_step(sluice_pump *p, sluice_interest *want)
+{
+    sluice_interest dummy;
+    if (!want)
+        want = &dummy;
+    *want = (sluice_interest){-1, 0, -1};
+    if (p->_phase == PH_DONE)
+        return SLUICE_PUMP_DONE;
+    if (p->_phase == PH_ERROR)
+        return SLUICE_PUMP_ERROR;
+
+    for (;;) {
+        sluice_poll r;
+        if (p->_phase == PH_FINISH) {
+            r = sluice_sink_finish(p->_dst);
+            if (r == SLUICE_READY) {
+                p->_phase = PH_DONE;
+                return SLUICE_PUMP_DONE;
+            }
+            if (r == SLUICE_PENDING)
+                return wait_on_sink(p, want);
+            return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst));
+        }
+        if (p->_held.len) {
+            size_t len = p->_held.len;
+            r = sluice_sink_poll_write(p->_dst, &p->_held);
+            if (r == SLUICE_PENDING)
+                return wait_on_sink(p, want);
+            if (r == SLUICE_ERROR)
+                return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst));
+            p->_moved += len;
+            continue;
+        }
+        if (sluice_sink_buffered(p->_dst) >= p->_max_inflight) {
+            r = sluice_sink_flush(p->_dst);
+            if (r == SLUICE_PENDING)
+                return wait_on_sink(p, want);
+            if (r == SLUICE_ERROR)
+                return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst));
+            continue;
+        }
+        r = sluice_stream_poll_next(p->_src, &p->_held);
+        switch (r) {
+        case SLUICE_READY:
+            continue;
+        case SLUICE_EOF:
+            p->_phase = PH_FINISH;
+            continue;
+        case SLUICE_ERROR:
+            sluice_sink_abort(p->_dst);
+            return fail(p, SLUICE_SIDE_SOURCE, sluice_stream_error(p->_src));
+        case SLUICE_PENDING:
+            /* Source dry: push out what the sink holds before waiting. */
+            if (sluice_sink_buffered(p->_dst) > 0) {
+                r = sluice_sink_flush(p->_dst);
+                if (r == SLUICE_PENDING)
+                    return wait_on_sink(p, want);
+                if (r == SLUICE_ERROR)
+                    return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst));
+            }
+            sluice_stream_ready(p->_src, want);
+            return SLUICE_PUMP_PENDING;
+        }
+    }
+}
+
+int sluice_pump_run(sluice_pump *p, int timeout_ms)
+{
+    int64_t end = timeout_ms < 0 ? -1 : sluice_now_ms() + timeout_ms;
+    for (;;) {
+        sluice_interest want;
+        sluice_pump_status st = sluice_pump_step(p, &want);
+        if (st == SLUICE_PUMP_DONE)
+            return 0;
+        if (st == SLUICE_PUMP_ERROR)
+            return p->_err;
+        int64_t now = sluice_now_ms();
+        if (end >= 0 && now >= end)
+            return SLUICE_ETIMEDOUT;
+        int64_t until = want.deadline_ms;
+        if (end >= 0 && (until < 0 || end < until))
+            until = end;
+        if (want.fd < 0 && want.deadline_ms < 0)
+            continue; /* nothing to wait for: step again */
+        int ms = until < 0 ? -1 : (int)(until > now ? until - now : 0);
+        struct pollfd pfd = {want.fd, 0, 0};
+        if (want.events & SLUICE_WANT_READ)
+            pfd.events |= POLLIN;
+        if (want.events & SLUICE_WANT_WRITE)
+            pfd.events |= POLLOUT;
+        if (poll(&pfd, want.fd >= 0 ? 1 : 0, ms) < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+sluice_side sluice_pump_failed_side(const sluice_pump *p)
+{
+    return p->_failed;
+}
+
+int sluice_pump_error(const sluice_pump *p)
+{
+    return p->_err;
+}
+
+uint64_t sluice_pump_moved(const sluice_pump *p)
+{
+    return p->_moved;
+}
+
+void sluice_pump_reset(sluice_pump *p)
+{
+    sluice_bytes_release(&p->_held);
+}
+
+static sluice_pump_status wait_on_sink(sluice_pump *p, sluice_interest *want)
+{
+    sluice_sink_ready(p->_dst, want);
+    return SLUICE_PUMP_PENDING;
+}
+
+static sluice_pump_status fail(sluice_pump *p, sluice_side side, int code)
+{
+    sluice_bytes_release(&p->_held);
+    p->_phase = PH_ERROR;
+    p->_failed = side;
+    p->_err = code ? code : SLUICE_EINVAL;
+    return SLUICE_PUMP_ERROR;
+}
