@@ -6,6 +6,7 @@
 #   make install PREFIX=/usr/local DESTDIR=
 #   make demo | bench | bench-micro | fuzz | clean
 
+SHELL      := /bin/bash
 VERSION    := 0.1.0
 SOVERSION  := 0
 PREFIX     ?= /usr/local
@@ -41,7 +42,14 @@ STATIC     := $(BUILD)/lib/libsluice.a
 SHARED     := $(BUILD)/lib/libsluice.so.$(VERSION)
 UNIT       := $(BUILD)/tests/unit
 
-.PHONY: all test unit install uninstall demo bench bench-micro fuzz clean
+FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_CC    ?= clang
+FUZZ_SECONDS ?= 60
+BENCH_SRC  := $(sort $(wildcard tests/bench/bench_*.c))
+BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all test unit install uninstall demo bench bench-micro fuzz fuzz-run clean
 all: $(STATIC) $(SHARED) $(EX_BIN)
 
 $(BUILD)/obj/lib/%.o: lib/%.c
@@ -101,6 +109,39 @@ uninstall:
 	    $(DESTDIR)$(PREFIX)/lib/libsluice.so.$(VERSION) \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc
 	rm -f $(EXAMPLES:%=$(DESTDIR)$(PREFIX)/bin/%)
+
+# Fuzz targets: libFuzzer + ASan + UBSan, built with clang from the sources.
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(HEADERS) lib/internal.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c11 -g -O1 -Iinclude -Ilib -D_DEFAULT_SOURCE $(WARN) \
+	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    -o $@ $< $(LIB_SRC)
+
+fuzz: $(FUZZ_BIN)
+
+# Runs every fuzz target for FUZZ_SECONDS each; fails on the first crash.
+fuzz-run: fuzz
+	@set -e; for f in $(FUZZ_BIN); do \
+	    n=$$(basename $$f); mkdir -p build/fuzz/corpus/$$n; \
+	    seeds=; [ -d tests/fuzz/corpus/$$n ] && seeds=tests/fuzz/corpus/$$n; \
+	    echo "== $$n for $(FUZZ_SECONDS)s"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        -artifact_prefix=build/fuzz/ build/fuzz/corpus/$$n $$seeds 2>&1 | \
+	        grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Done' ; \
+	    test $${PIPESTATUS[0]} -eq 0; \
+	done
+
+$(BUILD)/bench/%: tests/bench/%.c tests/bench/bench.h $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Ilib $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LIBS_PRIVATE)
+
+# Micro-benchmarks: each prints "bench: <name> <value> <unit>" lines.
+bench-micro: $(BENCH_BIN)
+	@set -e; for b in $(BENCH_BIN); do $$b; done
+
+# Everything: micro-benchmarks, then the end-to-end runs (tests/bench/e2e.sh).
+bench: all bench-micro
+	@if [ -f tests/bench/e2e.sh ]; then BUILD=$(BUILD) bash tests/bench/e2e.sh $(BENCH_ARGS); fi
 
 demo: all
 	@BUILD=$(BUILD) bash examples/demo.sh
