@@ -10,5 +10,7 @@
 #include "sluice/stream.h"
 #include "sluice/sink.h"
 #include "sluice/pump.h"
+#include "sluice/sha256.h"
+#include "sluice/sniff.h"
 
 #endif
