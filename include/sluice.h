@@ -10,5 +10,9 @@
 #include "sluice/stream.h"
 #include "sluice/sink.h"
 #include "sluice/pump.h"
+#include "sluice/io.h"
+#include "sluice/reader.h"
+#include "sluice/body.h"
+#include "sluice/writer.h"
 
 #endif
