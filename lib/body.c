@@ -61,6 +61,7 @@ typedef struct body {
     /* trailers */
     char *tbuf;
     size_t tlen, tmax;
+    size_t tline;            /* tbuf index where the current line begins */
     uint64_t tbase;          /* body offset of tbuf[0] */
     sluice_trailer *fields;
     size_t nfields, fields_cap;
@@ -109,12 +110,16 @@ static sluice_poll close_poll(sluice_stream *s, sluice_bytes *out)
 {
     body *b = (body *)s;
     for (;;) {
-        size_t n = sluice_reader_take(b->r, SIZE_MAX, out);
-        if (n) {
-            if (b->max_body && n > b->max_body - b->payload) {
-                sluice_bytes_release(out);
+        size_t want = SIZE_MAX;
+        if (b->max_body) {
+            uint64_t left = b->max_body - b->payload;
+            if (left == 0 && sluice_reader_available(b->r))
                 return sluice_stream_fail(s, SLUICE_ETOOBIG, NULL, b->max_body);
-            }
+            if (left < want)
+                want = (size_t)left;
+        }
+        size_t n = sluice_reader_take(b->r, want, out);
+        if (n) {
             b->payload += n;
             return SLUICE_READY;
         }
@@ -329,18 +334,18 @@ static size_t scan(body *b, const unsigned char *p, size_t n, uint64_t *err_at)
                 rc = SLUICE_ENOMEM;
                 goto out;
             }
-            size_t from = b->tlen;
             memcpy(b->tbuf + b->tlen, p + i, k);
             b->tlen += k;
             i += k;
             if (lf) {
                 size_t bad;
-                rc = trailer_line(b, from, &bad);
+                rc = trailer_line(b, b->tline, &bad);
                 if (rc < 0) {
                     b->err = rc;
                     *err_at = b->tbase + bad; /* the byte may be from an earlier read */
                     return i;
                 }
+                b->tline = b->tlen;
                 b->state = S_TRAILER0;
             }
             continue;
