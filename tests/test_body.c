@@ -604,7 +604,7 @@ TEST(body_alloc_failures_return_cleanly)
 {
     static const char in[] = "3\r\nabc\r\n0\r\nX: y\r\nZ: w\r\n\r\nrest";
     int completed = 0;
-    for (long k = 1; k < 40 && !completed; k++) {
+    for (long k = 1; k < 400 && !completed; k++) {
         t_failalloc fa = {.fail_at = k};
         sluice_allocator a = t_failalloc_hook(&fa);
         sluice_pool_config pc = {.allocator = &a};
