@@ -12,5 +12,9 @@
 #include "sluice/pump.h"
 #include "sluice/sha256.h"
 #include "sluice/sniff.h"
+#include "sluice/io.h"
+#include "sluice/reader.h"
+#include "sluice/body.h"
+#include "sluice/writer.h"
 
 #endif

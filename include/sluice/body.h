@@ -1,0 +1,94 @@
+/*
+ * sluice/body.h — HTTP/1.1 message bodies as streams over a socket reader.
+ *
+ * The host parses the head, decides the framing, and creates the matching
+ * body stream over the connection's reader:
+ *
+ *   Content-Length: n     sluice_body_length_new(pool, r, n, cfg, &s)
+ *   chunked               sluice_body_chunked_new(pool, r, cfg, &s)
+ *   until close           sluice_body_close_new(pool, r, cfg, &s)  (responses)
+ *
+ * Each yields the body's payload as zero-copy views into the reader's blocks
+ * and ends with EOF only when the framing says the body is complete. A peer
+ * that closes early gives ERROR SLUICE_ETRUNCATED, never EOF. The stream
+ * borrows the reader and consumes exactly the body's bytes: whatever follows
+ * (the next pipelined request) stays in the reader, byte for byte.
+ *
+ * The chunked decoder follows RFC 9112 section 7.1 strictly: chunk-size is
+ * 1*HEXDIG (no "0x", sign or spaces; at most SLUICE_CHUNK_SIZE_DIGITS digits,
+ * leading zeros included; a value above 2^63-1 overflows); extensions are
+ * *( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] ), at most
+ * SLUICE_CHUNK_EXT_MAX bytes per line, checked and skipped; lines end in CRLF
+ * only; chunk data must be followed by CRLF; trailer fields are parsed like
+ * header fields and kept for sluice_body_trailers(). Error codes:
+ *   SLUICE_EBAD_CHUNK_SIZE        not a hex digit where the size is
+ *   SLUICE_ECHUNK_SIZE_OVERFLOW   too many digits or value > 2^63-1
+ *   SLUICE_EBAD_CHUNK_EXT         extension grammar, or whitespace not
+ *                                 around ";" or "="
+ *   SLUICE_ECHUNK_EXT_TOO_LONG    more than SLUICE_CHUNK_EXT_MAX bytes
+ *   SLUICE_EBARE_LF / EBARE_CR    a line ending other than CRLF
+ *   SLUICE_EBAD_CHUNK_END         chunk data not followed by CRLF
+ *   SLUICE_EBAD_TRAILER           a malformed trailer field
+ *   SLUICE_ETRAILER_TOO_LARGE     trailer fields over max_trailer_bytes
+ *   SLUICE_ETOOBIG                payload over max_body (answer 413)
+ *   SLUICE_ETRUNCATED             the peer closed before the end
+ *   SLUICE_ETIMEDOUT              no progress for idle_timeout_ms
+ *   -errno, SLUICE_ENOMEM         from the reader
+ * sluice_stream_error_offset() gives the offset of the offending byte,
+ * counted from the first byte of the body (framing included).
+ *
+ * Readiness: after PENDING, sluice_stream_ready() gives the reader's read
+ * interest and, with an idle timeout, the deadline. Streams are used by one
+ * thread at a time, the same one that uses the reader.
+ */
+#ifndef SLUICE_BODY_H
+#define SLUICE_BODY_H
+
+#include "reader.h"
+
+#define SLUICE_CHUNK_SIZE_DIGITS 16
+#define SLUICE_CHUNK_EXT_MAX 4096
+#define SLUICE_TRAILER_DEFAULT_MAX 8192
+
+typedef struct sluice_body_config {
+    uint64_t max_body;         /* payload byte limit; 0: none               */
+    size_t max_trailer_bytes;  /* trailer field lines with CRLFs; 0: 8 KiB  */
+    uint32_t idle_timeout_ms;  /* 0: none                                    */
+} sluice_body_config;
+
+/* A trailer field: spans into memory the stream owns. */
+typedef struct sluice_trailer {
+    const char *name;
+    size_t name_len;
+    const char *value;         /* leading and trailing SP/HTAB trimmed */
+    size_t value_len;
+} sluice_trailer;
+
+/*
+ * A stream of exactly `length` payload bytes from r (borrowed: it must
+ * outlive the stream). cfg may be NULL. A length above cfg->max_body fails
+ * the first poll with SLUICE_ETOOBIG before anything is read.
+ * The caller owns *out (sluice_stream_close). Errors: SLUICE_ENOMEM.
+ */
+SLUICE_API int sluice_body_length_new(sluice_pool *pool, sluice_reader *r, uint64_t length,
+                                      const sluice_body_config *cfg, sluice_stream **out);
+
+/* A chunked-coding decoder over r (borrowed). See the top of this file.
+ * The caller owns *out. Errors: SLUICE_ENOMEM. */
+SLUICE_API int sluice_body_chunked_new(sluice_pool *pool, sluice_reader *r,
+                                       const sluice_body_config *cfg, sluice_stream **out);
+
+/* Everything r yields until the peer closes (a response without framing);
+ * EOF at the peer's close. The caller owns *out. Errors: SLUICE_ENOMEM. */
+SLUICE_API int sluice_body_close_new(sluice_pool *pool, sluice_reader *r,
+                                     const sluice_body_config *cfg, sluice_stream **out);
+
+/*
+ * The trailer fields of a chunked body that reached EOF, in arrival order,
+ * borrowed from the stream (valid until it is closed). *n is 0 when there
+ * were none. Errors: SLUICE_EINVAL if s is not a chunked body at EOF.
+ */
+SLUICE_API int sluice_body_trailers(const sluice_stream *s, const sluice_trailer **fields,
+                                    size_t *n);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * sluice/reader.h — the socket reader: bytes from a sluice_io into pool
+ * blocks, handed out as views.
+ *
+ * One reader per connection. It keeps the bytes nobody has consumed yet, so
+ * the head parser, the body stream and the next pipelined request read one
+ * after another from the same reader without losing or copying a byte.
+ *
+ * Memory is bounded: the reader never holds more than max_buffered unread
+ * bytes (fill stops reading at the bound, so the kernel's receive window
+ * fills and the peer is paused), and each readv offers at most max_iov blocks
+ * (so a connection with 64 KiB blocks can take 256 KiB per system call while
+ * a small read still lands in the tail of the block it shares with the
+ * previous one).
+ *
+ * The reader borrows its io (the host closes it after the reader) and is used
+ * by one thread at a time. Views it hands out hold their own references and
+ * may outlive the reader.
+ */
+#ifndef SLUICE_READER_H
+#define SLUICE_READER_H
+
+#include "io.h"
+
+typedef struct sluice_reader sluice_reader;
+
+typedef struct sluice_reader_config {
+    size_t max_buffered; /* cap on unread bytes held; 0: max_iov blocks      */
+    unsigned max_iov;    /* pool blocks offered per readv; 0: 4, at most 64  */
+} sluice_reader_config;
+
+/*
+ * Creates a reader over io (borrowed). cfg may be NULL for defaults. The
+ * caller owns *out and frees it with sluice_reader_free().
+ * Errors: SLUICE_ENOMEM, SLUICE_EINVAL (max_iov > 64).
+ */
+SLUICE_API int sluice_reader_new(sluice_pool *pool, sluice_io *io,
+                                 const sluice_reader_config *cfg, sluice_reader **out);
+
+/* Releases the reader's blocks (views already handed out stay valid) and
+ * frees it. The io is not touched. NULL is a no-op. */
+SLUICE_API void sluice_reader_free(sluice_reader *r);
+
+/*
+ * Reads once from the io.
+ *   READY    new bytes are buffered — or nothing was read because max_buffered
+ *            unread bytes are already held (consume some first).
+ *   PENDING  the io said -EAGAIN (sluice_reader_ready gives its read
+ *            interest, so an edge-triggered host may wait), or the pool is
+ *            at its cap (interest with no fd: release views, poll again).
+ *   EOF      the peer closed; remembered, later fills return EOF at once.
+ *            Bytes already buffered stay readable.
+ *   ERROR    the io failed or no memory: sluice_reader_error(); sticky.
+ */
+SLUICE_API sluice_poll sluice_reader_fill(sluice_reader *r);
+
+/* What to wait for after fill returned PENDING. */
+SLUICE_API void sluice_reader_ready(const sluice_reader *r, sluice_interest *want);
+
+/* Unread bytes buffered. */
+SLUICE_API size_t sluice_reader_available(const sluice_reader *r);
+
+/*
+ * The first min(max, available) unread bytes as ONE contiguous view, without
+ * consuming them. Zero-copy when they lie in one block; otherwise they are
+ * copied once into a fresh block (max bounds the copy). The caller owns the
+ * view's reference. Errors: SLUICE_ENOMEM, SLUICE_EPOOLFULL (*out zeroed).
+ */
+SLUICE_API int sluice_reader_peek(sluice_reader *r, size_t max, sluice_bytes *out);
+
+/*
+ * Consumes up to max unread bytes from the first block and returns them as a
+ * zero-copy view (empty when nothing is buffered or max is 0). The caller
+ * owns the reference. Returns the view's length; cannot fail.
+ */
+SLUICE_API size_t sluice_reader_take(sluice_reader *r, size_t max, sluice_bytes *out);
+
+/*
+ * Borrows the unread bytes of the first block: *data points at them, the
+ * result is how many. Valid until the next fill, take, skip or free. For
+ * parsers that scan in place and then skip or take what they used.
+ */
+SLUICE_API size_t sluice_reader_front(const sluice_reader *r, const unsigned char **data);
+
+/* Consumes n unread bytes (clamped to what is available). */
+SLUICE_API void sluice_reader_skip(sluice_reader *r, size_t n);
+
+/* 1 once a fill saw the peer close, else 0. */
+SLUICE_API int sluice_reader_eof(const sluice_reader *r);
+
+/* 0 or the sticky error code of the last failed fill (-errno or SLUICE_E*). */
+SLUICE_API int sluice_reader_error(const sluice_reader *r);
+
+/* Bytes consumed (taken or skipped) since the reader was created. */
+SLUICE_API uint64_t sluice_reader_consumed(const sluice_reader *r);
+
+#endif

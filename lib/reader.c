@@ -1,0 +1,291 @@
+/*
+ * reader.c — socket bytes into pool blocks, out as views.
+ *
+ * The unread bytes live in a ring of segments {block, start, end}. Every
+ * segment but the first starts at offset 0 and every segment but the last is
+ * full (readv fills its iovecs in order), so the ring never holds more than
+ * max_buffered / block_size + 2 segments plus the fresh blocks of one readv;
+ * it is sized once at creation and never grows.
+ *
+ * A read first offers the free tail of the last block, then fresh blocks up
+ * to max_iov iovecs: small reads pack into one block instead of pinning a
+ * 64 KiB block per packet until the writer releases it, and a fast peer can
+ * still deliver several blocks per system call. Fresh blocks the read did
+ * not reach go straight back to the pool.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define DEFAULT_IOV 4u
+#define MAX_IOV 64u
+
+typedef struct seg {
+    sluice_block *b;
+    size_t start, end;
+} seg;
+
+struct sluice_reader {
+    sluice_pool *pool;
+    sluice_io *io;
+    seg *ring;
+    size_t cap, head, n;     /* ring capacity, first index, count */
+    size_t avail;            /* unread bytes */
+    size_t max_buffered;
+    unsigned max_iov;
+    int eof, err;
+    int want_read;           /* last fill ended on -EAGAIN */
+    uint64_t consumed;
+};
+
+static seg *at(const sluice_reader *r, size_t i);
+static void pop_front(sluice_reader *r);
+static void pop_back(sluice_reader *r);
+static void free_wrapped(void *ud, void *data, size_t len);
+
+int sluice_reader_new(sluice_pool *pool, sluice_io *io, const sluice_reader_config *cfg,
+                      sluice_reader **out)
+{
+    *out = NULL;
+    sluice_reader_config c = {0};
+    if (cfg)
+        c = *cfg;
+    if (c.max_iov > MAX_IOV)
+        return SLUICE_EINVAL;
+    if (c.max_iov == 0)
+        c.max_iov = DEFAULT_IOV;
+    size_t bs = sluice_pool_block_size(pool);
+    if (c.max_buffered == 0)
+        c.max_buffered = c.max_iov * bs;
+    sluice_reader *r = sluice_pool_object_alloc(pool, sizeof *r);
+    if (!r)
+        return SLUICE_ENOMEM;
+    memset(r, 0, sizeof *r);
+    r->cap = c.max_buffered / bs + c.max_iov + 3;
+    r->ring = sluice__alloc(pool, r->cap * sizeof *r->ring);
+    if (!r->ring) {
+        sluice_pool_object_free(pool, r, sizeof *r);
+        return SLUICE_ENOMEM;
+    }
+    r->pool = pool;
+    r->io = io;
+    r->max_buffered = c.max_buffered;
+    r->max_iov = c.max_iov;
+    *out = r;
+    return 0;
+}
+
+void sluice_reader_free(sluice_reader *r)
+{
+    if (!r)
+        return;
+    while (r->n)
+        pop_front(r);
+    sluice__free(r->pool, r->ring, r->cap * sizeof *r->ring);
+    sluice_pool_object_free(r->pool, r, sizeof *r);
+}
+
+sluice_poll sluice_reader_fill(sluice_reader *r)
+{
+    if (r->err)
+        return SLUICE_ERROR;
+    if (r->eof)
+        return SLUICE_EOF;
+    r->want_read = 0;
+    if (r->avail >= r->max_buffered)
+        return SLUICE_READY;
+    size_t room = r->max_buffered - r->avail;
+    struct iovec iov[MAX_IOV];
+    int niov = 0;
+    size_t offered = 0, first_fresh = r->n;
+    if (r->n) {
+        seg *t = at(r, r->n - 1);
+        size_t space = sluice_block_capacity(t->b) - t->end;
+        if (space) {
+            iov[niov].iov_base = sluice_block_data(t->b) + t->end;
+            iov[niov++].iov_len = space < room ? space : room;
+            offered += space;
+        }
+    }
+    while ((unsigned)niov < r->max_iov && offered < room) {
+        sluice_block *b;
+        int rc = sluice_block_get(r->pool, &b);
+        if (rc < 0) {
+            if (niov)
+                break; /* read into what we have */
+            if (rc == SLUICE_EPOOLFULL)
+                return SLUICE_PENDING; /* backpressure: views must come back */
+            r->err = rc;
+            return SLUICE_ERROR;
+        }
+        size_t cap = sluice_block_capacity(b);
+        *at(r, r->n++) = (seg){b, 0, 0};
+        iov[niov].iov_base = sluice_block_data(b);
+        iov[niov++].iov_len = cap < room - offered ? cap : room - offered;
+        offered += cap;
+    }
+    ssize_t got = sluice_io_readv(r->io, iov, niov);
+    size_t left = got > 0 ? (size_t)got : 0;
+    r->avail += left;
+    for (size_t i = first_fresh ? first_fresh - 1 : 0; i < r->n && left; i++) {
+        seg *s = at(r, i);
+        size_t space = sluice_block_capacity(s->b) - s->end;
+        size_t k = left < space ? left : space;
+        s->end += k;
+        left -= k;
+    }
+    while (r->n > first_fresh && at(r, r->n - 1)->end == 0)
+        pop_back(r);
+    if (got > 0)
+        return SLUICE_READY;
+    if (got == 0) {
+        r->eof = 1;
+        return SLUICE_EOF;
+    }
+    if (got == -EAGAIN) {
+        r->want_read = 1;
+        return SLUICE_PENDING;
+    }
+    r->err = (int)got;
+    return SLUICE_ERROR;
+}
+
+void sluice_reader_ready(const sluice_reader *r, sluice_interest *want)
+{
+    if (r->want_read) {
+        sluice_io_ready(r->io, SLUICE_WANT_READ, want);
+        return;
+    }
+    *want = (sluice_interest){-1, 0, -1};
+}
+
+size_t sluice_reader_available(const sluice_reader *r)
+{
+    return r->avail;
+}
+
+int sluice_reader_peek(sluice_reader *r, size_t max, sluice_bytes *out)
+{
+    *out = (sluice_bytes){0};
+    size_t want = max < r->avail ? max : r->avail;
+    if (want == 0)
+        return 0;
+    seg *s = at(r, 0);
+    if (s->end - s->start >= want)
+        return sluice_block_view(s->b, s->start, want, out);
+    /* Spans blocks: one copy into memory of exactly the right size. */
+    sluice_block *b = NULL;
+    unsigned char *dst;
+    int rc;
+    if (want <= sluice_pool_block_size(r->pool)) {
+        if ((rc = sluice_block_get(r->pool, &b)) < 0)
+            return rc;
+        dst = sluice_block_data(b);
+    } else if (!(dst = sluice__alloc(r->pool, want))) {
+        return SLUICE_ENOMEM;
+    }
+    size_t got = 0;
+    for (size_t i = 0; got < want; i++) {
+        s = at(r, i);
+        size_t k = s->end - s->start < want - got ? s->end - s->start : want - got;
+        memcpy(dst + got, sluice_block_data(s->b) + s->start, k);
+        got += k;
+    }
+    if (b) {
+        rc = sluice_block_view(b, 0, want, out);
+        sluice_block_release(b);
+        return rc;
+    }
+    rc = sluice_bytes_wrap(r->pool, dst, want, free_wrapped, r->pool, out);
+    if (rc < 0)
+        sluice__free(r->pool, dst, want);
+    return rc;
+}
+
+size_t sluice_reader_take(sluice_reader *r, size_t max, sluice_bytes *out)
+{
+    *out = (sluice_bytes){0};
+    if (!r->n || max == 0)
+        return 0;
+    seg *s = at(r, 0);
+    size_t k = s->end - s->start < max ? s->end - s->start : max;
+    if (k == 0)
+        return 0;
+    *out = (sluice_bytes){sluice_block_ref(s->b), sluice_block_data(s->b) + s->start, k};
+    sluice_reader_skip(r, k);
+    return k;
+}
+
+size_t sluice_reader_front(const sluice_reader *r, const unsigned char **data)
+{
+    if (!r->n) {
+        *data = NULL;
+        return 0;
+    }
+    const seg *s = at(r, 0);
+    *data = sluice_block_data(s->b) + s->start;
+    return s->end - s->start;
+}
+
+void sluice_reader_skip(sluice_reader *r, size_t n)
+{
+    if (n > r->avail)
+        n = r->avail;
+    r->avail -= n;
+    r->consumed += n;
+    while (r->n) {
+        seg *s = at(r, 0);
+        size_t k = s->end - s->start < n ? s->end - s->start : n;
+        s->start += k;
+        n -= k;
+        if (s->start < s->end)
+            break;
+        /* Keep an emptied last block while it has room: the next read
+         * appends there. */
+        if (r->n == 1 && s->end < sluice_block_capacity(s->b))
+            break;
+        pop_front(r);
+    }
+}
+
+int sluice_reader_eof(const sluice_reader *r)
+{
+    return r->eof;
+}
+
+int sluice_reader_error(const sluice_reader *r)
+{
+    return r->err;
+}
+
+uint64_t sluice_reader_consumed(const sluice_reader *r)
+{
+    return r->consumed;
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static seg *at(const sluice_reader *r, size_t i)
+{
+    size_t k = r->head + i;
+    return &r->ring[k >= r->cap ? k - r->cap : k];
+}
+
+static void pop_front(sluice_reader *r)
+{
+    sluice_block_release(at(r, 0)->b);
+    r->head = r->head + 1 == r->cap ? 0 : r->head + 1;
+    r->n--;
+}
+
+static void pop_back(sluice_reader *r)
+{
+    sluice_block_release(at(r, r->n - 1)->b);
+    r->n--;
+}
+
+static void free_wrapped(void *ud, void *data, size_t len)
+{
+    sluice__free(ud, data, len);
+}
