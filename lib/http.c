@@ -21,6 +21,7 @@
 #include "internal.h"
 #include "sluice/http.h"
 
+#include <limits.h>
 #include <string.h>
 
 /* ---- byte classes -------------------------------------------------------- */
@@ -381,6 +382,9 @@ static void limits(const sluice_http_limits *lim, size_t hdrs_cap, size_t *maxb,
     *maxh = lim && lim->max_headers ? lim->max_headers : SLUICE_HTTP_DEFAULT_MAX_HEADERS;
     if (*maxh > hdrs_cap)
         *maxh = hdrs_cap;
+    /* the result is an int: head length plus up to 16 bytes of empty lines */
+    if (*maxb > (size_t)INT_MAX - 2 * SLUICE_HTTP_MAX_EMPTY_LINES)
+        *maxb = (size_t)INT_MAX - 2 * SLUICE_HTTP_MAX_EMPTY_LINES;
 }
 
 /* Scans at most maxb bytes from `start`; running out of them with more
@@ -1018,7 +1022,7 @@ int sluice_http_head_status_line(sluice_http_head_builder *b, int status, const 
         reason = sluice_http_reason_phrase(status);
         reason_len = strlen(reason);
     }
-    int r = ready(b, 1, status >= 100 && status <= 999 && all_in(reason, reason_len, C_VALUE));
+    int r = ready(b, 1, status >= 100 && status <= 599 && all_in(reason, reason_len, C_VALUE));
     if (r < 0)
         return r;
     char line[13] = "HTTP/1.1 ";

@@ -1129,6 +1129,12 @@ TEST(http_builder_rejects_injection)
     sluice_http_head_init(&b, T_POOL);
     EXPECT_ERR(sluice_http_head_status_line(&b, 1000, NULL, 0), SLUICE_EINVAL);
     sluice_http_head_discard(&b);
+    sluice_http_head_init(&b, T_POOL);
+    EXPECT_ERR(sluice_http_head_status_line(&b, 600, NULL, 0), SLUICE_EINVAL);
+    sluice_http_head_discard(&b);
+    sluice_http_head_init(&b, T_POOL);
+    EXPECT_EQ(sluice_http_head_status_line(&b, 599, NULL, 0), 0);
+    sluice_http_head_discard(&b);
 }
 
 TEST(http_builder_order_and_limits)

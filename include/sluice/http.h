@@ -270,8 +270,8 @@ SLUICE_API int sluice_http_head_request_line(sluice_http_head_builder *b,
 SLUICE_API int sluice_http_head_forward_request_line(sluice_http_head_builder *b,
                                                      const sluice_http_request *req);
 
-/* `HTTP/1.1 SP status SP reason CRLF`; status 100..999; reason NULL: the
- * standard phrase (empty for unknown codes). */
+/* `HTTP/1.1 SP status SP reason CRLF`; status 100..599 (RFC 9110 section
+ * 15); reason NULL: the standard phrase (empty for unknown codes). */
 SLUICE_API int sluice_http_head_status_line(sluice_http_head_builder *b, int status,
                                             const char *reason, size_t reason_len);
 
