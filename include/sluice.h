@@ -16,5 +16,6 @@
 #include "sluice/reader.h"
 #include "sluice/body.h"
 #include "sluice/writer.h"
+#include "sluice/http.h"
 
 #endif
