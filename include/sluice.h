@@ -17,5 +17,6 @@
 #include "sluice/body.h"
 #include "sluice/writer.h"
 #include "sluice/http.h"
+#include "sluice/head.h"
 
 #endif

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compiles (with -Werror) and runs every ```c block in README.md and docs/*.md
-# that has a main(), so examples in the docs cannot rot.
+# that is a whole program (has a main()), so examples in the docs cannot rot.
+# Fragments (no main) are listed as skipped.
 set -u
 BUILD=${BUILD:-build}
 CC=${CC:-cc}
@@ -20,13 +21,9 @@ for src in "$tmp"/*.c; do
     [ -e "$src" ] || continue
     name=$(basename "$src" .c)
     if ! grep -q 'main(' "$src"; then
-        # fragments: compile only, as a translation unit of their own
-        if $CC -std=c11 -Wall -Wextra -Werror -Iinclude -D_DEFAULT_SOURCE $san \
-                -fsyntax-only "$src" 2>"$tmp/$name.log"; then
-            echo "ok   $name (compiles)"; pass=$((pass + 1))
-        else
-            cat "$tmp/$name.log"; echo "FAIL $name"; fail=$((fail + 1))
-        fi
+        # a fragment (statements with names from the surrounding text): only
+        # whole programs are compiled and run
+        echo "skip $name (fragment)"
         continue
     fi
     if $CC -std=c11 -Wall -Wextra -Werror -Iinclude -D_DEFAULT_SOURCE $san -o "$tmp/$name" \
