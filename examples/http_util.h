@@ -1,0 +1,87 @@
+/*
+ * http_util.h — HTTP pieces shared by the example programs (header-only):
+ * which status answers which library error, the head of a short reply, and
+ * the lingering close after an error reply.
+ */
+#ifndef SLUICE_EXAMPLES_HTTP_UTIL_H
+#define SLUICE_EXAMPLES_HTTP_UTIL_H
+
+#include "server.h"
+
+/* The status that answers a failure of the client's request (head, framing,
+ * body, multipart), or 0 when the client vanished and nobody is listening. */
+static inline int http_status_for(int code)
+{
+    int st = sluice_http_error_status(code);
+    if (st)
+        return st;
+    switch (code) {
+    case SLUICE_ETOOBIG:
+    case SLUICE_EBODY_TOO_LARGE:
+        return 413;
+    case SLUICE_ETIMEDOUT:
+        return 408;
+    case SLUICE_ENOT_MULTIPART:
+        return 415;
+    case SLUICE_EBAD_CHUNK_SIZE:
+    case SLUICE_ECHUNK_SIZE_OVERFLOW:
+    case SLUICE_EBAD_CHUNK_EXT:
+    case SLUICE_ECHUNK_EXT_TOO_LONG:
+    case SLUICE_EBAD_CHUNK_END:
+    case SLUICE_EBAD_TRAILER:
+    case SLUICE_ETRAILER_TOO_LARGE:
+    case SLUICE_EBARE_LF:
+    case SLUICE_EBARE_CR:
+    case SLUICE_EBAD_BOUNDARY:
+    case SLUICE_EPART_HEADER_TOO_LARGE:
+    case SLUICE_EBAD_PART_HEADER:
+    case SLUICE_ETOO_MANY_PARTS:
+    case SLUICE_EPART_TOO_LARGE:
+    case SLUICE_EBAD_DELIMITER:
+    case SLUICE_ENO_PART:
+        return 400;
+    default:
+        return 0;
+    }
+}
+
+/* The head of a reply with a body of `len` bytes of `type`; with keep == 0 it
+ * says Connection: close. *out holds one reference. */
+static inline int http_simple_head(sluice_pool *pool, int status, const char *type, size_t len,
+                                   int keep, sluice_bytes *out)
+{
+    sluice_http_head_builder b;
+    sluice_http_head_init(&b, pool);
+    sluice_http_head_status_line(&b, status, NULL, 0);
+    sluice_http_head_add_header(&b, "Content-Type", 12, type, strlen(type));
+    sluice_http_head_add_content_length(&b, (uint64_t)len);
+    if (!keep)
+        sluice_http_head_add_header(&b, "Connection", 10, "close", 5);
+    return sluice_http_head_finish(&b, out);
+}
+
+/*
+ * Lingering close: after an error reply the write side is shut and whatever
+ * the client still sends is read and dropped until it closes or the deadline
+ * passes; closing at once would make the kernel answer its data with a reset
+ * that can destroy the reply before the client reads it. Returns -1 when the
+ * connection may be closed, 1 while waiting.
+ */
+static inline int http_linger(srv_conn *c, int fd, int64_t deadline)
+{
+    char buf[16384];
+    for (int i = 0; i < 64; i++) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            return -1;
+        if (n < 0)
+            break;
+    }
+    if (sluice_now_ms() >= deadline)
+        return -1;
+    sluice_interest w = {fd, SLUICE_WANT_READ, deadline};
+    srv_watch(c, &w);
+    return 1;
+}
+
+#endif

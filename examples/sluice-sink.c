@@ -1,0 +1,565 @@
+/*
+ * sluice-sink — an upstream that counts, hashes or stores what it receives.
+ *
+ *   sluice-sink --listen HOST:PORT [--store DIR] [--workers N]
+ *
+ * Each request body (Content-Length or chunked, parsed as strictly as the
+ * proxy does) is pulled through a tap that counts and hashes it, into a sink
+ * that drops it or, with --store, writes it to a temporary dot-file that is
+ * renamed into place only when the body completed. The reply is JSON:
+ *   {"method":..,"target":..,"bytes":N,"sha256":"..","framing":"length"|"chunked"}
+ * with 200, or 201 when stored.
+ */
+#define _GNU_SOURCE /* accept4 */
+#include "server.h"
+#include "http_util.h"
+
+#include <getopt.h>
+#include <sys/stat.h>
+
+#define MAX_HEADERS 128
+
+typedef struct sink_srv {
+    srv srv;
+    sluice_pool *pool;
+    const char *store;          /* NULL: count and drop */
+    uint32_t timeout_ms;
+} sink_srv;
+
+enum state { S_HEAD, S_BODY, S_REPLY, S_LINGER };
+
+typedef struct conn {
+    srv_conn base;
+    sink_srv *ss;
+    enum state state;
+    int cfd;
+    sluice_io *cio;
+    sluice_reader *crd;
+    sluice_bytes head;
+    sluice_http_request req;
+    sluice_http_header hdrs[MAX_HEADERS];
+    sluice_http_framing framing;
+    int keep_alive;
+    int64_t head_deadline, idle_since;
+
+    sluice_stream *body;        /* tapped body stream */
+    sluice_sink *out;           /* discard sink or file writer */
+    sluice_pump pump;
+    sluice_sink *interim;       /* 100 Continue */
+    sluice_sha256_ctx sha;
+    uint64_t bytes;
+
+    int fd_file;                /* --store: the temporary file */
+    sluice_io *fio;
+    char tmp_path[4096], final_path[4096];
+
+    sluice_sink *reply;
+    int close_after;
+    int64_t linger_deadline;
+} conn;
+
+static void conn_reset(conn *c);
+
+/* ---- a sink that drops and counts ---------------------------------------- */
+
+static sluice_poll drop_write(sluice_sink *k, sluice_bytes *chunk)
+{
+    (void)k;
+    sluice_bytes_release(chunk);
+    return SLUICE_READY;
+}
+
+static sluice_poll drop_flush(sluice_sink *k)
+{
+    (void)k;
+    return SLUICE_READY;
+}
+
+static void drop_abort(sluice_sink *k)
+{
+    (void)k;
+}
+
+static void drop_close(sluice_sink *k)
+{
+    sluice_pool_object_free(k->pool, k, sizeof *k);
+}
+
+static const sluice_sink_vtable drop_vt = {"drop", drop_write, drop_flush, drop_flush,
+                                           drop_abort, NULL, NULL, drop_close};
+
+static int drop_sink_new(sluice_pool *pool, sluice_sink **out)
+{
+    sluice_sink *k = sluice_pool_object_alloc(pool, sizeof *k);
+    *out = k;
+    if (!k)
+        return SLUICE_ENOMEM;
+    memset(k, 0, sizeof *k);
+    k->vt = &drop_vt;
+    k->pool = pool;
+    return 0;
+}
+
+static void tap_body(void *ud, const sluice_bytes *chunk)
+{
+    conn *c = ud;
+    c->bytes += chunk->len;
+    sluice_sha256_update(&c->sha, chunk->data, chunk->len);
+}
+
+/* ---- --store paths -------------------------------------------------------- */
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/*
+ * DIR/<path>: the target's path without its leading '/' and its query,
+ * percent-decoded. Refused (-1): a `..` segment, NUL, an escape that decodes
+ * to '/', an empty name or a trailing '/', a malformed escape.
+ */
+static int store_path(const char *dir, const char *target, size_t len, char *out, size_t cap)
+{
+    if (len == 0 || target[0] != '/')
+        return -1;
+    char rel[4096];
+    size_t n = 0;
+    for (size_t i = 1; i < len && target[i] != '?'; i++) {
+        char ch = target[i];
+        if (ch == '%') {
+            int hi = i + 2 < len ? hexval(target[i + 1]) : -1;
+            int lo = i + 2 < len ? hexval(target[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return -1;
+            ch = (char)(hi * 16 + lo);
+            if (ch == '/' || ch == 0)
+                return -1;
+            i += 2;
+        }
+        if (ch == 0 || n + 1 >= sizeof rel)
+            return -1;
+        rel[n++] = ch;
+    }
+    rel[n] = 0;
+    if (n == 0 || rel[n - 1] == '/')
+        return -1;
+    /* every segment: non-empty, not "." or ".." */
+    for (char *seg = rel;;) {
+        char *slash = strchr(seg, '/');
+        size_t sl = slash ? (size_t)(slash - seg) : strlen(seg);
+        if (sl == 0 || (sl == 1 && seg[0] == '.') || (sl == 2 && seg[0] == '.' && seg[1] == '.'))
+            return -1;
+        if (!slash)
+            break;
+        seg = slash + 1;
+    }
+    int w = snprintf(out, cap, "%s/%s", dir, rel);
+    return w < 0 || (size_t)w >= cap ? -1 : 0;
+}
+
+static int mkdirs_for(char *path)
+{
+    for (char *p = strchr(path + 1, '/'); p; p = strchr(p + 1, '/')) {
+        *p = 0;
+        int rc = mkdir(path, 0755);
+        *p = '/';
+        if (rc < 0 && errno != EEXIST)
+            return -1;
+    }
+    return 0;
+}
+
+/* Opens the temporary dot-file next to the final path. */
+static int open_store(conn *c)
+{
+    if (store_path(c->ss->store, c->req.target, c->req.target_len, c->final_path,
+                   sizeof c->final_path) < 0)
+        return 400;
+    if (mkdirs_for(c->final_path) < 0)
+        return 500;
+    char *slash = strrchr(c->final_path, '/');
+    int w = snprintf(c->tmp_path, sizeof c->tmp_path, "%.*s/.%s.XXXXXX",
+                     (int)(slash - c->final_path), c->final_path, slash + 1);
+    if (w < 0 || (size_t)w >= sizeof c->tmp_path)
+        return 400;
+    c->fd_file = mkstemp(c->tmp_path);
+    if (c->fd_file < 0)
+        return 500;
+    if (sluice_io_fd_new(c->ss->pool, c->fd_file, 0, &c->fio) < 0 ||
+        sluice_raw_writer_new(c->ss->pool, c->fio, NULL, NULL, &c->out) < 0)
+        return 500;
+    return 0;
+}
+
+static void discard_store(conn *c)
+{
+    sluice_sink_close(c->out);
+    c->out = NULL;
+    sluice_io_close(c->fio);
+    c->fio = NULL;
+    if (c->fd_file >= 0) {
+        close(c->fd_file);
+        unlink(c->tmp_path); /* an incomplete body leaves nothing behind */
+        c->fd_file = -1;
+    }
+}
+
+/* ---- replies -------------------------------------------------------------- */
+
+static int start_reply(conn *c, int status, const char *body, size_t len, int keep)
+{
+    sluice_bytes h, b;
+    c->close_after = !keep;
+    if (http_simple_head(c->ss->pool, status, "application/json", len, keep, &h) < 0)
+        return -1;
+    if (sluice_raw_writer_new(c->ss->pool, c->cio, &h, NULL, &c->reply) < 0)
+        return -1;
+    if (len && sluice_bytes_copy_from(c->ss->pool, body, len, &b) == 0 &&
+        sluice_sink_poll_write(c->reply, &b) != SLUICE_READY)
+        sluice_bytes_release(&b);
+    c->state = S_REPLY;
+    return 0;
+}
+
+static int error_reply(conn *c, int status)
+{
+    char msg[96];
+    int n = snprintf(msg, sizeof msg, "{\"error\":%d,\"reason\":\"%s\"}\n", status,
+                     sluice_http_reason_phrase(status));
+    return start_reply(c, status, msg, (size_t)n, 0);
+}
+
+static void json_str(char **p, char *end, const char *s, size_t n)
+{
+    char *o = *p;
+    if (o < end)
+        *o++ = '"';
+    for (size_t i = 0; i < n && o + 7 < end; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            *o++ = '\\';
+            *o++ = (char)ch;
+        } else if (ch < 0x20 || ch >= 0x7f) {
+            o += snprintf(o, (size_t)(end - o), "\\u%04x", ch);
+        } else {
+            *o++ = (char)ch;
+        }
+    }
+    if (o < end)
+        *o++ = '"';
+    *p = o;
+}
+
+static int done_reply(conn *c, int stored)
+{
+    unsigned char d[SLUICE_SHA256_SIZE];
+    char hex[SLUICE_SHA256_HEX_SIZE];
+    sluice_sha256_final(&c->sha, d);
+    sluice_sha256_hex(d, hex);
+    char msg[1024], *p = msg, *end = msg + sizeof msg - 160;
+    p += snprintf(p, (size_t)(end - p), "{\"method\":");
+    json_str(&p, end, c->req.method, c->req.method_len);
+    p += snprintf(p, (size_t)(end - p), ",\"target\":");
+    json_str(&p, end, c->req.target, c->req.target_len);
+    p += snprintf(p, 160, ",\"bytes\":%llu,\"sha256\":\"%s\",\"framing\":\"%s\"}\n",
+                  (unsigned long long)c->bytes, hex,
+                  c->framing.body == SLUICE_HTTP_BODY_CHUNKED ? "chunked" : "length");
+    return start_reply(c, stored ? 201 : 200, msg, (size_t)(p - msg), c->keep_alive);
+}
+
+/* ---- the state machine ---------------------------------------------------- */
+
+static int step_head(conn *c)
+{
+    int64_t now = sluice_now_ms();
+    if (sluice_reader_available(c->crd) > 0 && c->head_deadline < 0)
+        c->head_deadline = now + c->ss->timeout_ms;
+    if (c->head_deadline >= 0 && now >= c->head_deadline)
+        return -1;
+    int err = 0;
+    sluice_poll r = sluice_http_read_request(c->crd, NULL, &c->req, c->hdrs, MAX_HEADERS,
+                                             &c->head, &err);
+    if (r == SLUICE_PENDING) {
+        sluice_interest w;
+        sluice_reader_ready(c->crd, &w);
+        if (c->head_deadline < 0 && now >= c->idle_since + c->ss->timeout_ms)
+            return -1;
+        w.deadline_ms = c->head_deadline >= 0 ? c->head_deadline : c->idle_since + c->ss->timeout_ms;
+        srv_watch(&c->base, &w);
+        return 1;
+    }
+    if (r == SLUICE_EOF)
+        return -1;
+    if (r == SLUICE_ERROR) {
+        int st = http_status_for(err);
+        return st ? error_reply(c, st) : -1;
+    }
+    c->keep_alive = sluice_http_request_keep_alive(&c->req);
+    if (sluice_http_request_host(&c->req, NULL, NULL) < 0 ||
+        sluice_http_request_framing(&c->req, &c->framing) < 0)
+        return error_reply(c, 400);
+    sluice_http_expect ex = sluice_http_request_expect(&c->req);
+    if (ex == SLUICE_HTTP_EXPECT_OTHER)
+        return error_reply(c, 417);
+
+    sluice_stream *raw = NULL;
+    sluice_body_config bc = {.idle_timeout_ms = c->ss->timeout_ms};
+    int rc = 0;
+    if (c->framing.body == SLUICE_HTTP_BODY_LENGTH)
+        rc = sluice_body_length_new(c->ss->pool, c->crd, c->framing.length, &bc, &raw);
+    else if (c->framing.body == SLUICE_HTTP_BODY_CHUNKED)
+        rc = sluice_body_chunked_new(c->ss->pool, c->crd, &bc, &raw);
+    else
+        rc = sluice_memstream_new(c->ss->pool, NULL, 0, 0, &raw);
+    if (rc < 0 || sluice_tap_new(c->ss->pool, raw, tap_body, c, &c->body) < 0)
+        return -1;
+    if (c->ss->store) {
+        int st = open_store(c);
+        if (st) {
+            discard_store(c);
+            return error_reply(c, st);
+        }
+    } else if (drop_sink_new(c->ss->pool, &c->out) < 0) {
+        return -1;
+    }
+    if (ex == SLUICE_HTTP_EXPECT_CONTINUE && c->framing.body != SLUICE_HTTP_BODY_NONE) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        sluice_bytes h = sluice_bytes_static(cont, sizeof cont - 1);
+        if (sluice_raw_writer_new(c->ss->pool, c->cio, &h, NULL, &c->interim) < 0)
+            return -1;
+    }
+    sluice_pump_init(&c->pump, c->body, c->out, 0);
+    c->state = S_BODY;
+    return 0;
+}
+
+static int step_body(conn *c)
+{
+    sluice_interest w;
+    if (c->interim) {
+        sluice_poll r = sluice_sink_finish(c->interim);
+        if (r == SLUICE_ERROR)
+            return -1;
+        if (r == SLUICE_PENDING) {
+            sluice_sink_ready(c->interim, &w);
+            srv_watch(&c->base, &w);
+            return 1;
+        }
+        sluice_sink_close(c->interim);
+        c->interim = NULL;
+    }
+    sluice_pump_status st = sluice_pump_step(&c->pump, &w);
+    if (st == SLUICE_PUMP_PENDING) {
+        srv_watch(&c->base, &w);
+        return 1;
+    }
+    if (st == SLUICE_PUMP_ERROR) {
+        int status = sluice_pump_failed_side(&c->pump) == SLUICE_SIDE_SINK
+                         ? 500
+                         : http_status_for(sluice_pump_error(&c->pump));
+        discard_store(c);
+        return status ? error_reply(c, status) : -1;
+    }
+    int stored = 0;
+    if (c->fd_file >= 0) {
+        sluice_sink_close(c->out);
+        c->out = NULL;
+        sluice_io_close(c->fio);
+        c->fio = NULL;
+        close(c->fd_file);
+        c->fd_file = -1;
+        if (rename(c->tmp_path, c->final_path) < 0) {
+            unlink(c->tmp_path);
+            return error_reply(c, 500);
+        }
+        stored = 1;
+    }
+    return done_reply(c, stored);
+}
+
+static int step_reply(conn *c)
+{
+    sluice_poll r = sluice_sink_finish(c->reply);
+    if (r == SLUICE_PENDING) {
+        sluice_interest w;
+        sluice_sink_ready(c->reply, &w);
+        srv_watch(&c->base, &w);
+        return 1;
+    }
+    if (r == SLUICE_ERROR)
+        return -1;
+    if (!c->close_after) {
+        conn_reset(c);
+        return 0;
+    }
+    shutdown(c->cfd, SHUT_WR);
+    c->state = S_LINGER;
+    c->linger_deadline = sluice_now_ms() + 2000;
+    return 0;
+}
+
+static int drive(srv_conn *sc)
+{
+    conn *c = (conn *)sc;
+    for (int guard = 0; guard < 1000; guard++) {
+        int rc;
+        switch (c->state) {
+        case S_HEAD:
+            rc = step_head(c);
+            break;
+        case S_BODY:
+            rc = step_body(c);
+            break;
+        case S_REPLY:
+            rc = step_reply(c);
+            break;
+        default:
+            rc = http_linger(&c->base, c->cfd, c->linger_deadline);
+            break;
+        }
+        if (rc != 0)
+            return rc < 0 ? -1 : 0;
+        c->base.nwant = 0;
+        c->base.deadline = -1;
+    }
+    c->base.immediate = 1;
+    return 0;
+}
+
+static void conn_reset(conn *c)
+{
+    sluice_pump_reset(&c->pump);
+    discard_store(c);
+    sluice_sink_close(c->out);
+    sluice_sink_close(c->interim);
+    sluice_sink_close(c->reply);
+    sluice_stream_close(c->body);
+    sluice_bytes_release(&c->head);
+    c->out = c->interim = c->reply = NULL;
+    c->body = NULL;
+    c->state = S_HEAD;
+    c->head_deadline = -1;
+    c->idle_since = sluice_now_ms();
+    c->bytes = 0;
+    c->fd_file = -1;
+    sluice_sha256_init(&c->sha);
+}
+
+static srv_conn *sk_accept(srv *s, int fd)
+{
+    sink_srv *ss = (sink_srv *)s;
+    conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    srv_conn_init(s, &c->base);
+    c->ss = ss;
+    c->cfd = fd;
+    c->fd_file = -1;
+    if (sluice_io_fd_new(ss->pool, fd, 0, &c->cio) < 0 ||
+        sluice_reader_new(ss->pool, c->cio, NULL, &c->crd) < 0) {
+        sluice_io_close(c->cio);
+        close(fd);
+        free(c);
+        return NULL;
+    }
+    conn_reset(c);
+    return &c->base;
+}
+
+static void sk_destroy(srv_conn *sc)
+{
+    conn *c = (conn *)sc;
+    conn_reset(c);
+    sluice_reader_free(c->crd);
+    sluice_io_close(c->cio);
+    close(c->cfd);
+    free(c);
+}
+
+static int sk_idle(srv_conn *sc)
+{
+    conn *c = (conn *)sc;
+    return c->state == S_HEAD && sluice_reader_available(c->crd) == 0;
+}
+
+static const srv_ops sk_ops = {sk_accept, drive, sk_destroy, sk_idle};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: sluice-sink --listen HOST:PORT [--store DIR] [--workers N]\n"
+               "\n"
+               "Reads each request body and answers 200 with JSON\n"
+               "{\"method\",\"target\",\"bytes\",\"sha256\",\"framing\"}.\n"
+               "  --store DIR   write each body to DIR/<target path> (201), via a\n"
+               "                temporary dot-file renamed only when the body completed\n"
+               "  --workers N   processes sharing the port (default 1)\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, 0, 'l'},
+        {"store", required_argument, 0, 's'},
+        {"workers", required_argument, 0, 'w'},
+        {"timeout-ms", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    static sink_srv ss;
+    net_addr addr;
+    int have_listen = 0, workers = 1, o;
+    long long v;
+    ss.timeout_ms = 30000;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'l':
+            if (!(have_listen = net_parse_addr(optarg, &addr) == 0))
+                goto bad;
+            break;
+        case 's':
+            ss.store = optarg;
+            break;
+        case 'w':
+            if ((v = net_parse_size(optarg)) <= 0 || v > 64)
+                goto bad;
+            workers = (int)v;
+            break;
+        case 't':
+            if ((v = net_parse_size(optarg)) <= 0 || v > 86400000)
+                goto bad;
+            ss.timeout_ms = (uint32_t)v;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            goto bad;
+        }
+    }
+    if (!have_listen || optind != argc)
+        goto bad;
+    if (ss.store) {
+        struct stat st;
+        if (stat(ss.store, &st) < 0 || !S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "sluice-sink: --store %s: not a directory\n", ss.store);
+            return 2;
+        }
+    }
+    if (sluice_pool_new(NULL, &ss.pool) < 0)
+        return 1;
+    int rc = srv_main(&ss.srv, &sk_ops, &addr, workers);
+    sluice_pool_free(ss.pool);
+    return rc;
+bad:
+    usage(stderr);
+    return 2;
+}
