@@ -10,5 +10,6 @@
 #include "sluice/stream.h"
 #include "sluice/sink.h"
 #include "sluice/pump.h"
+#include "sluice/multipart.h"
 
 #endif
