@@ -71,6 +71,7 @@ struct sluice_multipart {
     bool last_clean;        /* ...and the last of them lost no data to a skip */
     bool abandoned;         /* next() moved on from the current part         */
     bool skipped;           /* data of the current part was dropped          */
+    bool part_over;         /* the part limit is reached: fail next          */
     uint64_t part_bytes;    /* data bytes of the current part so far         */
     uint64_t part_start;    /* body offset of the current part's data        */
 
@@ -401,21 +402,39 @@ static sluice_poll pull(sluice_multipart *m)
 
 /* ---- data path ------------------------------------------------------------ */
 
-/* n more bytes proved to be the current part's data (nothing in the
- * preamble). Fails past the part limit, at the first byte beyond it. */
-static bool count_data(sluice_multipart *m, size_t n, bool deliver)
+/* n more bytes proved to be data (of the current part; in the preamble they
+ * do not count). Returns how many of them the part limit lets through; when
+ * that is fewer, part_over is set and the scan fails once they are out, so
+ * exactly max_part_bytes are delivered whatever the chunking. */
+static size_t allow_data(sluice_multipart *m, size_t n, bool deliver)
 {
-    if (m->state != ST_DATA || !n)
-        return true;
-    m->part_bytes += n;
-    if (!deliver)
-        m->skipped = true;
+    if (m->state != ST_DATA)
+        return n;
     uint64_t max = m->lim.max_part_bytes;
-    if (max && m->part_bytes > max) {
-        mp_fail(m, SLUICE_EPART_TOO_LARGE, NULL, m->part_start + max);
-        return false;
+    if (max && n > max - m->part_bytes) {
+        n = (size_t)(max - m->part_bytes);
+        m->part_over = true;
     }
-    return true;
+    m->part_bytes += n;
+    if (!deliver && n)
+        m->skipped = true;
+    return n;
+}
+
+/* Keeps only the first n of the held bytes' views. */
+static void held_truncate(sluice_multipart *m, size_t n)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < m->nheld; i++) {
+        if (n == 0) {
+            sluice_bytes_release(&m->held[i]);
+            continue;
+        }
+        sluice_bytes_truncate(&m->held[i], n);
+        n -= m->held[i].len;
+        kept = i + 1;
+    }
+    m->nheld = kept;
 }
 
 /* The length of the longest suffix of cur that is a proper prefix of the
@@ -483,6 +502,9 @@ static sluice_poll mp_scan(sluice_multipart *m, bool deliver, sluice_bytes *out)
             m->nheld = m->held_next = m->hlen = 0;
             m->held_data = false;
         }
+        if (m->part_over)
+            return mp_fail(m, SLUICE_EPART_TOO_LARGE, NULL,
+                           m->part_start + m->lim.max_part_bytes);
         if (!m->cur.len) {
             sluice_poll r = pull(m);
             if (r != SLUICE_READY)
@@ -500,8 +522,9 @@ static sluice_poll mp_scan(sluice_multipart *m, bool deliver, sluice_bytes *out)
                 continue;
             }
             /* No delimiter: every held byte is data (a virtual CRLF is not). */
-            if (!count_data(m, m->hlen - m->hvirt, deliver))
-                return SLUICE_ERROR;
+            size_t n = m->hlen - m->hvirt, ok = allow_data(m, n, deliver);
+            if (ok < n)
+                held_truncate(m, ok);
             m->hvirt = 0;
             m->held_data = true;
             m->held_next = 0;
@@ -523,9 +546,11 @@ static sluice_poll mp_scan(sluice_multipart *m, bool deliver, sluice_bytes *out)
             hold_cur(m, deliver);
             continue;
         }
-        if (!count_data(m, p, deliver))
-            return SLUICE_ERROR;
-        m->at_delim = found; /* cur will start with it once p bytes are gone */
+        size_t ok = allow_data(m, p, deliver);
+        m->at_delim = found && ok == p; /* cur starts with it once p bytes are gone */
+        if (!ok)
+            continue; /* the part limit fails it */
+        p = ok;
         if (deliver) {
             if (p == m->cur.len) { /* hand over cur itself: no reference traffic */
                 *out = m->cur;
@@ -990,7 +1015,7 @@ static sluice_poll make_part(sluice_multipart *m, sluice_stream **out)
     ps->m = mp_ref(m);
     m->nparts++;
     m->state = ST_DATA;
-    m->skipped = m->abandoned = false;
+    m->skipped = m->abandoned = m->part_over = false;
     m->part_bytes = 0;
     m->part_start = m->pos;
     /* The blank line's CRLF may double as the delimiter's: data that opens

@@ -787,6 +787,33 @@ TEST(multipart_malformed_table)
     }
 }
 
+TEST(multipart_part_limit_delivers_exactly_the_limit)
+{
+    /* Whatever the chunking, a part over its limit yields its first
+     * max_part_bytes bytes, then fails. */
+    static const struct {
+        const char *body, *want;
+    } cases[] = {
+        {"--b\r\n\r\n0123456789\r\n--b--", "0123"},
+        {"--b\r\n\r\n01\r\n--x\r\n--b--", "01\r\n"},
+        {"--b\r\n\r\n\r\n--\r\n--x\r\n--b--", "\r\n--"},
+    };
+    sluice_multipart_limits lim = {.max_part_bytes = 4};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len = strlen(cases[i].body);
+        for (size_t k = 0; k <= len; k++) {
+            got g;
+            parse_mem(cases[i].body, len, "b", &lim, k ? AT : BYTES, k, NULL, 0, &g);
+            if (g.err != SLUICE_EPART_TOO_LARGE || g.err_off != 11 || g.n != 1 ||
+                g.parts[0].len != 4 || memcmp(g.parts[0].data, cases[i].want, 4) != 0)
+                harness_fail(__FILE__, __LINE__, "case %zu split %zu: %s at %llu, %zu bytes", i,
+                             k, sluice_err_name(g.err), (unsigned long long)g.err_off,
+                             g.n ? g.parts[0].len : 0);
+            got_free(&g);
+        }
+    }
+}
+
 TEST(multipart_error_messages)
 {
     const char body[] = "--b\r\nA: x\nB: y\r\n\r\n";
