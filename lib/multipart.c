@@ -443,9 +443,9 @@ static size_t tail_prefix(const sluice_multipart *m)
 {
     size_t w = m->cur.len < m->dlen - 1 ? m->cur.len : m->dlen - 1;
     const unsigned char *end = m->cur.data + m->cur.len;
-    for (const unsigned char *p = end - 1; p >= end - w; p--) {
-        if (*p == '\r')
-            return memcmp(p, m->delim, (size_t)(end - p)) == 0 ? (size_t)(end - p) : 0;
+    for (size_t k = 1; k <= w; k++) {
+        if (end[-(ptrdiff_t)k] == '\r')
+            return memcmp(end - k, m->delim, k) == 0 ? k : 0;
     }
     return 0;
 }
