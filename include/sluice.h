@@ -18,5 +18,6 @@
 #include "sluice/writer.h"
 #include "sluice/http.h"
 #include "sluice/head.h"
+#include "sluice/multipart.h"
 
 #endif

@@ -88,7 +88,8 @@ SLUICE_API const char *sluice_version(void);
     X(EPART_TOO_LARGE,   -1205, "part data exceeds its byte limit")           \
     X(EBODY_TOO_LARGE,   -1206, "body exceeds the total byte limit")          \
     X(EBAD_DELIMITER,    -1207, "junk after a boundary delimiter")            \
-    X(ENO_PART,          -1208, "no part matched")
+    X(ENO_PART,          -1208, "no part matched")                            \
+    X(EBAD_EXT_VALUE,    -1209, "filename* is not an RFC 8187 UTF-8 or ISO-8859-1 value")
 
 enum sluice_error {
 #define SLUICE__ENUM(name, value, msg) SLUICE_##name = (value),

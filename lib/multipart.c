@@ -1,0 +1,1222 @@
+/*
+ * multipart.c — multipart/form-data splitter whose parts are streams.
+ *
+ * The delimiter is CRLF "--" boundary. Boundary characters never include CR,
+ * so a CR occurs in the delimiter only at its first byte: the delimiter
+ * cannot overlap itself. That gives the two facts the data path rests on:
+ *
+ *   - inside one chunk, one memmem() finds the next delimiter, and only the
+ *     last CR among the chunk's final dlen-1 bytes can start a delimiter that
+ *     continues into the next chunk;
+ *   - bytes held back because they might start a delimiter are always exactly
+ *     delim[0..hlen). So whether the next chunk completes them is one memcmp,
+ *     and if it does not, all of them are data (no partial restart is
+ *     possible). The held views (fewer than dlen bytes, from at most dlen-1
+ *     chunks) are then yielded as they are: payload is never copied.
+ *
+ * Everything else (the few bytes after a boundary, the part header block) is
+ * off the data path: header blocks are copied once into the part object,
+ * which owns them together with the decoded name and filename.
+ *
+ * Parts hold a reference on the splitter; an index tells a part whether the
+ * splitter still reads its data, so closing a part touches only the atomic
+ * reference count.
+ */
+#define _GNU_SOURCE /* memmem */
+#include "internal.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+
+#define DELIM_MAX (4 + SLUICE_MULTIPART_BOUNDARY_MAX) /* CRLF "--" boundary */
+
+enum state {
+    ST_PREAMBLE,    /* before the first delimiter: dropped                     */
+    ST_DATA,        /* a part's data                                           */
+    ST_AFTER_DELIM, /* after "--boundary": "--", or whitespace then CRLF      */
+    ST_HEADERS,     /* a part's header block                                   */
+    ST_EPILOGUE,    /* after the close delimiter: dropped until the body's EOF */
+    ST_DONE,
+    ST_FAILED
+};
+
+enum after { AD_START, AD_DASH, AD_WS, AD_CR };
+
+struct sluice_multipart {
+    sluice_pool *pool;
+    sluice_stream *body;
+    atomic_size_t refs;
+    sluice_multipart_limits lim;
+    enum state state;
+    enum after after;
+    unsigned char delim[DELIM_MAX];
+    size_t dlen;
+
+    sluice_bytes cur;       /* unread rest of the current input chunk        */
+    uint64_t pos;           /* body offset of cur.data                       */
+    bool at_delim;          /* cur is known to start with the delimiter      */
+    bool body_over;         /* body limit reached: the next pull fails       */
+
+    /* Held back: the last hlen bytes seen equal delim[0..hlen). Their views
+     * are kept (in order) only while a part is being read; once they prove
+     * to be data (held_data), they are yielded from held_next on. */
+    sluice_bytes held[DELIM_MAX];
+    size_t nheld, held_next, hlen;
+    size_t hvirt;           /* leading held bytes that are a virtual CRLF     */
+    bool held_data;
+
+    size_t nparts;          /* parts handed out; the current is nparts-1     */
+    size_t done_parts;      /* parts whose closing delimiter was seen        */
+    bool last_clean;        /* ...and the last of them lost no data to a skip */
+    bool abandoned;         /* next() moved on from the current part         */
+    bool skipped;           /* data of the current part was dropped          */
+    bool part_over;         /* the part limit is reached: fail next          */
+    uint64_t part_bytes;    /* data bytes of the current part so far         */
+    uint64_t part_start;    /* body offset of the current part's data        */
+
+    unsigned char *hbuf;    /* header block being gathered, after a virtual
+                               CRLF (the one ending the boundary line)       */
+    size_t hcap, hused;
+    uint64_t hstart;        /* body offset of the header block               */
+
+    int err;
+    const char *why;
+    uint64_t err_offset;
+};
+
+typedef struct part_stream {
+    sluice_stream base;
+    sluice_multipart *m;
+    sluice_part info;
+    size_t size;            /* of this allocation, with what follows it      */
+} part_stream;
+
+typedef struct concat_stream {
+    sluice_stream base;
+    sluice_multipart *m;
+    sluice_stream *part;
+} concat_stream;
+
+static const sluice_stream_vtable part_vt;
+static const sluice_stream_vtable concat_vt;
+
+static bool is_bchar(unsigned char c);
+static bool is_tchar(unsigned char c);
+static bool is_attr_char(unsigned char c);
+static int lower(int c);
+static bool ieq(const char *a, size_t alen, const char *b);
+static size_t skip_ows(const unsigned char *s, size_t i, size_t n);
+static sluice_poll mp_fail(sluice_multipart *m, int code, const char *why, uint64_t off);
+static void mp_release(sluice_multipart *m);
+static sluice_poll mp_scan(sluice_multipart *m, bool deliver, sluice_bytes *out);
+static sluice_poll mp_after_delim(sluice_multipart *m);
+static sluice_poll mp_headers(sluice_multipart *m, sluice_stream **part);
+static sluice_poll mp_epilogue(sluice_multipart *m);
+
+/* ---- boundary from Content-Type ----------------------------------------- */
+
+/* A token at s[*i..n) (may be empty). Returns its length; *i moves past it. */
+static size_t take_token(const unsigned char *s, size_t *i, size_t n)
+{
+    size_t b = *i;
+    while (*i < n && is_tchar(s[*i]))
+        (*i)++;
+    return *i - b;
+}
+
+static int boundary_param(const unsigned char *s, size_t len, char *out)
+{
+    static const char want[] = "multipart/form-data";
+    size_t i = skip_ows(s, 0, len);
+    size_t t0 = i, tl = take_token(s, &i, len);
+    if (!tl || i == len || s[i] != '/')
+        return SLUICE_ENOT_MULTIPART;
+    i++;
+    size_t sl = take_token(s, &i, len);
+    if (!sl || !ieq((const char *)s + t0, i - t0, want))
+        return SLUICE_ENOT_MULTIPART;
+    size_t blen = 0;
+    bool found = false;
+    for (;;) {
+        i = skip_ows(s, i, len);
+        if (i == len)
+            break;
+        if (s[i] != ';')
+            return SLUICE_EBAD_BOUNDARY;
+        i = skip_ows(s, i + 1, len);
+        if (i == len)
+            break; /* a trailing ';' */
+        size_t n0 = i, nl = take_token(s, &i, len);
+        if (!nl || i == len || s[i] != '=')
+            return SLUICE_EBAD_BOUNDARY;
+        bool is_b = ieq((const char *)s + n0, nl, "boundary");
+        if (is_b && found)
+            return SLUICE_EBAD_BOUNDARY;
+        found |= is_b;
+        i++;
+        if (i < len && s[i] == '"') {
+            for (i++;; i++) {
+                if (i == len)
+                    return SLUICE_EBAD_BOUNDARY;
+                unsigned char c = s[i];
+                if (c == '"')
+                    break;
+                if (c == '\\' && i + 1 < len)
+                    c = s[++i];
+                else if (c == '\\')
+                    return SLUICE_EBAD_BOUNDARY;
+                if (is_b) {
+                    if (!is_bchar(c) || blen == SLUICE_MULTIPART_BOUNDARY_MAX)
+                        return SLUICE_EBAD_BOUNDARY;
+                    out[blen++] = (char)c;
+                } else if (c < 0x20 && c != '\t') {
+                    return SLUICE_EBAD_BOUNDARY;
+                }
+            }
+            i++;
+        } else {
+            size_t v0 = i, vl = take_token(s, &i, len);
+            if (!vl)
+                return SLUICE_EBAD_BOUNDARY;
+            for (size_t k = 0; is_b && k < vl; k++) {
+                if (!is_bchar(s[v0 + k]) || blen == SLUICE_MULTIPART_BOUNDARY_MAX)
+                    return SLUICE_EBAD_BOUNDARY;
+                out[blen++] = (char)s[v0 + k];
+            }
+        }
+    }
+    if (!found || blen == 0 || out[blen - 1] == ' ')
+        return SLUICE_EBAD_BOUNDARY;
+    out[blen] = '\0';
+    return (int)blen;
+}
+
+int sluice_multipart_boundary(const char *content_type, size_t len,
+                              char out[SLUICE_MULTIPART_BOUNDARY_MAX + 1])
+{
+    int n = boundary_param((const unsigned char *)content_type, len, out);
+    if (n < 0)
+        out[0] = '\0';
+    return n;
+}
+
+/* ---- splitter ------------------------------------------------------------ */
+
+int sluice_multipart_new(sluice_pool *pool, sluice_stream *body, const char *boundary,
+                         size_t boundary_len, const sluice_multipart_limits *limits,
+                         sluice_multipart **out)
+{
+    *out = NULL;
+    bool ok = boundary_len >= 1 && boundary_len <= SLUICE_MULTIPART_BOUNDARY_MAX &&
+              boundary[boundary_len - 1] != ' ';
+    for (size_t i = 0; ok && i < boundary_len; i++)
+        ok = is_bchar((unsigned char)boundary[i]);
+    if (!ok) {
+        sluice_stream_close(body);
+        return SLUICE_EBAD_BOUNDARY;
+    }
+    sluice_multipart *m = sluice_pool_object_alloc(pool, sizeof *m);
+    if (!m) {
+        sluice_stream_close(body);
+        return SLUICE_ENOMEM;
+    }
+    memset(m, 0, sizeof *m);
+    m->pool = pool;
+    m->body = body;
+    atomic_init(&m->refs, 1);
+    if (limits)
+        m->lim = *limits;
+    if (!m->lim.max_header_bytes)
+        m->lim.max_header_bytes = SLUICE_MULTIPART_DEFAULT_HEADER_BYTES;
+    if (!m->lim.max_parts)
+        m->lim.max_parts = SLUICE_MULTIPART_DEFAULT_PARTS;
+    memcpy(m->delim, "\r\n--", 4);
+    memcpy(m->delim + 4, boundary, boundary_len);
+    m->dlen = 4 + boundary_len;
+    m->state = ST_PREAMBLE;
+    m->hlen = m->hvirt = 2; /* the body's start counts as a CRLF: a first
+                               delimiter may open the body without one */
+    *out = m;
+    return 0;
+}
+
+sluice_poll sluice_multipart_next(sluice_multipart *m, sluice_stream **part)
+{
+    *part = NULL;
+    for (;;) {
+        sluice_poll r;
+        switch (m->state) {
+        case ST_DATA:
+            m->abandoned = true;
+            /* fall through */
+        case ST_PREAMBLE:
+            r = mp_scan(m, false, NULL);
+            if (r != SLUICE_EOF)
+                return r;
+            break;
+        case ST_AFTER_DELIM:
+            r = mp_after_delim(m);
+            if (r != SLUICE_READY)
+                return r;
+            break;
+        case ST_HEADERS:
+            return mp_headers(m, part);
+        case ST_EPILOGUE:
+            return mp_epilogue(m);
+        case ST_DONE:
+            return SLUICE_EOF;
+        case ST_FAILED:
+        default:
+            return SLUICE_ERROR;
+        }
+    }
+}
+
+sluice_poll sluice_multipart_find(sluice_multipart *m, const char *name, size_t name_len,
+                                  sluice_stream **part)
+{
+    for (;;) {
+        sluice_poll r = sluice_multipart_next(m, part);
+        if (r != SLUICE_READY)
+            return r;
+        const sluice_part *p = sluice_part_get(*part);
+        if (name ? p->name && p->name_len == name_len && !memcmp(p->name, name, name_len)
+                 : p->filename != NULL)
+            return SLUICE_READY;
+        sluice_stream_close(*part);
+        *part = NULL;
+    }
+}
+
+void sluice_multipart_ready(sluice_multipart *m, sluice_interest *want)
+{
+    sluice_stream_ready(m->body, want);
+}
+
+int sluice_multipart_error(const sluice_multipart *m)
+{
+    return m->err;
+}
+
+const char *sluice_multipart_error_message(const sluice_multipart *m)
+{
+    if (!m->err)
+        return "";
+    return m->why ? m->why : sluice_strerror(m->err);
+}
+
+uint64_t sluice_multipart_error_offset(const sluice_multipart *m)
+{
+    return m->err_offset;
+}
+
+size_t sluice_multipart_count(const sluice_multipart *m)
+{
+    return m->nparts;
+}
+
+void sluice_multipart_close(sluice_multipart *m)
+{
+    if (m)
+        mp_release(m);
+}
+
+static void mp_release(sluice_multipart *m)
+{
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    sluice_bytes_release(&m->cur);
+    for (size_t i = 0; i < m->nheld; i++)
+        sluice_bytes_release(&m->held[i]);
+    sluice_stream_close(m->body);
+    sluice__free(m->pool, m->hbuf, m->hcap);
+    sluice_pool_object_free(m->pool, m, sizeof *m);
+}
+
+static sluice_multipart *mp_ref(sluice_multipart *m)
+{
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    return m;
+}
+
+static sluice_poll mp_fail(sluice_multipart *m, int code, const char *why, uint64_t off)
+{
+    if (!m->err) {
+        m->err = code ? code : SLUICE_EINVAL;
+        m->why = why;
+        m->err_offset = off;
+    }
+    m->state = ST_FAILED;
+    return SLUICE_ERROR;
+}
+
+/* ---- input --------------------------------------------------------------- */
+
+/* Drops n bytes from the front of cur (they were used or are not needed). */
+static void consume(sluice_multipart *m, size_t n)
+{
+    sluice_bytes_advance(&m->cur, n);
+    m->pos += n;
+    if (!m->cur.len)
+        sluice_bytes_release(&m->cur);
+}
+
+/* Refills the empty cur from the body. READY: cur is not empty. EOF only in
+ * the epilogue; anywhere else the body ended too early. */
+static sluice_poll pull(sluice_multipart *m)
+{
+    if (m->body_over)
+        return mp_fail(m, SLUICE_EBODY_TOO_LARGE, NULL, m->lim.max_body_bytes);
+    sluice_bytes b;
+    sluice_poll r = sluice_stream_poll_next(m->body, &b);
+    if (r == SLUICE_PENDING)
+        return r;
+    if (r == SLUICE_EOF) {
+        if (m->state == ST_EPILOGUE) {
+            m->state = ST_DONE;
+            return SLUICE_EOF;
+        }
+        return mp_fail(m, SLUICE_ETRUNCATED,
+                       m->state == ST_PREAMBLE ? "body ended before the first boundary"
+                                               : "body ended before the close delimiter",
+                       m->pos);
+    }
+    if (r != SLUICE_READY)
+        return mp_fail(m, sluice_stream_error(m->body), sluice_stream_error_message(m->body),
+                       m->pos);
+    uint64_t max = m->lim.max_body_bytes;
+    if (max && b.len > max - m->pos) {
+        /* Keep the bytes within the limit, so errors before it are still
+         * found at their byte, whatever the chunking. */
+        sluice_bytes_truncate(&b, (size_t)(max - m->pos));
+        m->body_over = true;
+        if (!b.len) {
+            sluice_bytes_release(&b);
+            return mp_fail(m, SLUICE_EBODY_TOO_LARGE, NULL, max);
+        }
+    }
+    m->cur = b;
+    return SLUICE_READY;
+}
+
+/* ---- data path ------------------------------------------------------------ */
+
+/* n more bytes proved to be data (of the current part; in the preamble they
+ * do not count). Returns how many of them the part limit lets through; when
+ * that is fewer, part_over is set and the scan fails once they are out, so
+ * exactly max_part_bytes are delivered whatever the chunking. */
+static size_t allow_data(sluice_multipart *m, size_t n, bool deliver)
+{
+    if (m->state != ST_DATA)
+        return n;
+    uint64_t max = m->lim.max_part_bytes;
+    if (max && n > max - m->part_bytes) {
+        n = (size_t)(max - m->part_bytes);
+        m->part_over = true;
+    }
+    m->part_bytes += n;
+    if (!deliver && n)
+        m->skipped = true;
+    return n;
+}
+
+/* Keeps only the first n of the held bytes' views. */
+static void held_truncate(sluice_multipart *m, size_t n)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < m->nheld; i++) {
+        if (n == 0) {
+            sluice_bytes_release(&m->held[i]);
+            continue;
+        }
+        sluice_bytes_truncate(&m->held[i], n);
+        n -= m->held[i].len;
+        kept = i + 1;
+    }
+    m->nheld = kept;
+}
+
+/* The length of the longest suffix of cur that is a proper prefix of the
+ * delimiter. Only the last CR can start one (see the top of the file). */
+static size_t tail_prefix(const sluice_multipart *m)
+{
+    size_t w = m->cur.len < m->dlen - 1 ? m->cur.len : m->dlen - 1;
+    const unsigned char *end = m->cur.data + m->cur.len;
+    for (size_t k = 1; k <= w; k++) {
+        if (end[-(ptrdiff_t)k] == '\r')
+            return memcmp(end - k, m->delim, k) == 0 ? k : 0;
+    }
+    return 0;
+}
+
+/* Moves cur (all of it a continuation of the held prefix) into held. */
+static void hold_cur(sluice_multipart *m, bool deliver)
+{
+    m->hlen += m->cur.len;
+    m->pos += m->cur.len;
+    if (deliver)
+        m->held[m->nheld++] = m->cur;
+    else
+        sluice_bytes_release(&m->cur);
+    m->cur = (sluice_bytes){0};
+}
+
+/* The delimiter has just been consumed. */
+static sluice_poll found_delim(sluice_multipart *m)
+{
+    for (size_t i = 0; i < m->nheld; i++)
+        sluice_bytes_release(&m->held[i]);
+    m->nheld = m->held_next = m->hlen = m->hvirt = 0;
+    m->held_data = false;
+    if (m->state == ST_DATA) {
+        m->done_parts++;
+        m->last_clean = !m->skipped;
+    }
+    m->state = ST_AFTER_DELIM;
+    m->after = AD_START;
+    return SLUICE_EOF;
+}
+
+/*
+ * Reads the preamble or the current part's data up to and including the next
+ * delimiter. deliver: data chunks are returned (READY, one reference to the
+ * caller in *out); otherwise they are dropped. EOF: the delimiter was
+ * consumed. PENDING: the body is pending. ERROR: m failed.
+ */
+static sluice_poll mp_scan(sluice_multipart *m, bool deliver, sluice_bytes *out)
+{
+    for (;;) {
+        if (m->held_data) {
+            if (m->held_next < m->nheld) {
+                sluice_bytes b = m->held[m->held_next];
+                m->held[m->held_next++] = (sluice_bytes){0};
+                if (deliver) {
+                    *out = b;
+                    return SLUICE_READY;
+                }
+                m->skipped = true; /* proved data earlier, dropped now */
+                sluice_bytes_release(&b);
+                continue;
+            }
+            m->nheld = m->held_next = m->hlen = 0;
+            m->held_data = false;
+        }
+        if (m->part_over)
+            return mp_fail(m, SLUICE_EPART_TOO_LARGE, NULL,
+                           m->part_start + m->lim.max_part_bytes);
+        if (!m->cur.len) {
+            sluice_poll r = pull(m);
+            if (r != SLUICE_READY)
+                return r;
+        }
+        if (m->hlen) {
+            size_t need = m->dlen - m->hlen;
+            size_t k = m->cur.len < need ? m->cur.len : need;
+            if (memcmp(m->cur.data, m->delim + m->hlen, k) == 0) {
+                if (k == need) {
+                    consume(m, k);
+                    return found_delim(m);
+                }
+                hold_cur(m, deliver);
+                continue;
+            }
+            /* No delimiter: every held byte is data (a virtual CRLF is not). */
+            size_t n = m->hlen - m->hvirt, ok = allow_data(m, n, deliver);
+            if (ok < n)
+                held_truncate(m, ok);
+            m->hvirt = 0;
+            m->held_data = true;
+            m->held_next = 0;
+            continue;
+        }
+        size_t p = 0;
+        bool found = m->at_delim;
+        if (!found) {
+            const unsigned char *f = memmem(m->cur.data, m->cur.len, m->delim, m->dlen);
+            found = f != NULL;
+            p = found ? (size_t)(f - m->cur.data) : m->cur.len - tail_prefix(m);
+        }
+        if (found && p == 0) {
+            m->at_delim = false;
+            consume(m, m->dlen);
+            return found_delim(m);
+        }
+        if (p == 0) { /* all of cur may start a delimiter: wait for more */
+            hold_cur(m, deliver);
+            continue;
+        }
+        size_t ok = allow_data(m, p, deliver);
+        m->at_delim = found && ok == p; /* cur starts with it once p bytes are gone */
+        if (!ok)
+            continue; /* the part limit fails it */
+        p = ok;
+        if (deliver) {
+            if (p == m->cur.len) { /* hand over cur itself: no reference traffic */
+                *out = m->cur;
+                m->cur = (sluice_bytes){0};
+            } else {
+                sluice_bytes_split_to(&m->cur, p, out);
+            }
+            m->pos += p;
+            return SLUICE_READY;
+        }
+        consume(m, p);
+    }
+}
+
+/* ---- boundary line, header block, epilogue ------------------------------- */
+
+/* After "--boundary": "--" (close), or [SP/HTAB]* CRLF (a part follows).
+ * READY: state moved on. */
+static sluice_poll mp_after_delim(sluice_multipart *m)
+{
+    for (;;) {
+        if (!m->cur.len) {
+            sluice_poll r = pull(m);
+            if (r != SLUICE_READY)
+                return r;
+        }
+        size_t i = 0, n = m->cur.len;
+        const unsigned char *s = m->cur.data;
+        for (; i < n; i++) {
+            unsigned char c = s[i];
+            switch (m->after) {
+            case AD_START:
+                if (c == '-') {
+                    m->after = AD_DASH;
+                    continue;
+                }
+                /* fall through */
+            case AD_WS:
+                if (c == ' ' || c == '\t') {
+                    m->after = AD_WS;
+                    continue;
+                }
+                if (c == '\r') {
+                    m->after = AD_CR;
+                    continue;
+                }
+                return mp_fail(m, SLUICE_EBAD_DELIMITER,
+                               "boundary not followed by whitespace and CRLF, or by --",
+                               m->pos + i);
+            case AD_DASH:
+                if (c != '-')
+                    return mp_fail(m, SLUICE_EBAD_DELIMITER, "boundary followed by a lone -",
+                                   m->pos + i);
+                consume(m, i + 1);
+                m->state = ST_EPILOGUE;
+                return SLUICE_READY;
+            case AD_CR:
+                if (c != '\n')
+                    return mp_fail(m, SLUICE_EBAD_DELIMITER, "CR without LF after a boundary",
+                                   m->pos + i);
+                consume(m, i + 1);
+                if (m->nparts >= m->lim.max_parts)
+                    return mp_fail(m, SLUICE_ETOO_MANY_PARTS, NULL, m->pos);
+                m->state = ST_HEADERS;
+                m->hstart = m->pos;
+                m->hused = 0;
+                return SLUICE_READY;
+            }
+        }
+        consume(m, n);
+    }
+}
+
+static int hbuf_append(sluice_multipart *m, const unsigned char *p, size_t n)
+{
+    if (m->hused + n > m->hcap) {
+        size_t cap = m->hcap;
+        if (sluice__grow(m->pool, (void **)&m->hbuf, &cap, m->hused + n, 1) < 0)
+            return SLUICE_ENOMEM;
+        m->hcap = cap;
+    }
+    memcpy(m->hbuf + m->hused, p, n);
+    m->hused += n;
+    return 0;
+}
+
+static sluice_poll make_part(sluice_multipart *m, sluice_stream **out);
+
+/* Gathers the header block up to its blank line, then makes the part. */
+static sluice_poll mp_headers(sluice_multipart *m, sluice_stream **part)
+{
+    static const unsigned char crlf2[4] = {'\r', '\n', '\r', '\n'};
+    const size_t max = m->lim.max_header_bytes;
+    if (!m->hused && hbuf_append(m, crlf2, 2) < 0) /* the boundary line's CRLF */
+        return mp_fail(m, SLUICE_ENOMEM, NULL, m->pos);
+    for (;;) {
+        if (!m->cur.len) {
+            sluice_poll r = pull(m);
+            if (r != SLUICE_READY)
+                return r;
+        }
+        /* The blank line may straddle chunks: j of its bytes already here. */
+        size_t end = 0;
+        for (size_t j = 3; j >= 1 && !end; j--) {
+            if (m->hused >= j && m->cur.len >= 4 - j &&
+                !memcmp(m->hbuf + m->hused - j, crlf2, j) &&
+                !memcmp(m->cur.data, crlf2 + j, 4 - j))
+                end = 4 - j;
+        }
+        if (!end) {
+            const unsigned char *f = memmem(m->cur.data, m->cur.len, crlf2, 4);
+            end = f ? (size_t)(f - m->cur.data) + 4 : 0;
+        }
+        size_t take = end ? end : m->cur.len;
+        if (m->hused - 2 + take > max)
+            return mp_fail(m, SLUICE_EPART_HEADER_TOO_LARGE, NULL, m->hstart + max);
+        if (hbuf_append(m, m->cur.data, take) < 0)
+            return mp_fail(m, SLUICE_ENOMEM, NULL, m->pos);
+        consume(m, take);
+        if (!end)
+            continue;
+        sluice_poll r = make_part(m, part);
+        m->hused = 0;
+        return r;
+    }
+}
+
+static sluice_poll mp_epilogue(sluice_multipart *m)
+{
+    for (;;) {
+        if (m->cur.len)
+            consume(m, m->cur.len);
+        sluice_poll r = pull(m);
+        if (r != SLUICE_READY)
+            return r;
+    }
+}
+
+/* ---- part header block ---------------------------------------------------- */
+
+/*
+ * Parses the header block b[0..n) (lines ending CRLF, the last one empty).
+ * With out == NULL only validates and counts; with out it fills out[] with
+ * views into b and NUL-terminates names and values in place (b is the part's
+ * own copy). Returns the field count, or -1 with *bad at the offending byte
+ * and *why set.
+ */
+static long parse_block(unsigned char *b, size_t n, sluice_part_header *out, size_t *bad,
+                        const char **why)
+{
+    size_t i = 0, count = 0;
+    for (;;) {
+        if (i + 1 < n && b[i] == '\r' && b[i + 1] == '\n')
+            return (long)count; /* the blank line */
+        if (b[i] == ' ' || b[i] == '\t') {
+            *why = "part header line starts with whitespace (obsolete folding)";
+            goto fail;
+        }
+        size_t n0 = i;
+        while (i < n && is_tchar(b[i]))
+            i++;
+        if (i == n0 || b[i] != ':') {
+            *why = i == n0   ? "part header name is empty or not a token"
+                   : b[i] == ' ' || b[i] == '\t' ? "whitespace before colon in part header"
+                                                 : "part header name is not a token";
+            goto fail;
+        }
+        size_t nl = i - n0;
+        i = skip_ows(b, i + 1, n);
+        size_t v0 = i, vend = i;
+        for (;; i++) {
+            unsigned char c = b[i];
+            if (c == '\r')
+                break;
+            if (c == '\n') {
+                *why = "bare LF in part header";
+                goto fail;
+            }
+            if ((c < 0x20 && c != '\t') || c == 0x7f) {
+                *why = "control byte in part header value";
+                goto fail;
+            }
+            if (c != ' ' && c != '\t')
+                vend = i + 1;
+        }
+        if (b[i + 1] != '\n') {
+            *why = "CR without LF in part header";
+            goto fail;
+        }
+        if (out) {
+            out[count] = (sluice_part_header){(const char *)b + n0, nl, (const char *)b + v0,
+                                              vend - v0};
+            b[n0 + nl] = '\0';
+            b[vend] = '\0';
+        }
+        count++;
+        i += 2;
+    }
+fail:
+    *bad = i;
+    return -1;
+}
+
+/* A quoted-string at s[*i] (the opening quote), undone into dst (NULL: just
+ * skip). Returns the decoded length, or -1 if malformed. */
+static long take_quoted(const unsigned char *s, size_t *i, size_t n, char *dst)
+{
+    size_t len = 0;
+    for ((*i)++; *i < n; (*i)++) {
+        unsigned char c = s[*i];
+        if (c == '"') {
+            (*i)++;
+            return (long)len;
+        }
+        if (c == '\\') {
+            if (++*i == n)
+                return -1;
+            c = s[*i];
+        }
+        if (dst)
+            dst[len] = (char)c;
+        len++;
+    }
+    return -1;
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (unsigned char)lower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static bool utf8_valid(const unsigned char *s, size_t n);
+
+/*
+ * RFC 8187 ext-value: charset "'" [language] "'" value-chars. Decodes to
+ * UTF-8 in dst (room for n bytes always suffices). Returns the length or -1.
+ */
+static long decode_ext_value(const unsigned char *s, size_t n, char *dst)
+{
+    size_t i = 0;
+    while (i < n && s[i] != '\'')
+        i++;
+    if (i == n)
+        return -1;
+    bool latin1;
+    if (ieq((const char *)s, i, "utf-8"))
+        latin1 = false;
+    else if (ieq((const char *)s, i, "iso-8859-1"))
+        latin1 = true;
+    else
+        return -1;
+    for (i++; i < n && s[i] != '\''; i++) {
+        unsigned char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-'))
+            return -1;
+    }
+    if (i == n)
+        return -1;
+    size_t len = 0;
+    for (i++; i < n; i++) {
+        unsigned char c = s[i];
+        if (c == '%') {
+            int hi = i + 2 < n ? hexval(s[i + 1]) : -1, lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+            if (lo < 0)
+                return -1;
+            c = (unsigned char)(hi << 4 | lo);
+            i += 2;
+            if (!c)
+                return -1;
+        } else if (!is_attr_char(c)) {
+            return -1;
+        }
+        if (latin1 && c >= 0x80) {
+            dst[len++] = (char)(0xc0 | c >> 6);
+            dst[len++] = (char)(0x80 | (c & 0x3f));
+        } else {
+            dst[len++] = (char)c;
+        }
+    }
+    if (!latin1 && !utf8_valid((const unsigned char *)dst, len))
+        return -1;
+    return (long)len;
+}
+
+/*
+ * Content-Disposition: type *( OWS ";" OWS param ). Fills p->name (form-data
+ * only) and p->filename into the decoded area dst (3 * (n + 1) bytes).
+ * Returns 0, or an error code with *bad set.
+ */
+static int parse_disposition(sluice_part *p, const unsigned char *s, size_t n, char *dst,
+                             size_t *bad, const char **why)
+{
+    size_t i = 0;
+    size_t tl = take_token(s, &i, n);
+    if (!tl) {
+        *why = "Content-Disposition type is not a token";
+        goto syntax;
+    }
+    bool form = ieq((const char *)s, tl, "form-data");
+    bool have_name = false, have_fn = false, have_star = false;
+    char *name_dst = dst, *fn_dst = dst + n + 1, *star_dst = dst + 2 * (n + 1);
+    long name_len = 0, fn_len = 0, star_len = 0;
+    for (;;) {
+        i = skip_ows(s, i, n);
+        if (i == n)
+            break;
+        if (s[i] != ';') {
+            *why = "Content-Disposition: expected ';'";
+            goto syntax;
+        }
+        i = skip_ows(s, i + 1, n);
+        if (i == n)
+            break;
+        size_t k0 = i, kl = take_token(s, &i, n);
+        i = skip_ows(s, i, n);
+        if (!kl || i == n || s[i] != '=') {
+            *why = "Content-Disposition: parameter is not token=value";
+            goto syntax;
+        }
+        i = skip_ows(s, i + 1, n);
+        const char *key = (const char *)s + k0;
+        int which = ieq(key, kl, "name") ? 1 : ieq(key, kl, "filename") ? 2
+                                           : ieq(key, kl, "filename*") ? 3 : 0;
+        bool *seen = which == 1 ? &have_name : which == 2 ? &have_fn : &have_star;
+        if (which && *seen) {
+            *why = "Content-Disposition: repeated parameter";
+            *bad = k0;
+            return SLUICE_EBAD_PART_HEADER;
+        }
+        if (which)
+            *seen = true;
+        size_t v0 = i;
+        if (i < n && s[i] == '"') {
+            if (which == 3) {
+                *why = "filename* value is quoted";
+                *bad = i;
+                return SLUICE_EBAD_EXT_VALUE;
+            }
+            long len = take_quoted(s, &i, n, which == 1 ? name_dst : which == 2 ? fn_dst : NULL);
+            if (len < 0) {
+                *why = "Content-Disposition: unterminated quoted string";
+                goto syntax;
+            }
+            if (which == 1)
+                name_len = len;
+            else if (which == 2)
+                fn_len = len;
+        } else {
+            size_t vl = take_token(s, &i, n);
+            if (!vl) {
+                *why = "Content-Disposition: parameter value is empty or not a token";
+                goto syntax;
+            }
+            if (which == 1)
+                memcpy(name_dst, s + v0, (name_len = (long)vl));
+            else if (which == 2)
+                memcpy(fn_dst, s + v0, (fn_len = (long)vl));
+            else if (which == 3 && (star_len = decode_ext_value(s + v0, vl, star_dst)) < 0) {
+                *why = "filename* is not charset'lang'pct-encoded UTF-8 or ISO-8859-1";
+                *bad = v0;
+                return SLUICE_EBAD_EXT_VALUE;
+            }
+        }
+    }
+    if (form && have_name) {
+        name_dst[name_len] = '\0';
+        p->name = name_dst;
+        p->name_len = (size_t)name_len;
+    }
+    if (have_star) {
+        star_dst[star_len] = '\0';
+        p->filename = star_dst;
+        p->filename_len = (size_t)star_len;
+    } else if (have_fn) {
+        fn_dst[fn_len] = '\0';
+        p->filename = fn_dst;
+        p->filename_len = (size_t)fn_len;
+    }
+    return 0;
+syntax:
+    *bad = i;
+    return SLUICE_EBAD_PART_HEADER;
+}
+
+/* Turns the gathered header block (after the virtual CRLF) into a part. */
+static sluice_poll make_part(sluice_multipart *m, sluice_stream **out)
+{
+    unsigned char *blk = m->hbuf + 2;
+    size_t n = m->hused > 2 ? m->hused - 2 : 0, bad = 0; /* >= 2: the blank line */
+    const char *why = NULL;
+    long nh = parse_block(blk, n, NULL, &bad, &why);
+    if (nh < 0)
+        return mp_fail(m, SLUICE_EBAD_PART_HEADER, why, m->hstart + bad);
+    /* One allocation: the stream, the field array, the block, then room for
+     * the decoded name, filename and filename* (none longer than the
+     * Content-Disposition lines together). */
+    size_t cd_len = 0;
+    for (size_t i = 0, line = 0; line < (size_t)nh; line++) {
+        size_t e = i;
+        while (blk[e] != '\r')
+            e++;
+        size_t c = i;
+        while (blk[c] != ':')
+            c++;
+        if (ieq((const char *)blk + i, c - i, "content-disposition"))
+            cd_len += e - i;
+        i = e + 2;
+    }
+    size_t hdr_off = (sizeof(part_stream) + 15) & ~(size_t)15;
+    size_t blk_off = hdr_off + (size_t)nh * sizeof(sluice_part_header);
+    size_t dec_off = blk_off + n;
+    size_t size = dec_off + 3 * (cd_len + 1);
+    unsigned char *mem = sluice_pool_object_alloc(m->pool, size);
+    if (!mem)
+        return mp_fail(m, SLUICE_ENOMEM, NULL, m->pos);
+    part_stream *ps = (part_stream *)mem;
+    memset(ps, 0, sizeof *ps);
+    ps->size = size;
+    sluice_part_header *h = (sluice_part_header *)(mem + hdr_off);
+    unsigned char *copy = mem + blk_off;
+    memcpy(copy, blk, n);
+    parse_block(copy, n, h, &bad, &why);
+    sluice_part *p = &ps->info;
+    p->index = m->nparts;
+    p->headers = h;
+    p->nheaders = (size_t)nh;
+    const sluice_part_header *cd = NULL, *ct = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < (size_t)nh && !rc; i++) {
+        const sluice_part_header **slot =
+            ieq(h[i].name, h[i].name_len, "content-disposition") ? &cd
+            : ieq(h[i].name, h[i].name_len, "content-type")      ? &ct
+                                                                 : NULL;
+        if (slot && *slot) {
+            rc = SLUICE_EBAD_PART_HEADER;
+            why = "repeated Content-Disposition or Content-Type in a part";
+            bad = (size_t)((const unsigned char *)h[i].name - copy);
+        } else if (slot) {
+            *slot = &h[i];
+        }
+    }
+    if (!rc && cd) {
+        size_t vbad = 0;
+        rc = parse_disposition(p, (const unsigned char *)cd->value, cd->value_len,
+                               (char *)mem + dec_off, &vbad, &why);
+        bad = (size_t)((const unsigned char *)cd->value - copy) + vbad;
+    }
+    if (rc) {
+        sluice_pool_object_free(m->pool, mem, size);
+        return mp_fail(m, rc, why, m->hstart + bad);
+    }
+    if (ct) {
+        p->content_type = ct->value;
+        p->content_type_len = ct->value_len;
+    }
+    ps->base.vt = &part_vt;
+    ps->base.pool = m->pool;
+    ps->m = mp_ref(m);
+    m->nparts++;
+    m->state = ST_DATA;
+    m->skipped = m->abandoned = m->part_over = false;
+    m->part_bytes = 0;
+    m->part_start = m->pos;
+    /* The blank line's CRLF may double as the delimiter's: data that opens
+     * with "--boundary" is an empty part (RFC 2046 body-part without
+     * CRLF *OCTET), as in Go's mime/multipart. */
+    m->hlen = m->hvirt = 2;
+    *out = &ps->base;
+    return SLUICE_READY;
+}
+
+/* ---- part and concatenation streams -------------------------------------- */
+
+static sluice_poll fail_from(sluice_stream *s, const sluice_multipart *m)
+{
+    return sluice_stream_fail(s, m->err, m->why, m->err_offset);
+}
+
+static sluice_poll part_poll(sluice_stream *s, sluice_bytes *out)
+{
+    part_stream *ps = (part_stream *)s;
+    sluice_multipart *m = ps->m;
+    size_t i = ps->info.index;
+    if (i < m->done_parts) {
+        if (i + 1 == m->done_parts && m->last_clean)
+            return SLUICE_EOF;
+        return sluice_stream_fail(s, SLUICE_ECLOSED, "the splitter skipped past this part",
+                                  m->pos);
+    }
+    if (m->state == ST_FAILED)
+        return fail_from(s, m);
+    if (m->abandoned || m->state != ST_DATA || i + 1 != m->nparts)
+        return sluice_stream_fail(s, SLUICE_ECLOSED, "the splitter skipped past this part",
+                                  m->pos);
+    sluice_poll r = mp_scan(m, true, out);
+    if (r == SLUICE_ERROR)
+        return fail_from(s, m);
+    return r; /* READY, PENDING, or EOF: this part's delimiter was consumed */
+}
+
+static void part_ready(sluice_stream *s, sluice_interest *want)
+{
+    sluice_stream_ready(((part_stream *)s)->m->body, want);
+}
+
+static void part_close(sluice_stream *s)
+{
+    part_stream *ps = (part_stream *)s;
+    sluice_multipart *m = ps->m;
+    sluice_pool_object_free(s->pool, ps, ps->size);
+    mp_release(m);
+}
+
+static const sluice_stream_vtable part_vt = {"multipart part", part_poll, part_ready,
+                                             part_close};
+
+const sluice_part *sluice_part_get(const sluice_stream *s)
+{
+    return s && s->vt == &part_vt ? &((const part_stream *)s)->info : NULL;
+}
+
+const sluice_part_header *sluice_part_header_find(const sluice_part *p, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < p->nheaders; i++) {
+        const sluice_part_header *h = &p->headers[i];
+        size_t k = 0;
+        while (k < n && k < h->name_len && lower((unsigned char)h->name[k]) == lower((unsigned char)name[k]))
+            k++;
+        if (k == n && k == h->name_len)
+            return h;
+    }
+    return NULL;
+}
+
+static sluice_poll concat_poll(sluice_stream *s, sluice_bytes *out)
+{
+    concat_stream *c = (concat_stream *)s;
+    for (;;) {
+        if (!c->part) {
+            sluice_poll r = sluice_multipart_next(c->m, &c->part);
+            if (r == SLUICE_ERROR)
+                return fail_from(s, c->m);
+            if (r != SLUICE_READY)
+                return r;
+        }
+        sluice_poll r = sluice_stream_poll_next(c->part, out);
+        if (r == SLUICE_ERROR)
+            return sluice_stream_fail(s, sluice_stream_error(c->part),
+                                      sluice_stream_error_message(c->part),
+                                      sluice_stream_error_offset(c->part));
+        if (r != SLUICE_EOF)
+            return r;
+        sluice_stream_close(c->part);
+        c->part = NULL;
+    }
+}
+
+static void concat_ready(sluice_stream *s, sluice_interest *want)
+{
+    sluice_stream_ready(((concat_stream *)s)->m->body, want);
+}
+
+static void concat_close(sluice_stream *s)
+{
+    concat_stream *c = (concat_stream *)s;
+    sluice_stream_close(c->part);
+    mp_release(c->m);
+    sluice_pool_object_free(s->pool, c, sizeof *c);
+}
+
+static const sluice_stream_vtable concat_vt = {"multipart concat", concat_poll, concat_ready,
+                                               concat_close};
+
+int sluice_multipart_concat_new(sluice_multipart *m, sluice_stream **out)
+{
+    *out = NULL;
+    concat_stream *c = sluice_pool_object_alloc(m->pool, sizeof *c);
+    if (!c)
+        return SLUICE_ENOMEM;
+    memset(c, 0, sizeof *c);
+    c->base.vt = &concat_vt;
+    c->base.pool = m->pool;
+    c->m = mp_ref(m);
+    *out = &c->base;
+    return 0;
+}
+
+/* ---- character classes and small helpers ---------------------------------- */
+
+/* RFC 2046 bchars: DIGIT ALPHA ' ( ) + _ , - . / : = ? and space. */
+static bool is_bchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c != 0 && strchr("'()+_,-./:=? ", c) != NULL);
+}
+
+/* RFC 9110 tchar. */
+static bool is_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* RFC 8187 attr-char. */
+static bool is_attr_char(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c != 0 && strchr("!#$&+-.^_`|~", c) != NULL);
+}
+
+static int lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+/* a[0..alen) equals the NUL-terminated lower-case b, ignoring ASCII case. */
+static bool ieq(const char *a, size_t alen, const char *b)
+{
+    size_t i = 0;
+    for (; i < alen && b[i]; i++)
+        if (lower((unsigned char)a[i]) != b[i])
+            return false;
+    return i == alen && !b[i];
+}
+
+static size_t skip_ows(const unsigned char *s, size_t i, size_t n)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    return i;
+}
+
+/* Well-formed UTF-8 (RFC 3629): no overlongs, surrogates or > U+10FFFF. */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        size_t k;
+        unsigned char lo = 0x80, hi = 0xbf;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            k = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            k = 2;
+            lo = c == 0xe0 ? 0xa0 : 0x80;
+            hi = c == 0xed ? 0x9f : 0xbf;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            k = 3;
+            lo = c == 0xf0 ? 0x90 : 0x80;
+            hi = c == 0xf4 ? 0x8f : 0xbf;
+        } else {
+            return false;
+        }
+        if (n - i <= k || s[i + 1] < lo || s[i + 1] > hi)
+            return false;
+        for (size_t j = 2; j <= k; j++)
+            if (s[i + j] < 0x80 || s[i + j] > 0xbf)
+                return false;
+        i += k + 1;
+    }
+    return true;
+}
