@@ -1,0 +1,1067 @@
+/*
+ * sluice-proxy — streams request bodies (or one multipart field) from
+ * clients into requests to an upstream, without holding them whole.
+ *
+ *   sluice-proxy --listen HOST:PORT --upstream HOST:PORT
+ *                [--extract FIELD] [--mode stream|buffer] [--digest]
+ *                [--max-header-bytes N] [--max-body-bytes N] [--timeout-ms N]
+ *                [--workers N]
+ *
+ * One epoll loop per process (examples/server.h); every client connection is
+ * the state machine below, and owns everything it uses:
+ *
+ *   HEAD      read and check the request head (reader + parser)
+ *   FIND      extract mode: split the multipart body until FIELD's part
+ *   BUFFER    buffer mode: read the whole body into memory
+ *   CONNECT   non-blocking connect to the upstream
+ *   EXCHANGE  two pumps: request body -> upstream writer, and, once the
+ *             upstream's head arrived, response body -> client writer
+ *   REPLY     the proxy's own response (errors, 417, ...), then close or
+ *             keep the connection
+ *   LINGER    after an error reply: stop writing, drain what the client still
+ *             sends for a moment so our reply is not lost to a TCP reset
+ *
+ * The body path in stream mode is: socket reader -> body stream (length or
+ * chunked decoder) [-> multipart splitter -> the field's part] -> tap (byte
+ * count, SHA-256, image sniff) -> pump -> chunked or length writer -> the
+ * upstream socket. Every byte is read once into a pool block and written
+ * once from it.
+ */
+#define _GNU_SOURCE /* accept4 */
+#include "server.h"
+#include "http_util.h"
+
+#include <getopt.h>
+#include <poll.h>
+
+#define MAX_HEADERS 128
+
+/* ---- configuration ------------------------------------------------------- */
+
+typedef struct config {
+    net_addr listen, upstream;
+    const char *extract;       /* NULL: passthrough; "*": first file part */
+    int buffer_mode;
+    int digest;
+    size_t max_head;
+    uint64_t max_body;         /* 0: no limit */
+    uint32_t timeout_ms;
+    int workers;
+} config;
+
+typedef struct proxy {
+    srv srv;
+    config cfg;
+    sluice_pool *pool;
+} proxy;
+
+/* ---- a connection --------------------------------------------------------- */
+
+enum state { S_HEAD, S_FIND, S_BUFFER, S_CONNECT, S_EXCHANGE, S_REPLY, S_LINGER };
+
+typedef struct conn {
+    srv_conn base;
+    proxy *px;
+    enum state state;
+
+    /* client side */
+    int cfd;
+    sluice_io *cio;
+    sluice_reader *crd;
+
+    /* the request */
+    sluice_bytes head;                   /* keeps req's spans valid */
+    sluice_http_request req;
+    sluice_http_header hdrs[MAX_HEADERS];
+    sluice_http_framing framing;
+    int64_t t_start, head_deadline;
+    int keep_alive, expect_continue;
+    char method[32], target[256];        /* for the log line */
+
+    /* the request body pipeline */
+    sluice_stream *body;                 /* over crd; owned until handed on */
+    sluice_multipart *mp;
+    sluice_stream *src;                  /* what is pumped upstream */
+    uint64_t received;                   /* body bytes from the client */
+    uint64_t sent;                       /* body bytes accepted upstream */
+    sluice_sha256_ctx sha;
+    sluice_sniff sniff;
+    const char *part_type;               /* extract: the part's Content-Type */
+    size_t part_type_len;
+    sluice_sink *buf;                    /* buffer mode: the whole body */
+
+    /* upstream side */
+    int ufd;
+    sluice_io *uio;
+    sluice_reader *urd;
+    sluice_sink *usink;
+    sluice_pump req_pump;
+    int req_done, req_failed;
+    int64_t up_deadline;                 /* idle gap while waiting on upstream */
+
+    /* the response */
+    sluice_bytes rhead;
+    sluice_http_response res;
+    sluice_http_header rhdrs[MAX_HEADERS];
+    sluice_stream *rbody;
+    sluice_sink *csink;                  /* to the client */
+    sluice_pump res_pump;
+    int res_started, res_done, close_after;
+    int status;
+
+    /* interim (100 Continue, 1xx) and error replies */
+    sluice_sink *interim;
+    int64_t linger_deadline;
+} conn;
+
+static void conn_reset_request(conn *c);
+static int drive(srv_conn *sc);
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static int eq_ci(const char *a, size_t alen, const char *b)
+{
+    size_t bl = strlen(b);
+    if (alen != bl)
+        return 0;
+    for (size_t i = 0; i < bl; i++) {
+        char x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (char)(x + 32);
+        if (y >= 'A' && y <= 'Z')
+            y = (char)(y + 32);
+        if (x != y)
+            return 0;
+    }
+    return 1;
+}
+
+static void copy_span(char *dst, size_t cap, const char *s, size_t n)
+{
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, s, n);
+    dst[n] = 0;
+}
+
+static void tap_request(void *ud, const sluice_bytes *chunk)
+{
+    conn *c = ud;
+    if (c->px->cfg.digest)
+        sluice_sha256_update(&c->sha, chunk->data, chunk->len);
+    if (c->px->cfg.extract)
+        sluice_sniff_feed(&c->sniff, chunk->data, chunk->len);
+}
+
+static void tap_received(void *ud, const sluice_bytes *chunk)
+{
+    ((conn *)ud)->received += chunk->len;
+}
+
+static void log_request(conn *c)
+{
+    int64_t ms = sluice_now_ms() - c->t_start;
+    fprintf(stderr, "%s %s %d %llu %lld\n", c->method[0] ? c->method : "-",
+            c->target[0] ? c->target : "-", c->status, (unsigned long long)c->received,
+            (long long)ms);
+}
+
+/* ---- replies from the proxy itself --------------------------------------- */
+
+/* Starts the proxy's own response; the connection closes after it unless
+ * keep is set. Returns 0, or -1 when even that failed (close now). */
+static int reply(conn *c, int status, int keep)
+{
+    sluice_bytes h, body;
+    char msg[64];
+    int n = snprintf(msg, sizeof msg, "%d %s\n", status, sluice_http_reason_phrase(status));
+    if (http_simple_head(c->px->pool, status, "text/plain", (size_t)n, keep, &h) < 0)
+        return -1;
+    c->status = status;
+    c->close_after = !keep;
+    sluice_sink_close(c->csink);
+    c->csink = NULL;
+    if (sluice_raw_writer_new(c->px->pool, c->cio, &h, NULL, &c->csink) < 0)
+        return -1;
+    if (sluice_bytes_copy_from(c->px->pool, msg, (size_t)n, &body) == 0 &&
+        sluice_sink_poll_write(c->csink, &body) != SLUICE_READY)
+        sluice_bytes_release(&body);
+    c->state = S_REPLY;
+    return 0;
+}
+
+/* Error reply and close, unless the response to the client already started:
+ * then only close. */
+static int fail_request(conn *c, int status)
+{
+    if (c->res_started || status == 0) {
+        if (!c->status)
+            c->status = status ? status : 499;
+        return -1;
+    }
+    return reply(c, status, 0);
+}
+
+/* ---- the request head ----------------------------------------------------- */
+
+static int is_proxy_header(const sluice_http_header *h)
+{
+    return h->name_len >= 6 && eq_ci(h->name, 6, "proxy-");
+}
+
+/* Checks the request and decides what happens next. */
+static int start_request(conn *c)
+{
+    proxy *px = c->px;
+    sluice_http_request *rq = &c->req;
+    copy_span(c->method, sizeof c->method, rq->method, rq->method_len);
+    copy_span(c->target, sizeof c->target, rq->target, rq->target_len);
+    c->keep_alive = sluice_http_request_keep_alive(rq);
+
+    if (eq_ci(rq->method, rq->method_len, "CONNECT") && rq->method_len == 7 &&
+        memcmp(rq->method, "CONNECT", 7) == 0)
+        return reply(c, 405, 0);
+    if (rq->method_len == 5 && memcmp(rq->method, "TRACE", 5) == 0)
+        return reply(c, 405, 0);
+    int rc = sluice_http_request_check_target(rq);
+    if (rc < 0)
+        return reply(c, 400, 0);
+    rc = sluice_http_request_host(rq, NULL, NULL);
+    if (rc < 0)
+        return reply(c, 400, 0);
+    rc = sluice_http_request_framing(rq, &c->framing);
+    if (rc < 0)
+        return reply(c, 400, 0);
+    sluice_http_expect ex = sluice_http_request_expect(rq);
+    if (ex == SLUICE_HTTP_EXPECT_OTHER)
+        return reply(c, 417, 0);
+    if (c->framing.body == SLUICE_HTTP_BODY_LENGTH && px->cfg.max_body &&
+        c->framing.length > px->cfg.max_body)
+        return reply(c, 413, 0);
+
+    if (px->cfg.extract) {
+        const sluice_http_header *ct = sluice_http_header_find(rq->headers, rq->num_headers,
+                                                               "Content-Type");
+        char boundary[SLUICE_MULTIPART_BOUNDARY_MAX + 1];
+        int bl = ct ? sluice_multipart_boundary(ct->value, ct->value_len, boundary)
+                    : SLUICE_ENOT_MULTIPART;
+        if (bl == SLUICE_ENOT_MULTIPART || c->framing.body == SLUICE_HTTP_BODY_NONE)
+            return reply(c, 415, 0);
+        if (bl < 0)
+            return reply(c, 400, 0);
+        /* fallthrough: the body stream is made below, the splitter after it */
+        c->expect_continue = ex == SLUICE_HTTP_EXPECT_CONTINUE;
+        int r = 0;
+        sluice_body_config bc = {.max_body = px->cfg.max_body,
+                                 .max_trailer_bytes = px->cfg.max_head,
+                                 .idle_timeout_ms = px->cfg.timeout_ms};
+        sluice_stream *raw;
+        if (c->framing.body == SLUICE_HTTP_BODY_LENGTH)
+            r = sluice_body_length_new(px->pool, c->crd, c->framing.length, &bc, &raw);
+        else
+            r = sluice_body_chunked_new(px->pool, c->crd, &bc, &raw);
+        if (r < 0)
+            return -1;
+        if (sluice_tap_new(px->pool, raw, tap_received, c, &c->body) < 0)
+            return -1;
+        sluice_multipart_limits ml = {.max_body_bytes = 0};
+        r = sluice_multipart_new(px->pool, c->body, boundary, (size_t)bl, &ml, &c->mp);
+        c->body = NULL; /* owned by the splitter now, also on error */
+        if (r < 0)
+            return -1;
+        c->state = S_FIND;
+    } else {
+        c->expect_continue = ex == SLUICE_HTTP_EXPECT_CONTINUE &&
+                             c->framing.body != SLUICE_HTTP_BODY_NONE;
+        if (c->framing.body != SLUICE_HTTP_BODY_NONE) {
+            sluice_body_config bc = {.max_body = px->cfg.max_body,
+                                     .max_trailer_bytes = px->cfg.max_head,
+                                     .idle_timeout_ms = px->cfg.timeout_ms};
+            sluice_stream *raw;
+            int r = c->framing.body == SLUICE_HTTP_BODY_LENGTH
+                        ? sluice_body_length_new(px->pool, c->crd, c->framing.length, &bc, &raw)
+                        : sluice_body_chunked_new(px->pool, c->crd, &bc, &raw);
+            if (r < 0 || sluice_tap_new(px->pool, raw, tap_received, c, &raw) < 0)
+                return -1;
+            if (sluice_tap_new(px->pool, raw, tap_request, c, &c->src) < 0)
+                return -1;
+        }
+        c->state = px->cfg.buffer_mode && c->src ? S_BUFFER : S_CONNECT;
+    }
+    if (c->expect_continue) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        sluice_bytes h = sluice_bytes_static(cont, sizeof cont - 1);
+        if (sluice_raw_writer_new(px->pool, c->cio, &h, NULL, &c->interim) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- extract mode: the field's stream ------------------------------------- */
+
+/*
+ * The part's data, then the rest of the multipart body drained and checked:
+ * EOF only once the closing delimiter of the whole body was seen, so the
+ * upstream never receives a terminating zero chunk for a truncated upload.
+ */
+typedef struct field_stream {
+    sluice_stream base;
+    sluice_stream *part;
+    sluice_multipart *mp;
+} field_stream;
+
+static sluice_poll field_poll(sluice_stream *s, sluice_bytes *out)
+{
+    field_stream *f = (field_stream *)s;
+    if (f->part) {
+        sluice_poll r = sluice_stream_poll_next(f->part, out);
+        if (r != SLUICE_EOF) {
+            if (r == SLUICE_ERROR)
+                return sluice_stream_fail(s, sluice_stream_error(f->part), NULL, 0);
+            return r;
+        }
+        sluice_stream_close(f->part);
+        f->part = NULL;
+    }
+    for (;;) {
+        sluice_stream *next;
+        sluice_poll r = sluice_multipart_next(f->mp, &next);
+        if (r == SLUICE_READY) {
+            sluice_stream_close(next); /* other parts are read and dropped */
+            continue;
+        }
+        if (r == SLUICE_ERROR)
+            return sluice_stream_fail(s, sluice_multipart_error(f->mp), NULL, 0);
+        return r;
+    }
+}
+
+static void field_ready(sluice_stream *s, sluice_interest *want)
+{
+    field_stream *f = (field_stream *)s;
+    if (f->part)
+        sluice_stream_ready(f->part, want);
+    else
+        sluice_multipart_ready(f->mp, want);
+}
+
+static void field_close(sluice_stream *s)
+{
+    field_stream *f = (field_stream *)s;
+    sluice_stream_close(f->part);
+    sluice_multipart_close(f->mp);
+    sluice_pool_object_free(s->pool, f, sizeof *f);
+}
+
+static const sluice_stream_vtable field_vt = {"field", field_poll, field_ready, field_close};
+
+/* Looks for the field; on success the pipeline to pump is ready. */
+static int step_find(conn *c)
+{
+    sluice_stream *part;
+    const char *name = strcmp(c->px->cfg.extract, "*") == 0 ? NULL : c->px->cfg.extract;
+    sluice_poll r = sluice_multipart_find(c->mp, name, name ? strlen(name) : 0, &part);
+    if (r == SLUICE_PENDING) {
+        sluice_interest w;
+        sluice_multipart_ready(c->mp, &w);
+        srv_watch(&c->base, &w);
+        return 1; /* waiting */
+    }
+    if (r == SLUICE_EOF)
+        return fail_request(c, 400); /* no such part */
+    if (r == SLUICE_ERROR)
+        return fail_request(c, http_status_for(sluice_multipart_error(c->mp)));
+    const sluice_part *p = sluice_part_get(part);
+    c->part_type = p->content_type;
+    c->part_type_len = p->content_type_len;
+    field_stream *f = sluice_pool_object_alloc(c->px->pool, sizeof *f);
+    if (!f) {
+        sluice_stream_close(part);
+        return -1;
+    }
+    memset(f, 0, sizeof *f);
+    f->base.vt = &field_vt;
+    f->base.pool = c->px->pool;
+    f->part = part;
+    f->mp = c->mp;
+    c->mp = NULL;
+    if (sluice_tap_new(c->px->pool, &f->base, tap_request, c, &c->src) < 0)
+        return -1;
+    c->state = c->px->cfg.buffer_mode ? S_BUFFER : S_CONNECT;
+    return 0;
+}
+
+/* ---- buffer mode ---------------------------------------------------------- */
+
+static int step_buffer(conn *c)
+{
+    if (!c->buf) {
+        if (sluice_vecsink_new(c->px->pool, &c->buf) < 0)
+            return -1;
+        sluice_pump_init(&c->req_pump, c->src, c->buf, SIZE_MAX);
+    }
+    sluice_interest w;
+    sluice_pump_status st = sluice_pump_step(&c->req_pump, &w);
+    if (st == SLUICE_PUMP_PENDING) {
+        srv_watch(&c->base, &w);
+        return 1;
+    }
+    if (st == SLUICE_PUMP_ERROR)
+        return fail_request(c, http_status_for(sluice_pump_error(&c->req_pump)));
+    /* The whole body is in memory: replace the source by a memory stream of
+     * the very same views, framed by Content-Length. */
+    const sluice_bytes *ch;
+    size_t n;
+    sluice_vecsink_chunks(c->buf, &ch, &n);
+    sluice_bytes *refs = malloc((n ? n : 1) * sizeof *refs);
+    if (!refs)
+        return -1;
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        refs[i] = sluice_bytes_ref(ch[i]);
+        total += ch[i].len;
+    }
+    sluice_stream *mem;
+    int rc = sluice_memstream_new(c->px->pool, refs, n, 0, &mem);
+    free(refs);
+    sluice_sink_close(c->buf);
+    c->buf = NULL;
+    if (rc < 0)
+        return -1;
+    sluice_stream_close(c->src);
+    c->src = mem;
+    c->framing.body = SLUICE_HTTP_BODY_LENGTH;
+    c->framing.length = total;
+    c->state = S_CONNECT;
+    return 0;
+}
+
+/* ---- upstream ------------------------------------------------------------- */
+
+static int add_hdr(sluice_http_head_builder *b, const char *n, const char *v, size_t vl)
+{
+    return sluice_http_head_add_header(b, n, strlen(n), v, vl);
+}
+
+/* The head sent upstream: same method and target (origin-form), end-to-end
+ * headers, our own framing. Extract mode: PUT with the part's type. */
+static int build_upstream_head(conn *c, sluice_bytes *out)
+{
+    proxy *px = c->px;
+    sluice_http_request *rq = &c->req;
+    sluice_http_head_builder b;
+    sluice_http_head_init(&b, px->pool);
+    int extract = px->cfg.extract != NULL;
+    if (extract) {
+        sluice_http_request put = *rq;
+        put.method = "PUT";
+        put.method_len = 3;
+        sluice_http_head_forward_request_line(&b, &put);
+    } else {
+        sluice_http_head_forward_request_line(&b, rq);
+    }
+    const char *host;
+    size_t host_len;
+    int hv = sluice_http_request_host(rq, &host, &host_len);
+    if (rq->form == SLUICE_HTTP_TARGET_ABSOLUTE)
+        add_hdr(&b, "Host", rq->authority, rq->authority_len);
+    else if (hv == 0)
+        add_hdr(&b, "Host", px->cfg.upstream.text, strlen(px->cfg.upstream.text));
+    for (size_t i = 0; i < rq->num_headers; i++) {
+        const sluice_http_header *h = &rq->headers[i];
+        if (sluice_http_header_is_hop_by_hop(rq->headers, rq->num_headers, h) ||
+            is_proxy_header(h) || eq_ci(h->name, h->name_len, "Trailer") ||
+            eq_ci(h->name, h->name_len, "Expect") ||
+            eq_ci(h->name, h->name_len, "Content-Length"))
+            continue;
+        if (eq_ci(h->name, h->name_len, "Host")) {
+            if (rq->form == SLUICE_HTTP_TARGET_ABSOLUTE)
+                continue;
+        } else if (extract && eq_ci(h->name, h->name_len, "Content-Type")) {
+            continue;
+        }
+        sluice_http_head_add_header(&b, h->name, h->name_len, h->value, h->value_len);
+    }
+    if (extract) {
+        if (c->part_type)
+            add_hdr(&b, "Content-Type", c->part_type, c->part_type_len);
+        else
+            add_hdr(&b, "Content-Type", "application/octet-stream", 24);
+    }
+    if (extract || c->framing.body == SLUICE_HTTP_BODY_CHUNKED)
+        add_hdr(&b, "Transfer-Encoding", "chunked", 7);
+    else if (c->framing.body == SLUICE_HTTP_BODY_LENGTH)
+        sluice_http_head_add_content_length(&b, c->framing.length);
+    return sluice_http_head_finish(&b, out);
+}
+
+static int step_connect(conn *c)
+{
+    proxy *px = c->px;
+    if (c->ufd < 0) {
+        c->ufd = net_connect(&px->cfg.upstream);
+        if (c->ufd < 0)
+            return fail_request(c, 502);
+        c->up_deadline = sluice_now_ms() + px->cfg.timeout_ms;
+    }
+    /* a refused connect is reported at once; wait for writability otherwise */
+    struct pollfd pfd = {c->ufd, POLLOUT, 0};
+    if (poll(&pfd, 1, 0) == 0) {
+        if (sluice_now_ms() >= c->up_deadline)
+            return fail_request(c, 502);
+        sluice_interest w = {c->ufd, SLUICE_WANT_WRITE, c->up_deadline};
+        srv_watch(&c->base, &w);
+        return 1;
+    }
+    if (net_connect_result(c->ufd) < 0)
+        return fail_request(c, 502);
+    sluice_bytes head;
+    if (sluice_io_fd_new(px->pool, c->ufd, 0, &c->uio) < 0 ||
+        sluice_reader_new(px->pool, c->uio, NULL, &c->urd) < 0 ||
+        build_upstream_head(c, &head) < 0)
+        return fail_request(c, 502);
+    sluice_writer_config wc = {.idle_timeout_ms = px->cfg.timeout_ms};
+    int rc;
+    if (!c->src) /* no body: the head alone, framed as an empty length body */
+        rc = sluice_length_writer_new(px->pool, c->uio, 0, &head, &wc, &c->usink);
+    else if (px->cfg.extract || c->framing.body == SLUICE_HTTP_BODY_CHUNKED)
+        rc = sluice_chunked_writer_new(px->pool, c->uio, &head, &wc, &c->usink);
+    else
+        rc = sluice_length_writer_new(px->pool, c->uio, c->framing.length, &head, &wc,
+                                      &c->usink);
+    if (rc < 0)
+        return -1;
+    if (!c->src && sluice_memstream_new(px->pool, NULL, 0, 0, &c->src) < 0)
+        return -1;
+    sluice_pump_init(&c->req_pump, c->src, c->usink, 0);
+    c->state = S_EXCHANGE;
+    c->up_deadline = sluice_now_ms() + px->cfg.timeout_ms;
+    return 0;
+}
+
+/* ---- the response --------------------------------------------------------- */
+
+/* Relays the upstream's head to the client with our headers added, and sets
+ * up the response body pump. */
+static int start_response(conn *c)
+{
+    proxy *px = c->px;
+    sluice_http_response *rs = &c->res;
+    sluice_http_framing f;
+    if (sluice_http_response_framing(rs, c->req.method, c->req.method_len, &f) < 0)
+        return fail_request(c, 502);
+    int interim = rs->status >= 100 && rs->status < 200;
+    int client10 = c->req.minor_version == 0;
+    /* a body until close becomes chunked for HTTP/1.1 clients */
+    int chunked = f.body == SLUICE_HTTP_BODY_CHUNKED ||
+                  (f.body == SLUICE_HTTP_BODY_CLOSE && !client10);
+    if (!interim) {
+        if (f.body == SLUICE_HTTP_BODY_CLOSE && client10)
+            c->close_after = 1;
+        if (!c->keep_alive || !c->req_done)
+            c->close_after = 1;
+    }
+
+    sluice_http_head_builder b;
+    sluice_http_head_init(&b, px->pool);
+    sluice_http_head_status_line(&b, rs->status, rs->reason, rs->reason_len);
+    for (size_t i = 0; i < rs->num_headers; i++) {
+        const sluice_http_header *h = &rs->headers[i];
+        if (sluice_http_header_is_hop_by_hop(rs->headers, rs->num_headers, h) ||
+            is_proxy_header(h) || eq_ci(h->name, h->name_len, "Trailer"))
+            continue;
+        /* our own framing replaces the upstream's; HEAD and 304 keep theirs */
+        if (eq_ci(h->name, h->name_len, "Content-Length") && f.body != SLUICE_HTTP_BODY_NONE)
+            continue;
+        if (eq_ci(h->name, h->name_len, "Content-Length") &&
+            (interim || rs->status == 204))
+            continue;
+        sluice_http_head_add_header(&b, h->name, h->name_len, h->value, h->value_len);
+    }
+    if (!interim) {
+        char num[32];
+        snprintf(num, sizeof num, "%llu", (unsigned long long)sluice_pump_moved(&c->req_pump));
+        add_hdr(&b, "Sluice-Body-Bytes", num, strlen(num));
+        if (px->cfg.digest && c->req_done && !c->req_failed) {
+            unsigned char d[SLUICE_SHA256_SIZE];
+            char hex[SLUICE_SHA256_SIZE * 2 + 1];
+            sluice_sha256_ctx copy = c->sha;
+            sluice_sha256_final(&copy, d);
+            sluice_sha256_hex(d, hex);
+            add_hdr(&b, "Sluice-Body-SHA256", hex, 64);
+        }
+        if (px->cfg.extract && c->sniff.state == SLUICE_SNIFF_FOUND) {
+            char img[64];
+            int n = sluice_sniff_format(&c->sniff, img, sizeof img);
+            if (n > 0)
+                add_hdr(&b, "Sluice-Image", img, (size_t)n);
+        }
+        if (f.body == SLUICE_HTTP_BODY_LENGTH)
+            sluice_http_head_add_content_length(&b, f.length);
+        else if (chunked)
+            add_hdr(&b, "Transfer-Encoding", "chunked", 7);
+        if (c->close_after)
+            add_hdr(&b, "Connection", "close", 5);
+        else if (client10)
+            add_hdr(&b, "Connection", "keep-alive", 10);
+    }
+    sluice_bytes head;
+    if (sluice_http_head_finish(&b, &head) < 0)
+        return -1;
+    sluice_bytes_release(&c->rhead);
+
+    if (interim) { /* relay 1xx as it is and wait for the final response */
+        sluice_sink_close(c->interim);
+        return sluice_raw_writer_new(px->pool, c->cio, &head, NULL, &c->interim) < 0 ? -1 : 0;
+    }
+
+    c->res_started = 1;
+    c->status = rs->status;
+    sluice_body_config bc = {.idle_timeout_ms = px->cfg.timeout_ms};
+    sluice_writer_config wc = {.idle_timeout_ms = px->cfg.timeout_ms};
+    int rc = 0;
+    switch (f.body) {
+    case SLUICE_HTTP_BODY_NONE:
+        rc = sluice_memstream_new(px->pool, NULL, 0, 0, &c->rbody);
+        break;
+    case SLUICE_HTTP_BODY_LENGTH:
+        rc = sluice_body_length_new(px->pool, c->urd, f.length, &bc, &c->rbody);
+        break;
+    case SLUICE_HTTP_BODY_CHUNKED:
+        rc = sluice_body_chunked_new(px->pool, c->urd, &bc, &c->rbody);
+        break;
+    case SLUICE_HTTP_BODY_CLOSE:
+        rc = sluice_body_close_new(px->pool, c->urd, &bc, &c->rbody);
+        break;
+    }
+    if (rc < 0) {
+        sluice_bytes_release(&head);
+        return -1;
+    }
+    if (chunked)
+        rc = sluice_chunked_writer_new(px->pool, c->cio, &head, &wc, &c->csink);
+    else if (f.body == SLUICE_HTTP_BODY_LENGTH)
+        rc = sluice_length_writer_new(px->pool, c->cio, f.length, &head, &wc, &c->csink);
+    else
+        rc = sluice_raw_writer_new(px->pool, c->cio, &head, &wc, &c->csink);
+    if (rc < 0)
+        return -1;
+    sluice_pump_init(&c->res_pump, c->rbody, c->csink, 0);
+    return 0;
+}
+
+/*
+ * Sends the pending interim response (100 Continue, or a 1xx relayed from
+ * the upstream) as far as the socket takes it. Returns -1 if the client is
+ * gone; while it is pending, the final response waits behind it.
+ */
+static int flush_interim(conn *c)
+{
+    if (!c->interim)
+        return 0;
+    sluice_poll r = sluice_sink_finish(c->interim);
+    if (r == SLUICE_ERROR)
+        return -1;
+    if (r == SLUICE_PENDING) {
+        sluice_interest w;
+        sluice_sink_ready(c->interim, &w);
+        srv_watch(&c->base, &w);
+    } else {
+        sluice_sink_close(c->interim);
+        c->interim = NULL;
+    }
+    return 0;
+}
+
+/* Both directions of one exchange. Returns 1 waiting, 0 progress, -1 close. */
+static int step_exchange(conn *c)
+{
+    sluice_interest w;
+    int64_t now = sluice_now_ms();
+
+    if (!c->req_done && !c->req_failed) {
+        uint64_t before = sluice_pump_moved(&c->req_pump);
+        sluice_pump_status st = sluice_pump_step(&c->req_pump, &w);
+        if (sluice_pump_moved(&c->req_pump) != before)
+            c->up_deadline = now + c->px->cfg.timeout_ms;
+        if (st == SLUICE_PUMP_DONE) {
+            c->req_done = 1;
+            c->up_deadline = now + c->px->cfg.timeout_ms;
+        } else if (st == SLUICE_PUMP_PENDING) {
+            srv_watch(&c->base, &w);
+        } else {
+            c->req_failed = 1;
+            int code = sluice_pump_error(&c->req_pump);
+            if (sluice_pump_failed_side(&c->req_pump) == SLUICE_SIDE_SOURCE) {
+                /* the pump aborted the upstream body: it never looks complete */
+                return fail_request(c, http_status_for(code));
+            }
+            if (!c->res_started && !c->rhead.len)
+                return fail_request(c, 502);
+            c->close_after = 1; /* the rest of the client's body is unread */
+        }
+    }
+
+    if (!c->res_started && !c->interim) {
+        sluice_poll r;
+        int err = 0;
+        r = sluice_http_read_response(c->urd, NULL, &c->res, c->rhdrs, MAX_HEADERS, &c->rhead,
+                                      &err);
+        if (r == SLUICE_READY) {
+            c->up_deadline = now + c->px->cfg.timeout_ms;
+            if (start_response(c) < 0)
+                return -1;
+            return 0;
+        }
+        if (r == SLUICE_PENDING) {
+            sluice_reader_ready(c->urd, &w);
+            if (c->req_done || c->req_failed) {
+                if (now >= c->up_deadline)
+                    return fail_request(c, 504);
+                w.deadline_ms = c->up_deadline;
+            }
+            srv_watch(&c->base, &w);
+        } else if (!c->req_failed || c->req_done) {
+            return fail_request(c, 502); /* upstream closed or sent garbage */
+        } else {
+            return fail_request(c, 502);
+        }
+    }
+
+    if (c->res_started && !c->res_done) {
+        sluice_pump_status st = sluice_pump_step(&c->res_pump, &w);
+        if (st == SLUICE_PUMP_PENDING) {
+            srv_watch(&c->base, &w);
+        } else if (st == SLUICE_PUMP_ERROR) {
+            return -1; /* the client writer was aborted: the client sees it */
+        } else {
+            c->res_done = 1;
+        }
+    }
+
+    if (c->res_done && (c->req_done || c->req_failed)) {
+        log_request(c);
+        if (c->close_after || c->req_failed)
+            return -1;
+        conn_reset_request(c);
+        return 0;
+    }
+    if (c->res_done && !c->req_done) {
+        /* the upstream answered before taking the whole body: finish here */
+        log_request(c);
+        return -1;
+    }
+    return 1;
+}
+
+/* ---- the state machine ---------------------------------------------------- */
+
+static int step_head(conn *c)
+{
+    proxy *px = c->px;
+    int64_t now = sluice_now_ms();
+    if (sluice_reader_available(c->crd) > 0 && c->head_deadline < 0) {
+        c->head_deadline = now + px->cfg.timeout_ms;
+        c->t_start = now;
+    }
+    if (c->head_deadline >= 0 && now >= c->head_deadline) {
+        c->status = 408;
+        return -1; /* the head took too long: close */
+    }
+    sluice_http_limits lim = {.max_head_bytes = px->cfg.max_head, .max_headers = MAX_HEADERS};
+    int err = 0;
+    sluice_poll r = sluice_http_read_request(c->crd, &lim, &c->req, c->hdrs, MAX_HEADERS,
+                                             &c->head, &err);
+    if (r == SLUICE_PENDING) {
+        sluice_interest w;
+        sluice_reader_ready(c->crd, &w);
+        if (sluice_reader_available(c->crd) > 0 && c->head_deadline < 0) {
+            c->head_deadline = now + px->cfg.timeout_ms;
+            c->t_start = now;
+        }
+        w.deadline_ms = c->head_deadline >= 0 ? c->head_deadline : now + px->cfg.timeout_ms;
+        if (c->head_deadline < 0 && now >= c->t_start + px->cfg.timeout_ms)
+            return -1; /* idle keep-alive connection */
+        srv_watch(&c->base, &w);
+        return 1;
+    }
+    if (r == SLUICE_EOF)
+        return -1;
+    if (r == SLUICE_ERROR) {
+        if (c->head_deadline < 0)
+            c->t_start = now;
+        int st = http_status_for(err);
+        return st ? reply(c, st, 0) : -1;
+    }
+    if (c->head_deadline < 0)
+        c->t_start = now;
+    return start_request(c);
+}
+
+static int step_reply(conn *c)
+{
+    sluice_poll r = sluice_sink_finish(c->csink);
+    if (r == SLUICE_PENDING) {
+        sluice_interest w;
+        sluice_sink_ready(c->csink, &w);
+        srv_watch(&c->base, &w);
+        return 1;
+    }
+    log_request(c);
+    if (r == SLUICE_ERROR)
+        return -1;
+    if (!c->close_after) {
+        conn_reset_request(c);
+        return 0;
+    }
+    /* lingering close: stop sending, read and drop for a moment */
+    shutdown(c->cfd, SHUT_WR);
+    c->state = S_LINGER;
+    c->linger_deadline = sluice_now_ms() + 2000;
+    return 0;
+}
+
+static int drive(srv_conn *sc)
+{
+    conn *c = (conn *)sc;
+    for (int guard = 0; guard < 1000; guard++) {
+        int rc;
+        if (c->state > S_HEAD && c->state < S_REPLY && flush_interim(c) < 0)
+            return -1;
+        switch (c->state) {
+        case S_HEAD:
+            rc = step_head(c);
+            break;
+        case S_FIND:
+            rc = step_find(c);
+            break;
+        case S_BUFFER:
+            rc = step_buffer(c);
+            break;
+        case S_CONNECT:
+            rc = step_connect(c);
+            break;
+        case S_EXCHANGE:
+            rc = step_exchange(c);
+            break;
+        case S_REPLY:
+            rc = step_reply(c);
+            break;
+        case S_LINGER:
+            rc = http_linger(&c->base, c->cfd, c->linger_deadline);
+            break;
+        default:
+            rc = -1;
+        }
+        if (rc != 0)
+            return rc < 0 ? -1 : 0;
+        c->base.nwant = 0; /* progress: recompute what to wait for */
+        c->base.deadline = -1;
+    }
+    c->base.immediate = 1;
+    return 0;
+}
+
+/* ---- connection lifetime -------------------------------------------------- */
+
+static void drop_upstream(conn *c)
+{
+    sluice_pump_reset(&c->req_pump);
+    sluice_pump_reset(&c->res_pump);
+    sluice_sink_close(c->usink);
+    sluice_stream_close(c->rbody);
+    sluice_reader_free(c->urd);
+    sluice_io_close(c->uio);
+    if (c->ufd >= 0) {
+        srv_forget(&c->base, c->ufd);
+        close(c->ufd);
+    }
+    c->usink = NULL;
+    c->rbody = NULL;
+    c->urd = NULL;
+    c->uio = NULL;
+    c->ufd = -1;
+}
+
+/* Back to reading the next request on the same connection. */
+static void conn_reset_request(conn *c)
+{
+    drop_upstream(c);
+    sluice_sink_close(c->csink);
+    sluice_sink_close(c->interim);
+    sluice_sink_close(c->buf);
+    sluice_stream_close(c->src);
+    sluice_stream_close(c->body);
+    sluice_multipart_close(c->mp);
+    sluice_bytes_release(&c->head);
+    sluice_bytes_release(&c->rhead);
+    c->csink = c->interim = c->buf = NULL;
+    c->src = c->body = NULL;
+    c->mp = NULL;
+    c->state = S_HEAD;
+    c->head_deadline = -1;
+    c->t_start = sluice_now_ms();
+    c->received = c->sent = 0;
+    c->req_done = c->req_failed = 0;
+    c->res_started = c->res_done = c->close_after = 0;
+    c->status = 0;
+    c->method[0] = c->target[0] = 0;
+    c->part_type = NULL;
+    sluice_sha256_init(&c->sha);
+    sluice_sniff_init(&c->sniff);
+    memset(&c->req_pump, 0, sizeof c->req_pump);
+    memset(&c->res_pump, 0, sizeof c->res_pump);
+}
+
+static srv_conn *px_accept(srv *s, int fd)
+{
+    proxy *px = (proxy *)s;
+    conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    srv_conn_init(s, &c->base);
+    c->px = px;
+    c->cfd = fd;
+    c->ufd = -1;
+    sluice_reader_config rc = {.max_buffered = 0};
+    if (sluice_io_fd_new(px->pool, fd, 0, &c->cio) < 0 ||
+        sluice_reader_new(px->pool, c->cio, &rc, &c->crd) < 0) {
+        sluice_io_close(c->cio);
+        close(fd);
+        free(c);
+        return NULL;
+    }
+    conn_reset_request(c);
+    return &c->base;
+}
+
+static void px_destroy(srv_conn *sc)
+{
+    conn *c = (conn *)sc;
+    if (c->state == S_EXCHANGE && !c->res_done && c->method[0])
+        log_request(c);
+    conn_reset_request(c);
+    sluice_reader_free(c->crd);
+    sluice_io_close(c->cio);
+    close(c->cfd);
+    free(c);
+}
+
+static int px_idle(srv_conn *sc)
+{
+    conn *c = (conn *)sc;
+    return c->state == S_HEAD && sluice_reader_available(c->crd) == 0;
+}
+
+static const srv_ops px_ops = {px_accept, drive, px_destroy, px_idle};
+
+/* ---- main ----------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sluice-proxy --listen HOST:PORT --upstream HOST:PORT\n"
+            "                    [--extract FIELD] [--mode stream|buffer] [--digest]\n"
+            "                    [--max-header-bytes N] [--max-body-bytes N]\n"
+            "                    [--timeout-ms N] [--workers N]\n"
+            "\n"
+            "Streams each request body to the upstream as it arrives.\n"
+            "  --extract FIELD       send only the multipart part named FIELD ('*': the\n"
+            "                        first file part) upstream, as a chunked PUT\n"
+            "  --mode buffer         read whole bodies into memory first (baseline)\n"
+            "  --digest              add Sluice-Body-SHA256 to relayed responses\n"
+            "  --max-header-bytes N  request head limit (default 16384; 431 beyond)\n"
+            "  --max-body-bytes N    request body limit (default none; 413 beyond)\n"
+            "  --timeout-ms N        head deadline and idle gap limit (default 30000)\n"
+            "  --workers N           processes sharing the port (default 1)\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, 0, 'l'},
+        {"upstream", required_argument, 0, 'u'},
+        {"extract", required_argument, 0, 'e'},
+        {"mode", required_argument, 0, 'm'},
+        {"digest", no_argument, 0, 'd'},
+        {"max-header-bytes", required_argument, 0, 'H'},
+        {"max-body-bytes", required_argument, 0, 'B'},
+        {"timeout-ms", required_argument, 0, 't'},
+        {"workers", required_argument, 0, 'w'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    static proxy px;
+    config *cfg = &px.cfg;
+    cfg->max_head = SLUICE_HTTP_DEFAULT_MAX_HEAD_BYTES;
+    cfg->timeout_ms = 30000;
+    cfg->workers = 1;
+    int have_listen = 0, have_up = 0, o;
+    long long v;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'l':
+            have_listen = net_parse_addr(optarg, &cfg->listen) == 0;
+            if (!have_listen)
+                goto bad;
+            break;
+        case 'u':
+            have_up = net_parse_addr(optarg, &cfg->upstream) == 0;
+            if (!have_up)
+                goto bad;
+            break;
+        case 'e':
+            cfg->extract = optarg;
+            break;
+        case 'm':
+            if (strcmp(optarg, "buffer") == 0)
+                cfg->buffer_mode = 1;
+            else if (strcmp(optarg, "stream") != 0)
+                goto bad;
+            break;
+        case 'd':
+            cfg->digest = 1;
+            break;
+        case 'H':
+            if ((v = net_parse_size(optarg)) <= 0)
+                goto bad;
+            cfg->max_head = (size_t)v;
+            break;
+        case 'B':
+            if ((v = net_parse_size(optarg)) < 0)
+                goto bad;
+            cfg->max_body = (uint64_t)v;
+            break;
+        case 't':
+            if ((v = net_parse_size(optarg)) <= 0 || v > 86400000)
+                goto bad;
+            cfg->timeout_ms = (uint32_t)v;
+            break;
+        case 'w':
+            if ((v = net_parse_size(optarg)) <= 0 || v > 64)
+                goto bad;
+            cfg->workers = (int)v;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            goto bad;
+        }
+    }
+    if (!have_listen || !have_up || optind != argc)
+        goto bad;
+    if (sluice_pool_new(NULL, &px.pool) < 0) {
+        fprintf(stderr, "sluice-proxy: out of memory\n");
+        return 1;
+    }
+    px.srv.pool = px.pool;
+    int rc = srv_main(&px.srv, &px_ops, &cfg->listen, cfg->workers);
+    sluice_pool_free(px.pool);
+    return rc;
+bad:
+    usage(stderr);
+    return 2;
+}
