@@ -387,6 +387,10 @@ static int step_find(conn *c)
     c->mp = NULL;
     if (sluice_tap_new(c->px->pool, &f->base, tap_request, c, &c->src) < 0)
         return -1;
+    /* the part's length is unknown until its delimiter: chunked upstream
+     * (buffer mode replaces this with the length it counted) */
+    c->framing.body = SLUICE_HTTP_BODY_CHUNKED;
+    c->framing.length = 0;
     c->state = c->px->cfg.buffer_mode ? S_BUFFER : S_CONNECT;
     return 0;
 }
@@ -488,7 +492,7 @@ static int build_upstream_head(conn *c, sluice_bytes *out)
         else
             add_hdr(&b, "Content-Type", "application/octet-stream", 24);
     }
-    if (extract || c->framing.body == SLUICE_HTTP_BODY_CHUNKED)
+    if (c->framing.body == SLUICE_HTTP_BODY_CHUNKED)
         add_hdr(&b, "Transfer-Encoding", "chunked", 7);
     else if (c->framing.body == SLUICE_HTTP_BODY_LENGTH)
         sluice_http_head_add_content_length(&b, c->framing.length);
@@ -524,7 +528,7 @@ static int step_connect(conn *c)
     int rc;
     if (!c->src) /* no body: the head alone, framed as an empty length body */
         rc = sluice_length_writer_new(px->pool, c->uio, 0, &head, &wc, &c->usink);
-    else if (px->cfg.extract || c->framing.body == SLUICE_HTTP_BODY_CHUNKED)
+    else if (c->framing.body == SLUICE_HTTP_BODY_CHUNKED)
         rc = sluice_chunked_writer_new(px->pool, c->uio, &head, &wc, &c->usink);
     else
         rc = sluice_length_writer_new(px->pool, c->uio, c->framing.length, &head, &wc,
@@ -768,7 +772,10 @@ static int step_head(conn *c)
         c->status = 408;
         return -1; /* the head took too long: close */
     }
-    sluice_http_limits lim = {.max_head_bytes = px->cfg.max_head, .max_headers = MAX_HEADERS};
+    /* --max-header-bytes counts the request line and header lines with their
+     * CRLFs; the parser's limit also covers the final empty line */
+    sluice_http_limits lim = {.max_head_bytes = px->cfg.max_head + 2,
+                              .max_headers = MAX_HEADERS};
     int err = 0;
     sluice_poll r = sluice_http_read_request(c->crd, &lim, &c->req, c->hdrs, MAX_HEADERS,
                                              &c->head, &err);

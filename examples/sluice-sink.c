@@ -284,7 +284,11 @@ static int step_head(conn *c)
     if (c->head_deadline >= 0 && now >= c->head_deadline)
         return -1;
     int err = 0;
-    sluice_poll r = sluice_http_read_request(c->crd, NULL, &c->req, c->hdrs, MAX_HEADERS,
+    /* 16384 bytes of request line and header lines, as the proxy counts them,
+     * plus the final empty line */
+    sluice_http_limits lim = {.max_head_bytes = SLUICE_HTTP_DEFAULT_MAX_HEAD_BYTES + 2,
+                              .max_headers = MAX_HEADERS};
+    sluice_poll r = sluice_http_read_request(c->crd, &lim, &c->req, c->hdrs, MAX_HEADERS,
                                              &c->head, &err);
     if (r == SLUICE_PENDING) {
         sluice_interest w;
