@@ -2,8 +2,8 @@
 """e2e.py - end-to-end upload benchmark: curl -> proxy -> sink, on loopback.
 
 Measures what it costs to stream a request body through sluice-proxy, beside
-no proxy at all (direct), two bare TCP relays (read/write with a 1 MiB buffer,
-splice) and nginx (request buffering off; default and 1 MiB body buffers).
+no proxy at all (direct), bare TCP relays (read/write through 1 MiB and 64 KiB
+buffers, splice) and nginx (request buffering off; default and 1 MiB buffers).
 For every upload: MiB/s (body bytes over curl's total time), the proxy's peak
 RSS (VmHWM after resetting it through /proc/PID/clear_refs, so exact, not
 sampled), its CPU seconds per GiB (on-CPU time from schedstat) and a check
@@ -48,6 +48,7 @@ CONFIGS = {
     "direct": (None, ("cl", "chunked", "multipart"), "no proxy: curl talks to the sink"),
     "relay-copy-1m": ("relay", ("cl", "chunked", "multipart"),
                       "bare TCP relay, read()/write() through a 1 MiB buffer"),
+    "relay-copy-64k": ("relay", ("cl",), "bare TCP relay, read()/write() through a 64 KiB buffer"),
     "relay-splice": ("relay", ("cl",), "bare TCP relay, splice(2) through a 1 MiB pipe"),
     "nginx": ("nginx", ("cl",), "nginx, proxy_request_buffering off, default body buffer"),
     "nginx-1m": ("nginx", ("cl", "chunked", "multipart"),
@@ -232,7 +233,8 @@ class Servers:
         a = self.args
         if kind == "relay":
             mode = "splice" if config == "relay-splice" else "copy"
-            return self.start(name, [a.relay, "-u", up, "-m", mode, "-b", str(MiB)])
+            size = 64 << 10 if config == "relay-copy-64k" else MiB
+            return self.start(name, [a.relay, "-u", up, "-m", mode, "-b", str(size)])
         if kind == "nginx":
             if not a.nginx:
                 self.status[name] = "not installed"
@@ -475,6 +477,9 @@ class Bench:
         if time.monotonic() > self.deadline:
             self.skipped += 1
             return None
+        sink = self.servers.running["sink"]
+        if not sink.alive():
+            raise RuntimeError("the sink exited: %s" % sink.log_tail())
         timeout = timeout or self.args.timeout
         srv = self.servers.running.get(srv_name or config) if config != "direct" else None
         port = srv.port if srv else self.port_of("sink")
@@ -581,7 +586,7 @@ def parse_args(argv):
                     help="smoke run, well under a minute: 64M bodies, concurrency 16 only, 3 s slow upstream")
     ap.add_argument("--sizes", help="single-upload body sizes (default 64M,1G; --quick 64M)")
     ap.add_argument("--reps", type=int, default=3, help="rounds for bodies under 256 MiB and word lists (3)")
-    ap.add_argument("--big-reps", type=int, default=None, help="rounds for bodies of 256 MiB and more (1)")
+    ap.add_argument("--big-reps", type=int, default=None, help="rounds for bodies of 256 MiB and more (3)")
     ap.add_argument("--conc", help="concurrent uploads per case, e.g. 16,256 ('' or 0 = skip; default 16,256; --quick 16)")
     ap.add_argument("--conc-size", default="16M", help="body size of each concurrent upload (16M)")
     ap.add_argument("--conc-reps", type=int, default=1, help="rounds of each concurrency case (1)")
@@ -600,7 +605,7 @@ def parse_args(argv):
     a = ap.parse_args(argv)
     q = a.quick
     a.sizes = [parse_size(s) for s in (a.sizes or ("64M" if q else "64M,1G")).split(",") if s]
-    a.big_reps = a.big_reps or 1
+    a.big_reps = a.big_reps or 3
     conc = a.conc if a.conc is not None else ("16" if q else "16,256")
     a.conc = [int(x) for x in conc.split(",") if x.strip() and int(x) > 0]
     a.conc_size = parse_size(a.conc_size)
@@ -636,6 +641,9 @@ def main(argv):
     rundir = os.path.join(tmpdir, "run")
     os.makedirs(rundir)
     servers = Servers(args, rundir)
+    # A shell starts background jobs with SIGINT ignored; Ctrl-C must still
+    # stop the run and its servers.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     bench = None
     rc = 0
@@ -686,7 +694,8 @@ def main(argv):
         return rc or 2
 
     micro = report.parse_micro(args.micro) if args.micro else []
-    results = report.build(args, bench.runs, servers.status, CONFIGS, micro, versions(args))
+    results = report.build(args, bench.runs, servers.status, CONFIGS,
+                           {"conc": CONC_CONFIGS, "words": WORDS_CONFIGS}, micro, versions(args))
     results["skipped_by_deadline"] = bench.skipped
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)

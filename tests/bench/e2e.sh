@@ -20,9 +20,10 @@ for prog in sink relay; do
     fi
 done
 
-# Installs a Debian package when its program is missing and we may. The
-# archive's policy-rc.d hook keeps the package from starting its service,
-# so the only servers running afterwards are the ones e2e.py starts.
+# Installs a Debian package when its program is missing and we may. A
+# policy-rc.d that forbids service starts (Debian container images ship one;
+# otherwise one is put in place for the install) keeps the package from
+# starting its own daemon: the only servers running are those e2e.py starts.
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 install_pkg() {
     local prog=$1 pkg=$2 hook=/usr/sbin/policy-rc.d made_hook=
@@ -45,6 +46,9 @@ install_pkg() {
     have "$prog"
 }
 
+case " $* " in
+*" --help "* | *" -h "*) exec python3 tests/bench/e2e.py --help ;;
+esac
 install_pkg curl curl || { echo "e2e: curl is required"; exit 1; }
 install_pkg nginx nginx || echo "e2e: nginx rows skipped"
 

@@ -65,7 +65,9 @@ def same_round_ratio(runs, field, a, b):
     return median(ratios)
 
 
-def summarize(runs, status, configs):
+def summarize(runs, status, configs, roster):
+    """roster: which configurations each of the phases "conc" and "words"
+    runs, so those that could not run are listed there too."""
     single, conc, slow, words = [], [], [], []
     for size in sorted({r["file_bytes"] for r in runs if r["phase"] == "single"}):
         rs = pick(runs, phase="single", file_bytes=size)
@@ -98,7 +100,7 @@ def summarize(runs, status, configs):
                            peak_rss_mib=max((r["hwm_kib"] / 1024 for r in ok if "hwm_kib" in r), default=None),
                            x_direct=same_round_ratio(rs, "mib_s", {"config": c}, {"config": "direct"}))
                 conc.append(row)
-            elif row["status"] != "ok" and c != "direct":
+            elif row["status"] != "ok" and c in roster["conc"]:
                 conc.append(row)
     for r in pick(runs, phase="slow", upstream="slow"):
         fast = r.get("fast_hwm_kib")
@@ -119,7 +121,7 @@ def summarize(runs, status, configs):
                           "seconds": median(r.get("seconds") for r in ok),
                           "mib_s": median(r.get("mib_s") for r in ok),
                           "peak_rss_mib": max((r["hwm_kib"] / 1024 for r in ok if "hwm_kib" in r), default=None)})
-        elif c.startswith("sluice") and status.get(c) not in (None, "ok"):
+        elif c in roster["words"] and status.get(c) not in (None, "ok"):
             words.append({"config": c, "status": status[c]})
     return single, conc, slow, words
 
@@ -184,8 +186,8 @@ def targets(runs, single, conc, slow, status):
     return out
 
 
-def build(args, runs, status, configs, micro, meta):
-    single, conc, slow, words = summarize(runs, status, configs)
+def build(args, runs, status, configs, roster, micro, meta):
+    single, conc, slow, words = summarize(runs, status, configs, roster)
     failures = ["%s %s %s %s%s: %s" % (r["phase"], r["config"], r["mode"], size_label(r["file_bytes"]),
                                       " x%d" % r["n"] if r["n"] > 1 else "", r.get("error", "?"))
                 for r in runs if not r["ok"]]
@@ -295,46 +297,53 @@ def bar_chart(title, items, unit, y, width=760, label_w=210, bar_h=16):
     """items: [(label, value or None, config)]. Returns (svg parts, height)."""
     parts = ['<text x="10" y="%d" class="t">%s</text>' % (y + 16, esc(title))]
     y += 28
-    top = max((v for _, v, _ in items if v), default=1) or 1
+    top = max((v for _, v, _ in items if isinstance(v, (int, float))), default=1) or 1
     span = width - label_w - 90
     for label, v, config in items:
         parts.append('<text x="%d" y="%d" class="l" text-anchor="end">%s</text>'
                      % (label_w - 6, y + bar_h - 4, esc(label)))
-        if v is None:
-            parts.append('<text x="%d" y="%d" class="v">not measured</text>' % (label_w + 4, y + bar_h - 4))
+        if not isinstance(v, (int, float)):
+            parts.append('<text x="%d" y="%d" class="v">%s</text>' % (label_w + 4, y + bar_h - 4,
+                                                                     esc(v or "not measured")))
         else:
             w = max(1.0, span * v / top)
             parts.append('<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>'
                          % (label_w, y, w, bar_h, color_of(config)))
             parts.append('<text x="%.1f" y="%d" class="v">%s %s</text>'
-                         % (label_w + w + 4, y + bar_h - 4, ("%.0f" if v >= 100 else "%.1f") % v, unit))
+                         % (label_w + w + 4, y + bar_h - 4, "%.3g" % v if v < 100 else "%.0f" % v, unit))
         y += bar_h + 4
     return parts, 28 + len(items) * (bar_h + 4) + 12
 
 
 def svg(res):
+    """Bar charts: throughput and peak RSS of one upload of the largest
+    size, peak RSS under concurrency, and the word-list replica. A
+    configuration that did not run shows why (e.g. "not built")."""
+    def val(r, key):
+        return r.get(key) if r.get("runs") else r.get("status", "not run")
+
     charts = []
     sizes = sorted({r["size"] for r in res["single"] if r.get("runs")})
     if sizes:
-        rows = [r for r in res["single"] if r["size"] == sizes[-1] and r.get("runs")]
+        rows = [r for r in res["single"] if r["size"] == sizes[-1]]
         label = size_label(sizes[-1])
         charts.append(("Throughput, one %s upload (MiB/s, median)" % label,
-                       [("%s %s" % (r["config"], MODE_NAMES[r["mode"]]), r.get("mib_s"), r["config"])
+                       [("%s %s" % (r["config"], MODE_NAMES[r["mode"]]), val(r, "mib_s"), r["config"])
                         for r in rows], "MiB/s"))
         charts.append(("Proxy peak RSS, one %s upload (MiB)" % label,
-                       [("%s %s" % (r["config"], MODE_NAMES[r["mode"]]), r.get("peak_rss_mib"), r["config"])
+                       [("%s %s" % (r["config"], MODE_NAMES[r["mode"]]), val(r, "peak_rss_mib"), r["config"])
                         for r in rows if r["config"] != "direct"], "MiB"))
     for n in sorted({r["n"] for r in res["concurrency"]}):
-        rows = [r for r in res["concurrency"] if r["n"] == n and r.get("runs") and r["config"] != "direct"]
+        rows = [r for r in res["concurrency"] if r["n"] == n and r["config"] != "direct"]
         charts.append(("Proxy peak RSS, %d concurrent uploads (MiB)" % n,
-                       [(r["config"], r.get("peak_rss_mib"), r["config"]) for r in rows], "MiB"))
-    words = [r for r in res["words"] if r.get("runs") and r["config"] != "direct"]
-    if words:
-        charts.append(("Word-list upload: peak RSS (MiB)",
-                       [(r["config"], r.get("peak_rss_mib"), r["config"]) for r in words], "MiB"))
-        charts.append(("Word-list upload: time (s)",
-                       [(r["config"], r.get("seconds"), r["config"]) for r in words], "s"))
-    parts, y = [], 34
+                       [(r["config"], val(r, "peak_rss_mib"), r["config"]) for r in rows], "MiB"))
+    if res["words"]:
+        charts.append(("Word-list multipart upload: peak RSS (MiB)",
+                       [(r["config"], val(r, "peak_rss_mib"), r["config"])
+                        for r in res["words"] if r["config"] != "direct"], "MiB"))
+        charts.append(("Word-list multipart upload: time (s)",
+                       [(r["config"], val(r, "seconds"), r["config"]) for r in res["words"]], "s"))
+    parts, y = [], 40
     for title, items, unit in charts:
         p, h = bar_chart(title, items, unit, y)
         parts += p
@@ -344,7 +353,7 @@ def svg(res):
             'font-family="sans-serif">\n<style>.t{font-size:14px;font-weight:bold}.l,.v{font-size:11px}'
             '.s{font-size:11px;fill:#555}</style>\n<rect width="100%%" height="100%%" fill="white"/>\n'
             '<text x="10" y="18" class="t">sluice end-to-end benchmark</text>\n'
-            '<text x="230" y="18" class="s">%s, %s CPUs, %s</text>\n' % (
+            '<text x="10" y="34" class="s">%s, %s CPUs, %s</text>\n' % (
                 y + 10, y + 10, esc(m.get("cpu", "")), m.get("ncpu"), esc(m.get("time", ""))))
     return head + "\n".join(parts) + "\n</svg>\n"
 
