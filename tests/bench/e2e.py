@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -63,6 +64,9 @@ SLOW_CONFIGS = (("relay-copy-1m", "cl"), ("nginx-1m", "cl"), ("sluice-stream", "
 WORDS_CONFIGS = ("direct", "nginx-1m", "sluice-extract", "sluice-buffer")
 SLUICE_ARGS = {"sluice-stream": [], "sluice-extract": ["--extract", "file"],
                "sluice-buffer": ["--mode", "buffer"]}
+# Slow upstream: peak RSS may grow by at most this much over the RSS before
+# the upload (a streaming window is a few blocks; the backlog is 16 MiB).
+FLAT_MIB = 2.0
 
 
 def log(msg):
@@ -71,7 +75,7 @@ def log(msg):
 
 # ---------------------------------------------------------------- /proc ---
 
-def read_first(path):
+def read_text(path):
     with open(path) as f:
         return f.read()
 
@@ -81,7 +85,7 @@ def children(pid):
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
-                stat = read_first("/proc/%s/stat" % d)
+                stat = read_text("/proc/%s/stat" % d)
                 if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
                     out.append(int(d))
             except (OSError, ValueError):
@@ -90,7 +94,7 @@ def children(pid):
 
 
 def status_kib(pid, key):
-    for line in read_first("/proc/%d/status" % pid).splitlines():
+    for line in read_text("/proc/%d/status" % pid).splitlines():
         if line.startswith(key + ":"):
             return int(line.split()[1])
     return 0
@@ -103,10 +107,10 @@ def cpu_snapshot(pids):
         ns = 0
         for tid in os.listdir("/proc/%d/task" % pid):
             try:
-                ns += int(read_first("/proc/%d/task/%s/schedstat" % (pid, tid)).split()[0])
+                ns += int(read_text("/proc/%d/task/%s/schedstat" % (pid, tid)).split()[0])
             except OSError:
                 pass
-        stat = read_first("/proc/%d/stat" % pid)
+        stat = read_text("/proc/%d/stat" % pid)
         f = stat[stat.rindex(")") + 2:].split()
         snap[pid] = (ns, int(f[11]) + int(f[12]))
     return snap
@@ -187,7 +191,7 @@ class Server:
 
     def log_tail(self, n=400):
         try:
-            return read_first(self.logpath)[-n:].strip().replace("\n", " | ")
+            return read_text(self.logpath)[-n:].strip().replace("\n", " | ")
         except OSError:
             return ""
 
@@ -243,7 +247,7 @@ class Servers:
             os.makedirs(d, exist_ok=True)
             port = free_port()
             conf = os.path.join(d, "nginx.conf")
-            text = read_first(os.path.join(HERE, "nginx.conf.in"))
+            text = read_text(os.path.join(HERE, "nginx.conf.in"))
             for k, v in {"DIR": d, "PORT": str(port), "UPSTREAM": up,
                          "USER": "user root root;" if os.geteuid() == 0 else "",
                          "BODY_BUFFER": "client_body_buffer_size 1m;" if config == "nginx-1m" else ""}.items():
@@ -316,18 +320,23 @@ class Upload:
     def result(self):
         r = {"ok": False, "mode": self.mode, "file_bytes": self.size}
         try:
-            out = read_first(self.wout).strip()
-            code, up, ttot = out.split()[-3:]
+            out = read_text(self.wout).strip()
+        except OSError:
+            out = ""
+        # curl's messages (stderr) come first, then the -w line.
+        words, said = out.split(), out.rsplit("\n", 1)[0] if "\n" in out else ""
+        try:
+            code, up, ttot = words[-3:]
             r.update(http=int(code), body_bytes=int(float(up)) if self.mode == "multipart" else self.size,
                      seconds=float(ttot))
-        except (OSError, ValueError):
-            r["error"] = "curl: %s" % (read_first(self.wout)[-200:].strip() if os.path.exists(self.wout) else "?")
+        except ValueError:
+            r["error"] = "curl: %s" % (out[-200:] or "no output")
             return r
         try:
-            count, framing = read_first(self.resp).split()[:2]
+            count, framing = read_text(self.resp).split()[:2]
             r.update(sink_bytes=int(count), framing=framing)
         except (OSError, ValueError):
-            r["error"] = "http %d, no sink answer" % r["http"]
+            r["error"] = "http %d, no sink answer%s" % (r["http"], " (%s)" % said[-200:] if said else "")
             return r
         want = self.size if self.extract else r["body_bytes"]
         r["ok"] = r["http"] == 200 and r["sink_bytes"] == want
@@ -337,26 +346,31 @@ class Upload:
 
 
 def run_uploads(uploads, timeout, sample_pids=()):
-    """Starts all uploads at once and waits for them (killing any still
-    running after timeout + 10 s). Returns (results, wall seconds, samples of
-    the summed VmRSS KiB of sample_pids taken every 0.2 s)."""
+    """Starts all uploads at once and waits for them. curl stops itself
+    after `timeout`; a timer kills any still running 10 s later. Returns
+    (results, wall seconds until the last one ended, samples of the summed
+    VmRSS KiB of sample_pids taken every 0.2 s while the first runs).
+    Waiting blocks in waitpid rather than polling, so the harness takes no
+    CPU from the two cores the measured processes share."""
     t0 = time.monotonic()
     for u in uploads:
         u.start()
-    samples, end = [], t0 + timeout + 10
-    while any(u.proc.poll() is None for u in uploads) and time.monotonic() < end:
-        if sample_pids:
+    timer = threading.Timer(timeout + 10, lambda: [u.proc.kill() for u in uploads if u.proc.poll() is None])
+    timer.start()
+    samples = []
+    try:
+        while sample_pids and uploads[0].proc.poll() is None:
             try:
                 samples.append(sum(status_kib(p, "VmRSS") for p in sample_pids))
             except OSError:
-                pass
-        time.sleep(0.2 if sample_pids else 0.005)
-    wall = time.monotonic() - t0
-    for u in uploads:
-        if u.proc.poll() is None:
-            u.proc.kill()
-        u.proc.wait()
-    return [u.result() for u in uploads], wall, samples
+                break
+            time.sleep(0.2)
+        for u in uploads:
+            u.proc.wait()
+    finally:
+        timer.cancel()
+        timer.join()  # no thread may be running at the next fork
+    return [u.result() for u in uploads], time.monotonic() - t0, samples
 
 
 def measure(srv, uploads, timeout, sample=False):
@@ -367,6 +381,7 @@ def measure(srv, uploads, timeout, sample=False):
             with open("/proc/%d/clear_refs" % p, "w") as f:
                 f.write("5")  # resets VmHWM to the current RSS
         c0 = cpu_snapshot(pids)
+        rss0 = sum(status_kib(p, "VmRSS") for p in pids)
     except OSError as e:
         return {"ok": False, "error": "proxy gone before the run: %s" % e, "results": []}
     results, wall, samples = run_uploads(uploads, timeout, pids if sample else ())
@@ -378,6 +393,7 @@ def measure(srv, uploads, timeout, sample=False):
         try:
             m["cpu_s"] = cpu_seconds(c0, cpu_snapshot(pids))
             m["hwm_kib"] = sum(status_kib(p, "VmHWM") for p in pids)
+            m["rss_before_kib"] = rss0
         except OSError as e:
             m.update(ok=False, error="proxy gone during the run: %s" % e)
     if samples:
@@ -412,7 +428,7 @@ def make_words_file(path, size):
     """Word-list text: /usr/share/dict/words, or 100k sorted pseudo-words
     when it is missing, repeated up to `size` bytes."""
     try:
-        words = read_first("/usr/share/dict/words").encode()
+        words = read_text("/usr/share/dict/words").encode()
     except (OSError, UnicodeDecodeError):
         rng = random.Random(1)
         syll = [c + v for c in "bcdfghjklmnprstvwz" for v in "aeiou"] + ["th", "st", "er", "an"]
@@ -439,23 +455,33 @@ def check_sink(port):
     data = b"".join(r for r, _ in reqs)
     rng = random.Random(7)
     for attempt in range(3):
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            i = 0
-            while i < len(data):
-                n = 1 if attempt == 0 else rng.randint(1, 40)
-                s.sendall(data[i:i + n])
-                i += n
-                time.sleep(0.0005)
-            got = b""
-            while got.count(b"HTTP/1.1 200") < len(reqs) or not got.endswith(b"\n"):
-                d = s.recv(65536)
-                if not d:
-                    break
-                got += d
+        try:
+            got = exchange(port, data, len(reqs), 1 if attempt == 0 else None, rng)
+        except OSError as e:
+            raise RuntimeError("sink self-check: %s" % e)
         bodies = [part.split(b"\r\n\r\n", 1)[1].strip() for part in got.split(b"HTTP/1.1 ")[1:]]
         if bodies != [want for _, want in reqs]:
             raise RuntimeError("sink self-check failed: got %r" % got)
+
+
+def exchange(port, data, nresp, piece, rng):
+    """Sends data in pieces of `piece` bytes (None: random 1..40) and reads
+    until nresp responses arrived."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        i = 0
+        while i < len(data):
+            n = piece or rng.randint(1, 40)
+            s.sendall(data[i:i + n])
+            i += n
+            time.sleep(0.0005)  # let each piece reach the sink on its own
+        got = b""
+        while got.count(b"HTTP/1.1 ") < nresp or not got.endswith(b"\n"):
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        return got
 
 
 # ----------------------------------------------------------------- runs ---
@@ -529,28 +555,31 @@ class Bench:
                     self.run("single", config, mode, files[size], round=r)
 
     def concurrency(self, path):
-        names = self.usable([c for c in CONC_CONFIGS if c in CONFIGS])
+        names = self.usable(CONC_CONFIGS)
         for n in self.args.conc:
             for r in range(self.args.conc_reps):
                 for config in self.rotate(names, r, self.args.conc_reps):
                     self.run("conc", config, "cl", path, n=n, round=r)
 
-    def slow(self, path):
-        """Each proxy in front of a sink reading SLOW_RATE: its peak RSS must
-        stay at what the same upload costs with a fast sink."""
+    def slow(self, path, warm):
+        """Each proxy in front of a sink reading SLOW_RATE while the client
+        sends as fast as it can: a streaming proxy holds the client back and
+        its RSS stays where it was; one that buffers grows by the backlog.
+        Each proxy gets a fresh process, warmed up by one small upload, so
+        the growth measured is the upload's alone."""
         slow = self.servers.start("sink-slow", [self.args.sink, "-r", str(SLOW_RATE)])
         if not slow:
             return
         for config, mode in SLOW_CONFIGS:
-            if config not in self.servers.running:
+            if config not in self.usable(CONFIGS):
                 continue
             name = config + "-slow"
-            if not self.servers.start_proxy(config, slow.port, name):
+            srv = self.servers.start_proxy(config, slow.port, name)
+            if not srv:
                 continue
-            fast = self.run("slow", config, mode, path, upstream="fast")
-            self.run("slow", config, mode, path, srv_name=name, sample=True, upstream="slow",
-                     timeout=int(os.path.getsize(path) / SLOW_RATE * 3) + 20,
-                     fast_hwm_kib=fast.get("hwm_kib") if fast and fast["ok"] else None)
+            run_uploads([Upload(srv.port, mode, warm, self.tmpdir, 0, 30, config == "sluice-extract")], 30)
+            self.run("slow", config, mode, path, srv_name=name, sample=True,
+                     timeout=int(os.path.getsize(path) / SLOW_RATE * 3) + 20)
             self.servers.stop(name)
         self.servers.stop("sink-slow")
 
@@ -569,7 +598,7 @@ def versions(args):
             return (p.stdout + p.stderr).strip().splitlines()[0]
         except (OSError, IndexError, subprocess.TimeoutExpired):
             return None
-    cpu = next((line.split(":", 1)[1].strip() for line in read_first("/proc/cpuinfo").splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in read_text("/proc/cpuinfo").splitlines()
                 if line.startswith("model name")), platform.machine())
     return {"time": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "kernel": platform.release(), "cpu": cpu,
             "ncpu": os.cpu_count(), "curl": first_line(["curl", "--version"]),
@@ -671,10 +700,10 @@ def main(argv):
             bench.fresh(warm)
             bench.concurrency(files[args.conc_size])
         if args.slow_seconds > 0:
-            slow_path = os.path.join(filedir, "body-slow.bin")
+            slow_path, slow_warm = os.path.join(filedir, "body-slow.bin"), os.path.join(filedir, "body-warm.bin")
             make_random_file(slow_path, int(args.slow_seconds * SLOW_RATE))
-            bench.fresh(warm)
-            bench.slow(slow_path)
+            make_random_file(slow_warm, 256 << 10)
+            bench.slow(slow_path, slow_warm)
         if words:
             bench.fresh(warm)
             bench.words(words)
@@ -695,7 +724,8 @@ def main(argv):
 
     micro = report.parse_micro(args.micro) if args.micro else []
     results = report.build(args, bench.runs, servers.status, CONFIGS,
-                           {"conc": CONC_CONFIGS, "words": WORDS_CONFIGS}, micro, versions(args))
+                           {"conc": CONC_CONFIGS, "words": WORDS_CONFIGS, "flat_mib": FLAT_MIB},
+                           micro, versions(args))
     results["skipped_by_deadline"] = bench.skipped
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
