@@ -135,9 +135,11 @@ $(BUILD)/bench/%: tests/bench/%.c tests/bench/bench.h $(STATIC)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Ilib $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LIBS_PRIVATE)
 
-# Micro-benchmarks: each prints "bench: <name> <value> <unit>" lines.
+# Micro-benchmarks: each prints "bench: <name> <value> <unit>" lines, also
+# kept in $(BUILD)/bench/micro.txt for the results of `make bench`.
 bench-micro: $(BENCH_BIN)
-	@set -e; for b in $(BENCH_BIN); do $$b; done
+	@set -eo pipefail; mkdir -p $(BUILD)/bench; \
+	    for b in $(BENCH_BIN); do $$b; done | tee $(BUILD)/bench/micro.txt
 
 # Everything: micro-benchmarks, then the end-to-end runs (tests/bench/e2e.sh).
 bench: all bench-micro
