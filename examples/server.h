@@ -194,6 +194,8 @@ static inline void srv_run_conn(srv_conn *c)
         if (!c->immediate)
             break;
     }
+    if (c->immediate) /* still wants to run: come back on the next turn */
+        c->deadline = sluice_now_ms();
     srv_sync(c);
 }
 
