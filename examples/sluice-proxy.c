@@ -34,7 +34,7 @@
 #include <getopt.h>
 #include <poll.h>
 
-#define MAX_HEADERS 128
+#define MAX_HEADERS 256 /* fields per head; more is 431, like an over-long head */
 
 /* ---- configuration ------------------------------------------------------- */
 

@@ -17,7 +17,7 @@
 #include <getopt.h>
 #include <sys/stat.h>
 
-#define MAX_HEADERS 128
+#define MAX_HEADERS 256 /* fields per head; more is 431, like an over-long head */
 
 typedef struct sink_srv {
     srv srv;
