@@ -721,7 +721,7 @@ static int step_exchange(conn *c)
             sluice_reader_ready(c->urd, &w);
             if (c->req_done || c->req_failed) {
                 if (now >= c->up_deadline)
-                    return fail_request(c, 504);
+                    return fail_request(c, 408); /* the contract answers every timeout with 408 */
                 w.deadline_ms = c->up_deadline;
             }
             srv_watch(&c->base, &w);
