@@ -87,14 +87,16 @@ def wait_for(pred, timeout=3.0, step=0.02):
 
 _procs = []
 _PR_SET_PDEATHSIG = 1
+try:
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl     # looked up before any fork
+except Exception:
+    _prctl = None
 
 
 def _die_with_parent():
     # The kernel kills the child if this runner dies, even by SIGKILL.
-    try:
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except Exception:
-        pass
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class Server:
@@ -113,6 +115,7 @@ class Server:
                                   stderr=self._err, preexec_fn=_die_with_parent)
         _procs.append(self)
         self.stopped = False
+        self.stdout_tail = ""
         self.first_line = self._read_line(10.0)
         m = re.fullmatch(r"listening on ([0-9.]+):(\d+)\n", self.first_line)
         if not m:
@@ -189,7 +192,9 @@ class Server:
             return None
 
     def rest_of_stdout(self):
-        """Everything on stdout after the first line (call after exit)."""
+        """Everything on stdout after the first line (complete once stopped)."""
+        if self.stopped:
+            return self.stdout_tail
         try:
             return self.p.stdout.read().decode("latin-1")
         except Exception:
@@ -202,6 +207,11 @@ class Server:
         self._close()
 
     def _close(self):
+        if not self.stopped and self.p.poll() is not None:
+            try:
+                self.stdout_tail = self.p.stdout.read().decode("latin-1")
+            except Exception:
+                pass
         self.stopped = True
         for f in (self.p.stdout, self._err):
             try:
@@ -629,7 +639,11 @@ class Conn:
         self.send_pieces(data, sizes)
 
     def response(self, method="GET", timeout=None):
-        return read_response(self.rd, method, time.monotonic() + (timeout or self.timeout))
+        t = timeout or self.timeout
+        try:
+            return read_response(self.rd, method, time.monotonic() + t)
+        except (socket.timeout, TimeoutError):
+            raise Fail("no complete response within %.1fs (have %r)" % (t, short(bytes(self.rd.buf), 80)))
 
     def closed(self, timeout=3.0):
         """True if the peer closes (EOF or RST) within timeout, data ignored."""

@@ -184,8 +184,8 @@ def main():
     if a.list:
         return 0
     lib.cleanup_all()
-    sys.stderr.write("e2e: %.1fs\n" % (time.monotonic() - t_start))
-    print("%d passed, %d failed" % (passed, failed))
+    print("e2e: %.1fs" % (time.monotonic() - t_start))
+    print("%d passed, %d failed" % (passed, failed), flush=True)
     return 1 if failed else 0
 
 

