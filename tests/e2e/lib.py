@@ -253,10 +253,15 @@ def start_sink(*args):
 
 
 def start_proxy(upstream, *args):
-    """upstream: anything with .addr, or a 'HOST:PORT' string."""
+    """upstream: anything with .addr, or a 'HOST:PORT' string.
+
+    The contract gives no default for --max-body-bytes, so unless a case sets
+    it, a limit far above any body here is passed."""
     up = upstream if isinstance(upstream, str) else upstream.addr
-    return Server([PROXY_BIN, "--listen", HOST + ":0", "--upstream", up]
-                  + [str(a) for a in args], "proxy")
+    args = [str(a) for a in args]
+    if "--max-body-bytes" not in args:
+        args += ["--max-body-bytes", str(BIG_BODY_LIMIT)]
+    return Server([PROXY_BIN, "--listen", HOST + ":0", "--upstream", up] + args, "proxy")
 
 
 def cleanup_all():
