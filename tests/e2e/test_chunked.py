@@ -14,7 +14,7 @@ anything else -> 400 (as for malformed chunks)."
 import time
 
 import lib
-from lib import Conn, case, check, eq, req, body_bytes, KiB
+from lib import Conn, case, check, eq, body_bytes, KiB
 
 HEAD = b"POST /ch HTTP/1.1\r\nHost: sluice.test\r\nTransfer-Encoding: chunked\r\n\r\n"
 

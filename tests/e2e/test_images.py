@@ -8,7 +8,7 @@ at up to the first 256 KiB and stays silent if undecided by then)."
 """
 
 import lib
-from lib import Conn, case, check, eq, req, part, multipart, form_ctype, body_bytes, KiB, MiB
+from lib import Conn, case, eq, req, part, multipart, form_ctype, body_bytes, KiB, MiB
 
 TAIL = body_bytes(40 * KiB, seed=70)      # image data after the header bytes
 

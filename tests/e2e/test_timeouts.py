@@ -13,7 +13,7 @@ import socket
 import time
 
 import lib
-from lib import Conn, case, check, eq, req, body_bytes
+from lib import Conn, case, check, req, body_bytes
 
 T = 300                       # --timeout-ms for these cases
 SLACK = 1.5 if lib.SAN else 1.0
