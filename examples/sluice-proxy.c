@@ -86,7 +86,8 @@ typedef struct conn {
     uint64_t sent;                       /* body bytes accepted upstream */
     sluice_sha256_ctx sha;
     sluice_sniff sniff;
-    const char *part_type;               /* extract: the part's Content-Type */
+    char *part_type;                     /* extract: the part's Content-Type,
+                                            copied (the part may go first) */
     size_t part_type_len;
     sluice_sink *buf;                    /* buffer mode: the whole body */
 
@@ -372,8 +373,15 @@ static int step_find(conn *c)
     if (r == SLUICE_ERROR)
         return fail_request(c, http_status_for(sluice_multipart_error(c->mp)));
     const sluice_part *p = sluice_part_get(part);
-    c->part_type = p->content_type;
-    c->part_type_len = p->content_type_len;
+    if (p->content_type) {
+        c->part_type = malloc(p->content_type_len + 1);
+        if (!c->part_type) {
+            sluice_stream_close(part);
+            return -1;
+        }
+        memcpy(c->part_type, p->content_type, p->content_type_len + 1);
+        c->part_type_len = p->content_type_len;
+    }
     field_stream *f = sluice_pool_object_alloc(c->px->pool, sizeof *f);
     if (!f) {
         sluice_stream_close(part);
@@ -913,6 +921,7 @@ static void conn_reset_request(conn *c)
     c->res_started = c->res_done = c->close_after = 0;
     c->status = 0;
     c->method[0] = c->target[0] = 0;
+    free(c->part_type);
     c->part_type = NULL;
     sluice_sha256_init(&c->sha);
     sluice_sniff_init(&c->sniff);
