@@ -151,4 +151,7 @@ demo: all
 clean:
 	rm -rf build
 
+# objects of examples and tests are not intermediate: keep them between runs
+.SECONDARY:
+
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(EXAMPLES:%=$(BUILD)/obj/examples/%.d)
