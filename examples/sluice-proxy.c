@@ -564,11 +564,13 @@ static int start_response(conn *c)
         return fail_request(c, 502);
     int interim = rs->status >= 100 && rs->status < 200;
     int client10 = c->req.minor_version == 0;
-    /* a body until close becomes chunked for HTTP/1.1 clients */
-    int chunked = f.body == SLUICE_HTTP_BODY_CHUNKED ||
-                  (f.body == SLUICE_HTTP_BODY_CLOSE && !client10);
+    /* HTTP/1.1 clients get chunked coding for a chunked body and for one
+     * delimited by the upstream closing; HTTP/1.0 clients know no chunked
+     * coding: they get the decoded bytes and the connection's close */
+    int open_ended = f.body == SLUICE_HTTP_BODY_CHUNKED || f.body == SLUICE_HTTP_BODY_CLOSE;
+    int chunked = open_ended && !client10;
     if (!interim) {
-        if (f.body == SLUICE_HTTP_BODY_CLOSE && client10)
+        if (open_ended && client10)
             c->close_after = 1;
         if (!c->keep_alive || !c->req_done)
             c->close_after = 1;
