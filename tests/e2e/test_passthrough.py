@@ -344,3 +344,18 @@ def response_bodies(env):
         eq(r.status, 200, "close-delimited status")
         check(r.complete, "close-delimited: response incomplete")
         check(r.body == big, "close-delimited: body differs (%d bytes)" % len(r.body))
+
+
+@case("passthrough: HTTP/1.0 client gets a chunked response decoded, then close")
+def http10_chunked_response(env):
+    resp = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    with lib.Upstream(respond=_fixed(resp)) as up, lib.start_proxy(up) as p:
+        with Conn(p.port) as c:
+            c.send(b"GET /old HTTP/1.0\r\n\r\n")
+            c.closed(5)
+            raw = bytes(c.rd.buf)
+            head, _, body = raw.partition(b"\r\n\r\n")
+            check(head.startswith(b"HTTP/1.1 200"), "status line: %r" % head[:40])
+            check(b"chunked" not in head.lower(), "chunked coding sent to HTTP/1.0: %r" % head)
+            eq(body, b"hello world", "decoded body, delimited by close")
