@@ -1,18 +1,24 @@
 /*
  * multipart.c — multipart/form-data splitter whose parts are streams.
  *
- * The delimiter is CRLF "--" boundary. Boundary characters never include CR,
- * so a CR occurs in the delimiter only at its first byte: the delimiter
- * cannot overlap itself. That gives the two facts the data path rests on:
+ * The delimiter is CRLF "--" boundary followed by '-', SP, HTAB or CR; with
+ * any other byte after it the match is a look-alike and belongs to the data
+ * (as in Go's mime/multipart, except that Go also takes LF). Boundary
+ * characters never include CR, so a CR occurs in CRLF "--" boundary only at
+ * its first byte: it cannot overlap itself, and the byte that rejects a
+ * look-alike is not a CR either. That gives the two facts the data path rests
+ * on:
  *
- *   - inside one chunk, one memmem() finds the next delimiter, and only the
- *     last CR among the chunk's final dlen-1 bytes can start a delimiter that
- *     continues into the next chunk;
+ *   - inside one chunk, memmem() finds the next match (after a look-alike,
+ *     scanning goes on from its end: the CRs of a short window first, then
+ *     memmem again), and only the last CR among the chunk's final dlen bytes
+ *     can start a delimiter that the next chunk decides;
  *   - bytes held back because they might start a delimiter are always exactly
- *     delim[0..hlen). So whether the next chunk completes them is one memcmp,
- *     and if it does not, all of them are data (no partial restart is
- *     possible). The held views (fewer than dlen bytes, from at most dlen-1
- *     chunks) are then yielded as they are: payload is never copied.
+ *     delim[0..hlen), hlen <= dlen. So whether the next chunk completes them
+ *     is one memcmp and one byte, and if it does not, all of them are data
+ *     (no partial restart is possible). The held views (at most dlen bytes,
+ *     from at most dlen chunks) are then yielded as they are: payload is
+ *     never copied.
  *
  * Everything else (the few bytes after a boundary, the part header block) is
  * off the data path: header blocks are copied once into the part object,
@@ -58,9 +64,10 @@ struct sluice_multipart {
     bool at_delim;          /* cur is known to start with the delimiter      */
     bool body_over;         /* body limit reached: the next pull fails       */
 
-    /* Held back: the last hlen bytes seen equal delim[0..hlen). Their views
-     * are kept (in order) only while a part is being read; once they prove
-     * to be data (held_data), they are yielded from held_next on. */
+    /* Held back: the last hlen bytes seen equal delim[0..hlen), hlen <= dlen
+     * (all of it: the byte after it decides). Their views are kept (in
+     * order) only while a part is being read; once they prove to be data
+     * (held_data), they are yielded from held_next on. */
     sluice_bytes held[DELIM_MAX];
     size_t nheld, held_next, hlen;
     size_t hvirt;           /* leading held bytes that are a virtual CRLF     */
@@ -437,6 +444,12 @@ static void held_truncate(sluice_multipart *m, size_t n)
     m->nheld = kept;
 }
 
+/* Whether the byte after CRLF "--" boundary makes the match a delimiter. */
+static bool opens_delim_tail(unsigned char c)
+{
+    return c == '-' || c == ' ' || c == '\t' || c == '\r';
+}
+
 /* The length of the longest suffix of cur that is a proper prefix of the
  * delimiter. Only the last CR can start one (see the top of the file). */
 static size_t tail_prefix(const sluice_multipart *m)
@@ -448,6 +461,51 @@ static size_t tail_prefix(const sluice_multipart *m)
             return memcmp(end - k, m->delim, k) == 0 ? k : 0;
     }
     return 0;
+}
+
+/* The first CRLF "--" boundary in [from, end), or NULL. The CRs before
+ * `near` are tried one by one first: right after a look-alike the next one
+ * is often close, and memmem's setup per call would dominate a flood of
+ * them. The window is bounded, so this adds O(dlen) per look-alike. */
+static const unsigned char *find_match(const sluice_multipart *m, const unsigned char *from,
+                                       const unsigned char *near, const unsigned char *end)
+{
+    while (from < near) {
+        const unsigned char *cr = memchr(from, '\r', (size_t)(near - from));
+        if (!cr)
+            break;
+        if ((size_t)(end - cr) < m->dlen)
+            return NULL; /* no room for a match here or later */
+        if (!memcmp(cr, m->delim, m->dlen))
+            return cr;
+        from = cr + 1;
+    }
+    if (from < near)
+        from = near;
+    return memmem(from, (size_t)(end - from), m->delim, m->dlen);
+}
+
+/* Where the data in cur ends: at a delimiter (*found) or at a tail the next
+ * chunk decides (a prefix of the delimiter, or all of it with no byte after
+ * it yet); cur.len when neither. Look-alikes are data: scanning goes on
+ * after them (their rejecting byte is no CR, so nothing starts before). */
+static size_t data_end(const sluice_multipart *m, bool *found)
+{
+    const unsigned char *s = m->cur.data, *end = s + m->cur.len, *from = s, *near = s;
+    *found = false;
+    for (;;) {
+        const unsigned char *f = find_match(m, from, near, end);
+        if (!f)
+            return m->cur.len - tail_prefix(m);
+        if (f + m->dlen == end)
+            return (size_t)(f - s);
+        if (opens_delim_tail(f[m->dlen])) {
+            *found = true;
+            return (size_t)(f - s);
+        }
+        from = f + m->dlen + 1;
+        near = (size_t)(end - from) > 2 * m->dlen ? from + 2 * m->dlen : end;
+    }
 }
 
 /* Moves cur (all of it a continuation of the held prefix) into held. */
@@ -514,14 +572,17 @@ static sluice_poll mp_scan(sluice_multipart *m, bool deliver, sluice_bytes *out)
             size_t need = m->dlen - m->hlen;
             size_t k = m->cur.len < need ? m->cur.len : need;
             if (memcmp(m->cur.data, m->delim + m->hlen, k) == 0) {
-                if (k == need) {
-                    consume(m, k);
+                if (m->cur.len <= need) { /* the deciding byte is still to come */
+                    hold_cur(m, deliver);
+                    continue;
+                }
+                if (opens_delim_tail(m->cur.data[need])) {
+                    consume(m, need);
                     return found_delim(m);
                 }
-                hold_cur(m, deliver);
-                continue;
             }
-            /* No delimiter: every held byte is data (a virtual CRLF is not). */
+            /* No delimiter (a mismatch or a look-alike): every held byte is
+             * data (a virtual CRLF is not); cur is scanned from its start. */
             size_t n = m->hlen - m->hvirt, ok = allow_data(m, n, deliver);
             if (ok < n)
                 held_truncate(m, ok);
@@ -532,11 +593,8 @@ static sluice_poll mp_scan(sluice_multipart *m, bool deliver, sluice_bytes *out)
         }
         size_t p = 0;
         bool found = m->at_delim;
-        if (!found) {
-            const unsigned char *f = memmem(m->cur.data, m->cur.len, m->delim, m->dlen);
-            found = f != NULL;
-            p = found ? (size_t)(f - m->cur.data) : m->cur.len - tail_prefix(m);
-        }
+        if (!found)
+            p = data_end(m, &found);
         if (found && p == 0) {
             m->at_delim = false;
             consume(m, m->dlen);
@@ -567,8 +625,8 @@ static sluice_poll mp_scan(sluice_multipart *m, bool deliver, sluice_bytes *out)
 
 /* ---- boundary line, header block, epilogue ------------------------------- */
 
-/* After "--boundary": "--" (close), or [SP/HTAB]* CRLF (a part follows).
- * READY: state moved on. */
+/* After "--boundary" (the scan saw '-', SP, HTAB or CR next): "--" (close),
+ * or [SP/HTAB]* CRLF (a part follows). READY: state moved on. */
 static sluice_poll mp_after_delim(sluice_multipart *m)
 {
     for (;;) {
@@ -1019,8 +1077,9 @@ static sluice_poll make_part(sluice_multipart *m, sluice_stream **out)
     m->part_bytes = 0;
     m->part_start = m->pos;
     /* The blank line's CRLF may double as the delimiter's: data that opens
-     * with "--boundary" is an empty part (RFC 2046 body-part without
-     * CRLF *OCTET), as in Go's mime/multipart. */
+     * with a delimiter "--boundary" (then '-', SP, HTAB or CR) is an empty
+     * part (RFC 2046 body-part without CRLF *OCTET), as in Go's
+     * mime/multipart; "--boundaryx" is data. */
     m->hlen = m->hvirt = 2;
     *out = &ps->base;
     return SLUICE_READY;

@@ -1,8 +1,8 @@
 /*
  * test_multipart.c — boundary parsing, the splitter against generated bodies
  * whose truth is known (every split point, 1-byte feeds, random feeds,
- * PENDING between chunks), RFC 7578 examples, a table of malformed bodies
- * with exact errors and offsets, limits, zero copy, part lifetime, skipping,
+ * PENDING between chunks), RFC 7578 examples, boundary look-alikes, a table
+ * of malformed bodies with exact errors and offsets, limits, zero copy, part lifetime, skipping,
  * find, concatenation, readiness, threads and allocation failures.
  */
 #include "harness.h"
@@ -248,17 +248,28 @@ static void gen_boundary(char *b, unsigned long long *rng)
     b[n] = '\0';
 }
 
-/* Nasty data: CR, LF, "--", prefixes of the delimiter and the boundary text
- * not preceded by CRLF--; then every real delimiter (also one at the start,
- * which the blank line's CRLF would complete) is broken. */
+/* Whether the byte after CRLF "--" boundary makes it a delimiter. */
+static int opens_delim(unsigned char c)
+{
+    return c == '-' || c == ' ' || c == '\t' || c == '\r';
+}
+
+/* Nasty data: CR, LF, "--", prefixes of the delimiter, the boundary text not
+ * preceded by CRLF--, and look-alikes: CRLF "--" boundary (or "--" boundary,
+ * which opens the data) followed by a byte that makes it data. Then every
+ * real delimiter is broken: one followed by '-', SP, HTAB or CR, or ending
+ * the data (the real delimiter's CR follows), also at the start, which the
+ * blank line's CRLF would complete. */
 static unsigned char *gen_data(size_t len, const char *bnd, unsigned long long *rng)
 {
+    static const char notdelim[] = "xZ0\n\001;=\377";
     unsigned char *d = malloc(len + 1);
     size_t blen = strlen(bnd), n = 0;
     char tok[160];
     while (n < len) {
         size_t tl = 0, k = t_rand(rng) % (blen + 1);
-        switch (t_rand(rng) % 12) {
+        char nd = notdelim[t_rand(rng) % (sizeof notdelim - 1)];
+        switch (t_rand(rng) % 15) {
         case 0: tok[tl++] = (char)t_rand(rng); break;
         case 1: tok[tl++] = '\r'; break;
         case 2: tok[tl++] = '\n'; break;
@@ -270,15 +281,19 @@ static unsigned char *gen_data(size_t len, const char *bnd, unsigned long long *
         case 8: tl = (size_t)sprintf(tok, "--%s", bnd); break;
         case 9: tl = (size_t)sprintf(tok, "\n--%s", bnd); break;
         case 10: tl = (size_t)sprintf(tok, "\r--%s\r\n", bnd); break;
-        default: tl = (size_t)sprintf(tok, "x\r\n-%s", bnd); break;
+        case 11: tl = (size_t)sprintf(tok, "x\r\n-%s", bnd); break;
+        case 12: tl = (size_t)sprintf(tok, "--%s%c", bnd, nd); break;
+        default: tl = (size_t)sprintf(tok, "\r\n--%s%c", bnd, nd); break;
         }
         for (size_t i = 0; i < tl && n < len; i++)
             d[n++] = (unsigned char)tok[i];
     }
     for (size_t i = 0; i + 4 + blen <= len; i++)
-        if (d[i] == '\r' && !memcmp(d + i, "\r\n--", 4) && !memcmp(d + i + 4, bnd, blen))
+        if (d[i] == '\r' && !memcmp(d + i, "\r\n--", 4) && !memcmp(d + i + 4, bnd, blen) &&
+            (i + 4 + blen == len || opens_delim(d[i + 4 + blen])))
             d[i] = 'X';
-    if (len >= 2 + blen && !memcmp(d, "--", 2) && !memcmp(d + 2, bnd, blen))
+    if (len >= 2 + blen && !memcmp(d, "--", 2) && !memcmp(d + 2, bnd, blen) &&
+        (len == 2 + blen || opens_delim(d[2 + blen])))
         d[0] = 'X';
     return d;
 }
@@ -715,16 +730,26 @@ static const struct bad_case {
     {"--b--", -1, SLUICE_ETRUNCATED, 5, {0}, SLUICE_MEMSTREAM_TRUNCATED},
     {"--b\r\n\r\nx\r\n--b--\r\nepilogue", -1, SLUICE_ETRUNCATED, 25, {0},
      SLUICE_MEMSTREAM_TRUNCATED},
-    {"--bX\r\n", -1, SLUICE_EBAD_DELIMITER, 3, {0}, 0},
-    {"--bb\r\n", -1, SLUICE_EBAD_DELIMITER, 3, {0}, 0},
+    /* a boundary followed by anything but '-', SP, HTAB or CR is data */
+    {"--bX\r\n", -1, SLUICE_ETRUNCATED, 6, {0}, 0},
+    {"--bb\r\n", -1, SLUICE_ETRUNCATED, 6, {0}, 0},
+    {"--b\n\r\n", -1, SLUICE_ETRUNCATED, 6, {0}, 0},
+    {"--b\r\n\r\nabc\r\n--bc\r\n", -1, SLUICE_ETRUNCATED, 18, {0}, 0},
+    {"--b\r\n\r\n--bc\r\n", -1, SLUICE_ETRUNCATED, 13, {0}, 0},
+    {"--b\r\n\r\nabc\r\n--b\n--b--", -1, SLUICE_ETRUNCATED, 21, {0}, 0},
+    /* ...and with one of those it is a delimiter, checked strictly */
     {"--b-\r\n", -1, SLUICE_EBAD_DELIMITER, 4, {0}, 0},
+    {"--b x\r\n", -1, SLUICE_EBAD_DELIMITER, 4, {0}, 0},
     {"--b \tx\r\n", -1, SLUICE_EBAD_DELIMITER, 5, {0}, 0},
     {"--b \t--", -1, SLUICE_EBAD_DELIMITER, 5, {0}, 0},
     {"--b\rX", -1, SLUICE_EBAD_DELIMITER, 4, {0}, 0},
-    {"--b\n\r\n", -1, SLUICE_EBAD_DELIMITER, 3, {0}, 0},
-    {"--b\r\n\r\nabc\r\n--bc\r\n", -1, SLUICE_EBAD_DELIMITER, 15, {0}, 0},
-    {"--b\r\n\r\n--bc\r\n", -1, SLUICE_EBAD_DELIMITER, 10, {0}, 0},
-    {"junk\r\n--bpre\r\n\r\n--b\r\n\r\nz\r\n--b--", -1, SLUICE_EBAD_DELIMITER, 9, {0}, 0},
+    {"--b\r\n\r\nabc\r\n--b-x", -1, SLUICE_EBAD_DELIMITER, 16, {0}, 0},
+    {"--b\r\n\r\nabc\r\n--b x\r\n", -1, SLUICE_EBAD_DELIMITER, 16, {0}, 0},
+    {"--b\r\n\r\nabc\r\n--b\t\n", -1, SLUICE_EBAD_DELIMITER, 16, {0}, 0},
+    {"--b\r\n\r\n--b-x", -1, SLUICE_EBAD_DELIMITER, 11, {0}, 0},
+    {"--b\r\n\r\n--b x", -1, SLUICE_EBAD_DELIMITER, 11, {0}, 0},
+    {"junk\r\n--bpre\r\n--b-x\r\n", -1, SLUICE_EBAD_DELIMITER, 18, {0}, 0},
+    {"junk\r\n--b x\r\n--b\r\n", -1, SLUICE_EBAD_DELIMITER, 10, {0}, 0},
     {"pre\r\n--b\r\n\r\nabc\r\n--b\r\r\n", -1, SLUICE_EBAD_DELIMITER, 21, {0}, 0},
     {"--b\r\nContent-Disposition form-data\r\n\r\n", -1, SLUICE_EBAD_PART_HEADER, 24, {0}, 0},
     {"--b\r\nA: x\nB: y\r\n\r\n", -1, SLUICE_EBAD_PART_HEADER, 9, {0}, 0},
@@ -854,6 +879,10 @@ TEST(multipart_valid_edge_shapes)
         {"--b\r\n\r\n\n--b\r--b\r\n-- b\r\n--b--", 1, {"\n--b\r--b\r\n-- b"}},
         {"--b\r\n\r\n\r\r\n--b--", 1, {"\r"}},
         {"junk--b\r\n\n--b \r\n--b\r\n\r\nz\r\n--b--", 1, {"z"}},
+        {"junk\r\n--bpre\r\n\r\n--b\r\n\r\nz\r\n--b--", 1, {"z"}}, /* look-alike in the preamble */
+        {"--bX\r\n--b\n\r\n--b\r\n\r\nz\r\n--b--", 1, {"z"}},     /* ...and opening the body */
+        {"--b\r\n\r\nabc\r\n--bc\r\n--b--", 1, {"abc\r\n--bc"}},
+        {"--b\r\n\r\n--bc\r\n--b--", 1, {"--bc"}},
         {"x--b\r\n\r\ndata\r\n--b--", 0, {0}}, /* all preamble */
         {"--b\r\n\r\n\r\n--b\r\n\r\n\r\n\r\n--b\r\n\r\n--b--", 3, {"", "\r\n", ""}},
     };
@@ -872,6 +901,215 @@ TEST(multipart_valid_edge_shapes)
                              sluice_err_name(g.err), g.n);
             got_free(&g);
         }
+    }
+}
+
+/* ---- boundary look-alikes ------------------------------------------------- */
+
+static const char *const test_boundaries[] = {
+    "b", "AaB03x", "----WebKitFormBoundary7MA4YWxkTrZu0gW",
+    "0123456789012345678901234567890123456789012345678901234567890123456789",
+};
+
+/* Appends fmt with each '@' replaced by the boundary; a '^' emits nothing
+ * and records the body offset it stands at in *mark. */
+static void put_b(tbody *t, const char *fmt, const char *bnd, uint64_t *mark)
+{
+    for (const char *c = fmt; *c; c++) {
+        if (*c == '@')
+            puts_(t, bnd);
+        else if (*c == '^')
+            *mark = t->len;
+        else
+            put(t, c, 1);
+    }
+}
+
+/* Splits the body whole, in 1-byte feeds and as two chunks cut at every
+ * point (PENDING between chunks every other time), and checks each run
+ * yields exactly the parts' data in want[] (views of the input), then EOF
+ * (err 0) or err at off. */
+static void expect_every_split(const tbody *t, const char *bnd, const tbody *want, size_t nwant,
+                               int err, uint64_t off, int line)
+{
+    for (size_t k = 0; k <= t->len + 1; k++) {
+        enum split how = k == 0 ? WHOLE : k <= t->len ? AT : BYTES;
+        got g;
+        parse_mem(t->buf, t->len, bnd, NULL, how, k, NULL, k % 2 ? SLUICE_MEMSTREAM_PENDING : 0,
+                  &g);
+        int ok = g.err == err && g.err_off == off && g.n == nwant && !g.copied;
+        for (size_t j = 0; ok && j < nwant; j++)
+            ok = g.parts[j].len == want[j].len &&
+                 (!want[j].len || !memcmp(g.parts[j].data, want[j].buf, want[j].len));
+        if (!ok) {
+            harness_fail(__FILE__, line, "boundary \"%s\" split %zu: %zu parts, %s at %llu%s",
+                         bnd, k, g.n, sluice_err_name(g.err), (unsigned long long)g.err_off,
+                         g.copied ? ", copied" : "");
+            got_free(&g);
+            return;
+        }
+        got_free(&g);
+    }
+}
+
+TEST(multipart_boundary_lookalikes_are_data)
+{
+    /* Part data ('@': the boundary); each body is one part with it. */
+    static const char *const datas[] = {
+        "--@x",               /* opens the data: the blank line's CRLF does not help */
+        "--@x\r\nmore",
+        "--@\n",
+        "a\r\n--@x\r\nb",
+        "\r\n--@x\r\n",
+        "a\r\n--@\nb",
+        "\r\n--@\n",
+        "\r\n--@0\r\n--@Z\r\n--@\001",
+        "\r\n--@x\r\n--@\n\r\n--@;",
+        "\r\n--@x................................................................"
+        "........................................................................"
+        "..........................\r\n--@x", /* the next match past the window */
+    };
+    for (size_t b = 0; b < sizeof test_boundaries / sizeof test_boundaries[0]; b++) {
+        const char *bnd = test_boundaries[b];
+        for (size_t i = 0; i < sizeof datas / sizeof datas[0]; i++) {
+            tbody t = {0}, d = {0};
+            uint64_t mark = 0;
+            put_b(&d, datas[i], bnd, &mark);
+            put_b(&t, "--@\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n", bnd, &mark);
+            put(&t, d.buf, d.len);
+            put_b(&t, "\r\n--@--\r\n", bnd, &mark);
+            expect_every_split(&t, bnd, &d, 1, 0, 0, __LINE__);
+            free(t.buf);
+            free(d.buf);
+        }
+        /* a look-alike ends a part early only when it is a delimiter */
+        tbody t = {0}, d[2];
+        memset(d, 0, sizeof d);
+        uint64_t mark = 0;
+        put_b(&d[0], "\r\n--@0\r\n--@Z", bnd, &mark);
+        put_b(&d[1], "--@\001", bnd, &mark);
+        put_b(&t, "--@\r\n\r\n", bnd, &mark);
+        put(&t, d[0].buf, d[0].len);
+        put_b(&t, "\r\n--@\r\n\r\n", bnd, &mark);
+        put(&t, d[1].buf, d[1].len);
+        put_b(&t, "\r\n--@--", bnd, &mark);
+        expect_every_split(&t, bnd, d, 2, 0, 0, __LINE__);
+        free(t.buf);
+        free(d[0].buf);
+        free(d[1].buf);
+        /* in the preamble and at the very start of the body */
+        static const char *const pre[] = {"--@x\r\n--@\r\n\r\nD\r\n--@--",
+                                          "--@\n\r\n--@\r\n\r\nD\r\n--@--",
+                                          "pre\r\n--@x\r\n--@\r\n\r\nD\r\n--@--"};
+        for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++) {
+            tbody u = {0}, w = {0};
+            put_b(&u, pre[i], bnd, &mark);
+            puts_(&w, "D");
+            expect_every_split(&u, bnd, &w, 1, 0, 0, __LINE__);
+            free(u.buf);
+            free(w.buf);
+        }
+    }
+}
+
+TEST(multipart_boundary_then_dash_or_space_is_a_delimiter)
+{
+    /* '-', SP, HTAB or CR after the boundary make it a delimiter; what
+     * follows is then checked strictly. '^' marks the offending byte. */
+    static const struct {
+        const char *body, *data; /* data: of the one part before it, or NULL: none */
+    } cases[] = {
+        {"--@\r\n\r\na\r\n--@-^x\r\n--@--", "a"},
+        {"--@\r\n\r\na\r\n--@ ^x\r\n--@--", "a"},
+        {"--@\r\n\r\na\r\n--@\t^\n--@--", "a"},
+        {"--@\r\n\r\na\r\n--@\r^x\n--@--", "a"},
+        {"--@\r\n\r\n--@-^x\r\n--@--", ""},
+        {"--@\r\n\r\n--@ ^x\r\n--@--", ""},
+        {"--@-^x\r\n--@--", NULL},
+        {"--@ ^x\r\n", NULL},
+        {"pre\r\n--@x\r\n--@-^\r\n", NULL},
+    };
+    for (size_t b = 0; b < sizeof test_boundaries / sizeof test_boundaries[0]; b++) {
+        const char *bnd = test_boundaries[b];
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            tbody t = {0}, d = {0};
+            uint64_t mark = 0;
+            put_b(&t, cases[i].body, bnd, &mark);
+            if (cases[i].data)
+                puts_(&d, cases[i].data);
+            expect_every_split(&t, bnd, &d, cases[i].data != NULL, SLUICE_EBAD_DELIMITER, mark,
+                               __LINE__);
+            free(t.buf);
+            free(d.buf);
+        }
+    }
+}
+
+TEST(multipart_lookalikes_in_a_file_part)
+{
+    static const char *const bs[] = {
+        "----WebKitFormBoundary7MA4YWxkTrZu0gW",
+        "0123456789012345678901234567890123456789012345678901234567890123456789",
+    };
+    for (size_t b = 0; b < 2; b++) {
+        const char *B = bs[b];
+        int bl = (int)strlen(B);
+        char tmp[256];
+        tbody want[3];
+        memset(want, 0, sizeof want);
+        puts_(&want[0], "\r\n--"); /* x */
+        put(&want[0], B, 10);
+        for (int r = 0; r < 3; r++) { /* the file's content */
+            snprintf(tmp, sizeof tmp, "--%sx\r\n--%.*s\r\n\r--%s-\r\n\r\n--%.5s", B, bl - 1, B,
+                     B, B);
+            puts_(&want[1], tmp);
+        }
+        puts_(&want[2], "--"); /* y */
+        puts_(&want[2], B);
+        for (int with_y = 0; with_y < 2; with_y++) {
+            tbody t = {0};
+            snprintf(tmp, sizeof tmp, "--%s\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n",
+                     B);
+            puts_(&t, tmp);
+            put(&t, want[0].buf, want[0].len);
+            snprintf(tmp, sizeof tmp,
+                     "\r\n--%s\r\nContent-Disposition: form-data; name=\"file\"; "
+                     "filename=\"c.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+                     B);
+            puts_(&t, tmp);
+            put(&t, want[1].buf, want[1].len);
+            if (with_y) {
+                snprintf(tmp, sizeof tmp,
+                         "\r\n--%s\r\nContent-Disposition: form-data; name=\"y\"\r\n\r\n", B);
+                puts_(&t, tmp);
+                put(&t, want[2].buf, want[2].len);
+            }
+            snprintf(tmp, sizeof tmp, "\r\n--%s--\r\n", B);
+            puts_(&t, tmp);
+            if (!with_y) {
+                expect_every_split(&t, B, want, 2, 0, 0, __LINE__);
+            } else {
+                /* y's data "--B" right after its blank line, with the close
+                 * delimiter's CR next, is itself a delimiter (the blank
+                 * line's CRLF doubles as its CRLF, as in Go's
+                 * mime/multipart): y is empty, and "--B--" then opens a
+                 * header block that the body never ends. */
+                want[2].len = 0;
+                expect_every_split(&t, B, want, 3, SLUICE_ETRUNCATED, t.len, __LINE__);
+                want[2].len = (size_t)bl + 2;
+            }
+            got g;
+            parse_mem(t.buf, t.len, B, NULL, WHOLE, 0, NULL, 0, &g);
+            REQUIRE(g.n == 2u + (size_t)with_y);
+            EXPECT_STR(g.parts[0].name, "x");
+            EXPECT_STR(g.parts[1].name, "file");
+            EXPECT_STR(g.parts[1].filename, "c.bin");
+            EXPECT_MEM(g.parts[1].data, g.parts[1].len, want[1].buf, want[1].len);
+            got_free(&g);
+            free(t.buf);
+        }
+        for (int i = 0; i < 3; i++)
+            free(want[i].buf);
     }
 }
 
