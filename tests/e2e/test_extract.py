@@ -218,7 +218,10 @@ def bytewise(env):
     p = env.proxy("--extract", "file")
     b = BOUNDARY.encode()
     content = (b"--" + b + b"x\r\n--" + b[:-1] + b"\r\n\r--" + b + b"-\r\n" + b"\r\n--" + b[:5]) * 3
-    body = form([part("x", b"\r\n--" + b[:10]), part("file", content), part("y", b"--" + b)])
+    # y: the boundary text after "--" but not after CRLF. (Data that starts
+    # with "--" + boundary + CRLF right after the blank line is a delimiter:
+    # the blank line's CRLF is the delimiter's, RFC 2046 body-part grammar.)
+    body = form([part("x", b"\r\n--" + b[:10]), part("file", content), part("y", b"z--" + b)])
     extracted(send_form(p.port, "/ex/bw", body, split="bytewise"), content, "/ex/bw")
 
 
