@@ -108,6 +108,7 @@ typedef struct conn {
     sluice_sink *csink;                  /* to the client */
     sluice_pump res_pump;
     int res_started, res_done, close_after;
+    int logged;                          /* the request's log line is out */
     int status;
 
     /* interim (100 Continue, 1xx) and error replies */
@@ -161,6 +162,9 @@ static void tap_received(void *ud, const sluice_bytes *chunk)
 
 static void log_request(conn *c)
 {
+    if (c->logged || (!c->method[0] && !c->status))
+        return;
+    c->logged = 1;
     int64_t ms = sluice_now_ms() - c->t_start;
     fprintf(stderr, "%s %s %d %llu %lld\n", c->method[0] ? c->method : "-",
             c->target[0] ? c->target : "-", c->status, (unsigned long long)c->received,
@@ -219,10 +223,9 @@ static int start_request(conn *c)
     copy_span(c->target, sizeof c->target, rq->target, rq->target_len);
     c->keep_alive = sluice_http_request_keep_alive(rq);
 
-    if (eq_ci(rq->method, rq->method_len, "CONNECT") && rq->method_len == 7 &&
-        memcmp(rq->method, "CONNECT", 7) == 0)
-        return reply(c, 405, 0);
-    if (rq->method_len == 5 && memcmp(rq->method, "TRACE", 5) == 0)
+    /* methods are case-sensitive: only these exact tokens are refused */
+    if ((rq->method_len == 7 && memcmp(rq->method, "CONNECT", 7) == 0) ||
+        (rq->method_len == 5 && memcmp(rq->method, "TRACE", 5) == 0))
         return reply(c, 405, 0);
     int rc = sluice_http_request_check_target(rq);
     if (rc < 0)
@@ -920,7 +923,7 @@ static void conn_reset_request(conn *c)
     c->t_start = sluice_now_ms();
     c->received = c->sent = 0;
     c->req_done = c->req_failed = 0;
-    c->res_started = c->res_done = c->close_after = 0;
+    c->res_started = c->res_done = c->close_after = c->logged = 0;
     c->status = 0;
     c->method[0] = c->target[0] = 0;
     free(c->part_type);
@@ -958,8 +961,7 @@ static srv_conn *px_accept(srv *s, int fd)
 static void px_destroy(srv_conn *sc)
 {
     conn *c = (conn *)sc;
-    if (c->state == S_EXCHANGE && !c->res_done && c->method[0])
-        log_request(c);
+    log_request(c); /* a request cut short still gets its line */
     conn_reset_request(c);
     sluice_reader_free(c->crd);
     sluice_io_close(c->cio);
