@@ -500,12 +500,14 @@ static const srv_ops sk_ops = {sk_accept, drive, sk_destroy, sk_idle};
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sluice-sink --listen HOST:PORT [--store DIR] [--workers N]\n"
+               "                   [--timeout-ms N]\n"
                "\n"
                "Reads each request body and answers 200 with JSON\n"
                "{\"method\",\"target\",\"bytes\",\"sha256\",\"framing\"}.\n"
                "  --store DIR   write each body to DIR/<target path> (201), via a\n"
                "                temporary dot-file renamed only when the body completed\n"
-               "  --workers N   processes sharing the port (default 1)\n");
+               "  --workers N   processes sharing the port (default 1)\n"
+               "  --timeout-ms N  head deadline and idle gap limit (default 30000)\n");
 }
 
 int main(int argc, char **argv)
