@@ -184,9 +184,11 @@ static int open_store(conn *c)
         return 400;
     if (mkdirs_for(c->final_path) < 0)
         return 500;
+    /* the dot-file sits in DIR itself (same file system as every path under
+     * it, so the final rename is atomic) */
     char *slash = strrchr(c->final_path, '/');
-    int w = snprintf(c->tmp_path, sizeof c->tmp_path, "%.*s/.%s.XXXXXX",
-                     (int)(slash - c->final_path), c->final_path, slash + 1);
+    int w = snprintf(c->tmp_path, sizeof c->tmp_path, "%s/.%.200s.XXXXXX", c->ss->store,
+                     slash + 1);
     if (w < 0 || (size_t)w >= sizeof c->tmp_path)
         return 400;
     c->fd_file = mkstemp(c->tmp_path);
