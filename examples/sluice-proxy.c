@@ -713,9 +713,10 @@ static int step_exchange(conn *c)
                 /* the pump aborted the upstream body: it never looks complete */
                 return fail_request(c, http_status_for(code));
             }
-            if (!c->res_started && !c->rhead.len)
-                return fail_request(c, 502);
-            c->close_after = 1; /* the rest of the client's body is unread */
+            /* the upstream stopped taking the body: relay its answer if it
+             * sent one (below), else 502; the client's body stays unread */
+            c->close_after = 1;
+            c->up_deadline = now + c->px->cfg.timeout_ms;
         }
     }
 
@@ -738,10 +739,8 @@ static int step_exchange(conn *c)
                 w.deadline_ms = c->up_deadline;
             }
             srv_watch(&c->base, &w);
-        } else if (!c->req_failed || c->req_done) {
-            return fail_request(c, 502); /* upstream closed or sent garbage */
         } else {
-            return fail_request(c, 502);
+            return fail_request(c, 502); /* upstream closed or sent garbage */
         }
     }
 
