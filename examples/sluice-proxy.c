@@ -47,6 +47,7 @@ typedef struct config {
     uint64_t max_body;         /* 0: no limit */
     uint32_t timeout_ms;
     int workers;
+    int no_splice;             /* --no-splice: CL passthrough by copy too */
 } config;
 
 typedef struct proxy {
@@ -96,6 +97,7 @@ typedef struct conn {
     sluice_reader *urd;
     sluice_sink *usink;
     sluice_pump req_pump;
+    sluice_splice *sp;                   /* instead of req_pump: CL passthrough */
     int req_done, req_failed;
     int64_t up_deadline;                 /* idle gap while waiting on upstream */
 
@@ -156,6 +158,22 @@ static void tap_request(void *ud, const sluice_bytes *chunk)
 static void tap_received(void *ud, const sluice_bytes *chunk)
 {
     ((conn *)ud)->received += chunk->len;
+}
+
+/* The request body goes upstream through req_pump, or through sp when it
+ * is a Content-Length passthrough that nothing looks at (splice(2)). */
+static sluice_pump_status req_step(conn *c, sluice_interest *w)
+{
+    if (!c->sp)
+        return sluice_pump_step(&c->req_pump, w);
+    sluice_pump_status st = sluice_splice_step(c->sp, w);
+    c->received = sluice_splice_moved(c->sp);
+    return st;
+}
+
+static uint64_t req_moved(const conn *c)
+{
+    return c->sp ? sluice_splice_moved(c->sp) : sluice_pump_moved(&c->req_pump);
 }
 
 static void log_request(conn *c)
@@ -526,6 +544,16 @@ static int step_connect(conn *c)
         return fail_request(c, 502);
     sluice_writer_config wc = {.idle_timeout_ms = px->cfg.timeout_ms};
     int rc;
+    if (c->src && !px->cfg.extract && !px->cfg.buffer_mode && !px->cfg.digest &&
+        !px->cfg.no_splice && c->framing.body == SLUICE_HTTP_BODY_LENGTH) {
+        sluice_splice_config sc = {.idle_timeout_ms = px->cfg.timeout_ms};
+        if (sluice_splice_new(px->pool, c->crd, c->uio, c->framing.length, &head, &sc,
+                              &c->sp) < 0)
+            return -1;
+        c->state = S_EXCHANGE;
+        c->up_deadline = sluice_now_ms() + px->cfg.timeout_ms;
+        return 0;
+    }
     if (!c->src) /* no body: the head alone, framed as an empty length body */
         rc = sluice_length_writer_new(px->pool, c->uio, 0, &head, &wc, &c->usink);
     else if (c->framing.body == SLUICE_HTTP_BODY_CHUNKED)
@@ -584,7 +612,7 @@ static int start_response(conn *c)
     }
     if (!interim) {
         char num[32];
-        snprintf(num, sizeof num, "%llu", (unsigned long long)sluice_pump_moved(&c->req_pump));
+        snprintf(num, sizeof num, "%llu", (unsigned long long)req_moved(c));
         add_hdr(&b, "Sluice-Body-Bytes", num, strlen(num));
         if (px->cfg.digest && c->req_done && !c->req_failed) {
             unsigned char d[SLUICE_SHA256_SIZE];
@@ -684,9 +712,9 @@ static int step_exchange(conn *c)
     int64_t now = sluice_now_ms();
 
     if (!c->req_done && !c->req_failed) {
-        uint64_t before = sluice_pump_moved(&c->req_pump);
-        sluice_pump_status st = sluice_pump_step(&c->req_pump, &w);
-        if (sluice_pump_moved(&c->req_pump) != before)
+        uint64_t before = req_moved(c);
+        sluice_pump_status st = req_step(c, &w);
+        if (req_moved(c) != before)
             c->up_deadline = now + c->px->cfg.timeout_ms;
         if (st == SLUICE_PUMP_DONE) {
             c->req_done = 1;
@@ -695,8 +723,9 @@ static int step_exchange(conn *c)
             srv_watch(&c->base, &w);
         } else {
             c->req_failed = 1;
-            int code = sluice_pump_error(&c->req_pump);
-            if (sluice_pump_failed_side(&c->req_pump) == SLUICE_SIDE_SOURCE) {
+            int code = c->sp ? sluice_splice_error(c->sp) : sluice_pump_error(&c->req_pump);
+            if ((c->sp ? sluice_splice_failed_side(c->sp)
+                       : sluice_pump_failed_side(&c->req_pump)) == SLUICE_SIDE_SOURCE) {
                 /* the pump aborted the upstream body: it never looks complete */
                 return fail_request(c, http_status_for(code));
             }
@@ -875,6 +904,8 @@ static void drop_upstream(conn *c)
 {
     sluice_pump_reset(&c->req_pump);
     sluice_pump_reset(&c->res_pump);
+    sluice_splice_free(c->sp);
+    c->sp = NULL;
     sluice_sink_close(c->usink);
     sluice_stream_close(c->rbody);
     sluice_reader_free(c->urd);
@@ -972,7 +1003,7 @@ static void usage(FILE *f)
             "usage: sluice-proxy --listen HOST:PORT --upstream HOST:PORT\n"
             "                    [--extract FIELD] [--mode stream|buffer] [--digest]\n"
             "                    [--max-header-bytes N] [--max-body-bytes N]\n"
-            "                    [--timeout-ms N] [--workers N]\n"
+            "                    [--timeout-ms N] [--workers N] [--no-splice]\n"
             "\n"
             "Streams each request body to the upstream as it arrives.\n"
             "  --extract FIELD       send only the multipart part named FIELD ('*': the\n"
@@ -982,7 +1013,9 @@ static void usage(FILE *f)
             "  --max-header-bytes N  request head limit (default 16384; 431 beyond)\n"
             "  --max-body-bytes N    request body limit (default none; 413 beyond)\n"
             "  --timeout-ms N        head deadline and idle gap limit (default 30000)\n"
-            "  --workers N           processes sharing the port (default 1)\n");
+            "  --workers N           processes sharing the port (default 1)\n"
+            "  --no-splice           copy Content-Length passthrough bodies through\n"
+            "                        user space too (by default they are spliced)\n");
 }
 
 int main(int argc, char **argv)
@@ -997,6 +1030,7 @@ int main(int argc, char **argv)
         {"max-body-bytes", required_argument, 0, 'B'},
         {"timeout-ms", required_argument, 0, 't'},
         {"workers", required_argument, 0, 'w'},
+        {"no-splice", no_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -1050,6 +1084,9 @@ int main(int argc, char **argv)
             if ((v = net_parse_size(optarg)) <= 0 || v > 64)
                 goto bad;
             cfg->workers = (int)v;
+            break;
+        case 'S':
+            cfg->no_splice = 1;
             break;
         case 'h':
             usage(stdout);

@@ -264,6 +264,16 @@ uint64_t sluice_reader_consumed(const sluice_reader *r)
     return r->consumed;
 }
 
+sluice_io *sluice__reader_io(const sluice_reader *r)
+{
+    return r->io;
+}
+
+void sluice__reader_bypassed(sluice_reader *r, uint64_t n)
+{
+    r->consumed += n;
+}
+
 /* ---- helpers ------------------------------------------------------------- */
 
 static seg *at(const sluice_reader *r, size_t i)
