@@ -35,6 +35,7 @@
 #include <poll.h>
 
 #define MAX_HEADERS 128
+#define DEFAULT_MAX_MEMORY (16u << 20) /* 256 concurrent uploads in ~32 MiB */
 
 /* ---- configuration ------------------------------------------------------- */
 
@@ -48,6 +49,7 @@ typedef struct config {
     uint32_t timeout_ms;
     int workers;
     int no_splice;             /* --no-splice: CL passthrough by copy too */
+    size_t max_memory;         /* --max-memory: the pool's budget, bytes */
 } config;
 
 typedef struct proxy {
@@ -550,6 +552,7 @@ static int step_connect(conn *c)
         if (sluice_splice_new(px->pool, c->crd, c->uio, c->framing.length, &head, &sc,
                               &c->sp) < 0)
             return -1;
+        sluice_bytes_release(&c->head);
         c->state = S_EXCHANGE;
         c->up_deadline = sluice_now_ms() + px->cfg.timeout_ms;
         return 0;
@@ -563,6 +566,9 @@ static int step_connect(conn *c)
                                       &c->usink);
     if (rc < 0)
         return -1;
+    /* the head went into the upstream head: let go of the block it pins
+     * (c->method and c->req's integers are all that is used later) */
+    sluice_bytes_release(&c->head);
     if (!c->src && sluice_memstream_new(px->pool, NULL, 0, 0, &c->src) < 0)
         return -1;
     sluice_pump_init(&c->req_pump, c->src, c->usink, 0);
@@ -580,7 +586,7 @@ static int start_response(conn *c)
     proxy *px = c->px;
     sluice_http_response *rs = &c->res;
     sluice_http_framing f;
-    if (sluice_http_response_framing(rs, c->req.method, c->req.method_len, &f) < 0)
+    if (sluice_http_response_framing(rs, c->method, strlen(c->method), &f) < 0)
         return fail_request(c, 502);
     int interim = rs->status >= 100 && rs->status < 200;
     int client10 = c->req.minor_version == 0;
@@ -1004,6 +1010,7 @@ static void usage(FILE *f)
             "                    [--extract FIELD] [--mode stream|buffer] [--digest]\n"
             "                    [--max-header-bytes N] [--max-body-bytes N]\n"
             "                    [--timeout-ms N] [--workers N] [--no-splice]\n"
+            "                    [--max-memory BYTES]\n"
             "\n"
             "Streams each request body to the upstream as it arrives.\n"
             "  --extract FIELD       send only the multipart part named FIELD ('*': the\n"
@@ -1015,7 +1022,13 @@ static void usage(FILE *f)
             "  --timeout-ms N        head deadline and idle gap limit (default 30000)\n"
             "  --workers N           processes sharing the port (default 1)\n"
             "  --no-splice           copy Content-Length passthrough bodies through\n"
-            "                        user space too (by default they are spliced)\n");
+            "                        user space too (by default they are spliced)\n"
+            "  --max-memory BYTES    body memory shared by all connections of a worker\n"
+            "                        (pool blocks in flight; default 16777216, 0: no\n"
+            "                        cap; none in buffer mode). At the cap each\n"
+            "                        connection's window shrinks\n"
+            "                        instead of the process growing; a connection\n"
+            "                        holding nothing still gets one 64 KiB block\n");
 }
 
 int main(int argc, char **argv)
@@ -1031,6 +1044,7 @@ int main(int argc, char **argv)
         {"timeout-ms", required_argument, 0, 't'},
         {"workers", required_argument, 0, 'w'},
         {"no-splice", no_argument, 0, 'S'},
+        {"max-memory", required_argument, 0, 'M'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -1039,6 +1053,7 @@ int main(int argc, char **argv)
     cfg->max_head = SLUICE_HTTP_DEFAULT_MAX_HEAD_BYTES;
     cfg->timeout_ms = 30000;
     cfg->workers = 1;
+    cfg->max_memory = (size_t)-1; /* not given */
     int have_listen = 0, have_up = 0, o;
     long long v;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1088,6 +1103,11 @@ int main(int argc, char **argv)
         case 'S':
             cfg->no_splice = 1;
             break;
+        case 'M':
+            if ((v = net_parse_size(optarg)) < 0)
+                goto bad;
+            cfg->max_memory = (size_t)v;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -1097,7 +1117,12 @@ int main(int argc, char **argv)
     }
     if (!have_listen || !have_up || optind != argc)
         goto bad;
-    if (sluice_pool_new(NULL, &px.pool) < 0) {
+    if (cfg->max_memory == (size_t)-1) /* buffer mode holds whole bodies */
+        cfg->max_memory = cfg->buffer_mode ? 0 : DEFAULT_MAX_MEMORY;
+    sluice_pool_config pc = {.max_blocks = cfg->max_memory / SLUICE_DEFAULT_BLOCK_SIZE};
+    if (cfg->max_memory && pc.max_blocks == 0)
+        pc.max_blocks = 1;
+    if (sluice_pool_new(&pc, &px.pool) < 0) {
         fprintf(stderr, "sluice-proxy: out of memory\n");
         return 1;
     }

@@ -26,6 +26,10 @@ int sluice__io_fd(const sluice_io *io);
 sluice_io *sluice__reader_io(const sluice_reader *r);
 void sluice__reader_bypassed(sluice_reader *r, uint64_t n);
 
+/* References a block holds now (1: only the caller's, so it may write
+ * anywhere in it). */
+size_t sluice__block_refs(const sluice_block *b);
+
 #define SLUICE__UNUSED(x) ((void)(x))
 
 #endif

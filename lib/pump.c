@@ -6,6 +6,9 @@
  * flushes instead. Only one interest is reported at a time: when the source
  * is dry the sink is flushed first, so the host waits on the sink's fd only
  * while the sink is the one blocking, and on the source's fd otherwise.
+ * A source that is dry for want of memory (a reader at the pool's cap has
+ * no fd to wait on) is polled again right after a flush that released
+ * blocks, so a connection at the cap keeps its pace without a timer.
  */
 #include "internal.h"
 
@@ -78,14 +81,18 @@ sluice_pump_status sluice_pump_step(sluice_pump *p, sluice_interest *want)
             return fail(p, SLUICE_SIDE_SOURCE, sluice_stream_error(p->_src));
         case SLUICE_PENDING:
             /* Source dry: push out what the sink holds before waiting. */
+            sluice_stream_ready(p->_src, want);
             if (sluice_sink_buffered(p->_dst) > 0) {
                 r = sluice_sink_flush(p->_dst);
                 if (r == SLUICE_PENDING)
                     return wait_on_sink(p, want);
                 if (r == SLUICE_ERROR)
                     return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst));
+                /* A source with no fd to wait on is waiting for memory (the
+                 * pool's cap): the flush just released blocks, try again. */
+                if (want->fd < 0)
+                    continue;
             }
-            sluice_stream_ready(p->_src, want);
             return SLUICE_PUMP_PENDING;
         }
     }
