@@ -6,9 +6,10 @@
  * flushes instead. Only one interest is reported at a time: when the source
  * is dry the sink is flushed first, so the host waits on the sink's fd only
  * while the sink is the one blocking, and on the source's fd otherwise.
- * A source that is dry for want of memory (a reader at the pool's cap has
- * no fd to wait on) is polled again right after a flush that released
- * blocks, so a connection at the cap keeps its pace without a timer.
+ * After such a flush the source is polled once more before the pump waits:
+ * bytes that arrived meanwhile are taken without a wake-up, and a source
+ * that was dry for want of memory (a reader at the pool's cap, no fd to
+ * wait on) goes on with the blocks the flush released.
  */
 #include "internal.h"
 
@@ -88,10 +89,11 @@ sluice_pump_status sluice_pump_step(sluice_pump *p, sluice_interest *want)
                     return wait_on_sink(p, want);
                 if (r == SLUICE_ERROR)
                     return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst));
-                /* A source with no fd to wait on is waiting for memory (the
-                 * pool's cap): the flush just released blocks, try again. */
-                if (want->fd < 0)
-                    continue;
+                /* Bytes arrived while the flush ran, most likely (and a
+                 * source at the pool's cap can go on: the flush released
+                 * blocks): poll again before waiting, as a read/write relay
+                 * does, rather than pay a wake-up for them. */
+                continue;
             }
             return SLUICE_PUMP_PENDING;
         }

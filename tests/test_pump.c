@@ -313,3 +313,56 @@ TEST(pump_shared_budget_many_connections)
     }
     sluice_pool_free(p);
 }
+
+/* A memory stream that, when dry, names an fd to wait on, as a socket
+ * body stream does. */
+typedef struct fdwait {
+    sluice_stream base;
+    sluice_stream *inner;
+    int fd;
+} fdwait;
+
+static sluice_poll fdwait_poll(sluice_stream *s, sluice_bytes *out)
+{
+    return sluice_stream_poll_next(((fdwait *)s)->inner, out);
+}
+
+static void fdwait_ready(sluice_stream *s, sluice_interest *want)
+{
+    *want = (sluice_interest){((fdwait *)s)->fd, SLUICE_WANT_READ, -1};
+}
+
+static void fdwait_close(sluice_stream *s)
+{
+    (void)s; /* embedded in the test: nothing to free */
+}
+
+static const sluice_stream_vtable fdwait_vt = {"fdwait", fdwait_poll, fdwait_ready,
+                                               fdwait_close};
+
+/* After flushing because the source was dry, the pump polls the source once
+ * more before it waits: what arrived during the write is taken without a
+ * wake-up (here a source that is dry once before every chunk). */
+TEST(pump_polls_again_after_a_flush)
+{
+    int sv[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    sluice_io *io;
+    REQUIRE(sluice_io_fd_new(T_POOL, sv[0], 0, &io) == 0);
+    sluice_sink *w;
+    REQUIRE(sluice_raw_writer_new(T_POOL, io, NULL, NULL, &w) == 0);
+    sluice_stream *s = chunks_stream(3, 100, SLUICE_MEMSTREAM_PENDING);
+    fdwait fw = {{&fdwait_vt, T_POOL, 0, NULL, 0}, s, sv[1]};
+    sluice_pump p;
+    sluice_pump_init(&p, &fw.base, w, 0);
+    sluice_interest want;
+    EXPECT_EQ(sluice_pump_step(&p, &want), SLUICE_PUMP_DONE); /* one step, no wait */
+    EXPECT_EQ(sluice_memstream_yielded(s), 3);
+    char buf[400];
+    EXPECT_EQ(recv(sv[1], buf, sizeof buf, 0), 300);
+    sluice_sink_close(w);
+    sluice_stream_close(s);
+    sluice_io_close(io);
+    close(sv[0]);
+    close(sv[1]);
+}
