@@ -1026,9 +1026,9 @@ static void usage(FILE *f)
             "  --max-memory BYTES    body memory shared by all connections of a worker\n"
             "                        (pool blocks in flight; default 16777216, 0: no\n"
             "                        cap; none in buffer mode). At the cap each\n"
-            "                        connection's window shrinks\n"
-            "                        instead of the process growing; a connection\n"
-            "                        holding nothing still gets one 64 KiB block\n");
+            "                        connection's window shrinks instead of the\n"
+            "                        process growing; a connection holding nothing\n"
+            "                        still gets one 64 KiB block\n");
 }
 
 int main(int argc, char **argv)
