@@ -35,6 +35,7 @@
 #include <poll.h>
 
 #define MAX_HEADERS 256 /* fields per head; more is 431, like an over-long head */
+#define DEFAULT_MAX_MEMORY (16u << 20) /* 256 concurrent uploads in ~32 MiB */
 
 /* ---- configuration ------------------------------------------------------- */
 
@@ -47,6 +48,8 @@ typedef struct config {
     uint64_t max_body;         /* 0: no limit */
     uint32_t timeout_ms;
     int workers;
+    int no_splice;             /* --no-splice: CL passthrough by copy too */
+    size_t max_memory;         /* --max-memory: the pool's budget, bytes */
 } config;
 
 typedef struct proxy {
@@ -97,6 +100,7 @@ typedef struct conn {
     sluice_reader *urd;
     sluice_sink *usink;
     sluice_pump req_pump;
+    sluice_splice *sp;                   /* instead of req_pump: CL passthrough */
     int req_done, req_failed;
     int64_t up_deadline;                 /* idle gap while waiting on upstream */
 
@@ -158,6 +162,22 @@ static void tap_request(void *ud, const sluice_bytes *chunk)
 static void tap_received(void *ud, const sluice_bytes *chunk)
 {
     ((conn *)ud)->received += chunk->len;
+}
+
+/* The request body goes upstream through req_pump, or through sp when it
+ * is a Content-Length passthrough that nothing looks at (splice(2)). */
+static sluice_pump_status req_step(conn *c, sluice_interest *w)
+{
+    if (!c->sp)
+        return sluice_pump_step(&c->req_pump, w);
+    sluice_pump_status st = sluice_splice_step(c->sp, w);
+    c->received = sluice_splice_moved(c->sp);
+    return st;
+}
+
+static uint64_t req_moved(const conn *c)
+{
+    return c->sp ? sluice_splice_moved(c->sp) : sluice_pump_moved(&c->req_pump);
 }
 
 static void log_request(conn *c)
@@ -537,6 +557,17 @@ static int step_connect(conn *c)
         return fail_request(c, 502);
     sluice_writer_config wc = {.idle_timeout_ms = px->cfg.timeout_ms};
     int rc;
+    if (c->src && !px->cfg.extract && !px->cfg.buffer_mode && !px->cfg.digest &&
+        !px->cfg.no_splice && c->framing.body == SLUICE_HTTP_BODY_LENGTH) {
+        sluice_splice_config sc = {.idle_timeout_ms = px->cfg.timeout_ms};
+        if (sluice_splice_new(px->pool, c->crd, c->uio, c->framing.length, &head, &sc,
+                              &c->sp) < 0)
+            return -1;
+        sluice_bytes_release(&c->head);
+        c->state = S_EXCHANGE;
+        c->up_deadline = sluice_now_ms() + px->cfg.timeout_ms;
+        return 0;
+    }
     if (!c->src) /* no body: the head alone, framed as an empty length body */
         rc = sluice_length_writer_new(px->pool, c->uio, 0, &head, &wc, &c->usink);
     else if (c->framing.body == SLUICE_HTTP_BODY_CHUNKED)
@@ -546,6 +577,9 @@ static int step_connect(conn *c)
                                       &c->usink);
     if (rc < 0)
         return -1;
+    /* the head went into the upstream head: let go of the block it pins
+     * (c->method and c->req's integers are all that is used later) */
+    sluice_bytes_release(&c->head);
     if (!c->src && sluice_memstream_new(px->pool, NULL, 0, 0, &c->src) < 0)
         return -1;
     sluice_pump_init(&c->req_pump, c->src, c->usink, 0);
@@ -563,7 +597,7 @@ static int start_response(conn *c)
     proxy *px = c->px;
     sluice_http_response *rs = &c->res;
     sluice_http_framing f;
-    if (sluice_http_response_framing(rs, c->req.method, c->req.method_len, &f) < 0)
+    if (sluice_http_response_framing(rs, c->method, strlen(c->method), &f) < 0)
         return fail_request(c, 502);
     int interim = rs->status >= 100 && rs->status < 200;
     int client10 = c->req.minor_version == 0;
@@ -597,7 +631,7 @@ static int start_response(conn *c)
     }
     if (!interim) {
         char num[32];
-        snprintf(num, sizeof num, "%llu", (unsigned long long)sluice_pump_moved(&c->req_pump));
+        snprintf(num, sizeof num, "%llu", (unsigned long long)req_moved(c));
         add_hdr(&b, "Sluice-Body-Bytes", num, strlen(num));
         if (px->cfg.digest && c->req_done && !c->req_failed) {
             unsigned char d[SLUICE_SHA256_SIZE];
@@ -697,9 +731,9 @@ static int step_exchange(conn *c)
     int64_t now = sluice_now_ms();
 
     if (!c->req_done && !c->req_failed) {
-        uint64_t before = sluice_pump_moved(&c->req_pump);
-        sluice_pump_status st = sluice_pump_step(&c->req_pump, &w);
-        if (sluice_pump_moved(&c->req_pump) != before)
+        uint64_t before = req_moved(c);
+        sluice_pump_status st = req_step(c, &w);
+        if (req_moved(c) != before)
             c->up_deadline = now + c->px->cfg.timeout_ms;
         if (st == SLUICE_PUMP_DONE) {
             c->req_done = 1;
@@ -708,8 +742,9 @@ static int step_exchange(conn *c)
             srv_watch(&c->base, &w);
         } else {
             c->req_failed = 1;
-            int code = sluice_pump_error(&c->req_pump);
-            if (sluice_pump_failed_side(&c->req_pump) == SLUICE_SIDE_SOURCE) {
+            int code = c->sp ? sluice_splice_error(c->sp) : sluice_pump_error(&c->req_pump);
+            if ((c->sp ? sluice_splice_failed_side(c->sp)
+                       : sluice_pump_failed_side(&c->req_pump)) == SLUICE_SIDE_SOURCE) {
                 /* the pump aborted the upstream body: it never looks complete */
                 return fail_request(c, http_status_for(code));
             }
@@ -887,6 +922,8 @@ static void drop_upstream(conn *c)
 {
     sluice_pump_reset(&c->req_pump);
     sluice_pump_reset(&c->res_pump);
+    sluice_splice_free(c->sp);
+    c->sp = NULL;
     sluice_sink_close(c->usink);
     sluice_stream_close(c->rbody);
     sluice_reader_free(c->urd);
@@ -984,7 +1021,8 @@ static void usage(FILE *f)
             "usage: sluice-proxy --listen HOST:PORT --upstream HOST:PORT\n"
             "                    [--extract FIELD] [--mode stream|buffer] [--digest]\n"
             "                    [--max-header-bytes N] [--max-body-bytes N]\n"
-            "                    [--timeout-ms N] [--workers N]\n"
+            "                    [--timeout-ms N] [--workers N] [--no-splice]\n"
+            "                    [--max-memory BYTES]\n"
             "\n"
             "Streams each request body to the upstream as it arrives.\n"
             "  --extract FIELD       send only the multipart part named FIELD ('*': the\n"
@@ -994,7 +1032,15 @@ static void usage(FILE *f)
             "  --max-header-bytes N  request head limit (default 16384; 431 beyond)\n"
             "  --max-body-bytes N    request body limit (default none; 413 beyond)\n"
             "  --timeout-ms N        head deadline and idle gap limit (default 30000)\n"
-            "  --workers N           processes sharing the port (default 1)\n");
+            "  --workers N           processes sharing the port (default 1)\n"
+            "  --no-splice           copy Content-Length passthrough bodies through\n"
+            "                        user space too (by default they are spliced)\n"
+            "  --max-memory BYTES    body memory shared by all connections of a worker\n"
+            "                        (pool blocks in flight; default 16777216, 0: no\n"
+            "                        cap; none in buffer mode). At the cap each\n"
+            "                        connection's window shrinks instead of the\n"
+            "                        process growing; a connection holding nothing\n"
+            "                        still gets one 64 KiB block\n");
 }
 
 int main(int argc, char **argv)
@@ -1009,6 +1055,8 @@ int main(int argc, char **argv)
         {"max-body-bytes", required_argument, 0, 'B'},
         {"timeout-ms", required_argument, 0, 't'},
         {"workers", required_argument, 0, 'w'},
+        {"no-splice", no_argument, 0, 'S'},
+        {"max-memory", required_argument, 0, 'M'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -1017,6 +1065,7 @@ int main(int argc, char **argv)
     cfg->max_head = SLUICE_HTTP_DEFAULT_MAX_HEAD_BYTES;
     cfg->timeout_ms = 30000;
     cfg->workers = 1;
+    cfg->max_memory = (size_t)-1; /* not given */
     int have_listen = 0, have_up = 0, o;
     long long v;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1063,6 +1112,14 @@ int main(int argc, char **argv)
                 goto bad;
             cfg->workers = (int)v;
             break;
+        case 'S':
+            cfg->no_splice = 1;
+            break;
+        case 'M':
+            if ((v = net_parse_size(optarg)) < 0)
+                goto bad;
+            cfg->max_memory = (size_t)v;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -1072,7 +1129,12 @@ int main(int argc, char **argv)
     }
     if (!have_listen || !have_up || optind != argc)
         goto bad;
-    if (sluice_pool_new(NULL, &px.pool) < 0) {
+    if (cfg->max_memory == (size_t)-1) /* buffer mode holds whole bodies */
+        cfg->max_memory = cfg->buffer_mode ? 0 : DEFAULT_MAX_MEMORY;
+    sluice_pool_config pc = {.max_blocks = cfg->max_memory / SLUICE_DEFAULT_BLOCK_SIZE};
+    if (cfg->max_memory && pc.max_blocks == 0)
+        pc.max_blocks = 1;
+    if (sluice_pool_new(&pc, &px.pool) < 0) {
         fprintf(stderr, "sluice-proxy: out of memory\n");
         return 1;
     }

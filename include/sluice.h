@@ -19,5 +19,6 @@
 #include "sluice/http.h"
 #include "sluice/head.h"
 #include "sluice/multipart.h"
+#include "sluice/splice.h"
 
 #endif

@@ -474,8 +474,9 @@ static void body_ready(sluice_stream *s, sluice_interest *want)
 {
     body *b = (body *)s;
     sluice_reader_ready(b->r, want);
-    if (b->idle_ms && b->deadline >= 0)
-        want->deadline_ms = b->deadline;
+    if (b->idle_ms && b->deadline >= 0 &&
+        (want->deadline_ms < 0 || b->deadline < want->deadline_ms))
+        want->deadline_ms = b->deadline; /* the reader's may be sooner */
 }
 
 static void body_close(sluice_stream *s)

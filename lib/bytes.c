@@ -62,6 +62,8 @@ struct sluice_pool {
     size_t pool_blocks_out;   /* pool blocks with references (for max_blocks) */
     size_t blocks_live, bytes_live, objects_live;
     uint64_t blocks_allocated;
+    size_t blocks_max;
+    uint64_t pool_full;
     bool host_freed;
 };
 
@@ -154,6 +156,8 @@ void sluice_pool_stats_get(sluice_pool *p, sluice_pool_stats *st)
     st->objects_live = p->objects_live;
     st->block_size = p->block_size;
     st->blocks_allocated = p->blocks_allocated;
+    st->blocks_max = p->blocks_max;
+    st->pool_full = p->pool_full;
     unlock(p);
 }
 
@@ -203,11 +207,12 @@ static void block_init(sluice_block *b, sluice_pool *p, enum block_kind kind,
     b->next_free = NULL;
 }
 
-int sluice_block_get(sluice_pool *p, sluice_block **out)
+static int block_get(sluice_pool *p, bool capped, sluice_block **out)
 {
     *out = NULL;
     lock(p);
-    if (p->max_blocks && p->pool_blocks_out >= p->max_blocks) {
+    if (capped && p->max_blocks && p->pool_blocks_out >= p->max_blocks) {
+        p->pool_full++;
         unlock(p);
         return SLUICE_EPOOLFULL;
     }
@@ -217,7 +222,8 @@ int sluice_block_get(sluice_pool *p, sluice_block **out)
         p->nfree--;
     }
     /* Count before allocating so concurrent takers respect max_blocks. */
-    p->pool_blocks_out++;
+    if (++p->pool_blocks_out > p->blocks_max)
+        p->blocks_max = p->pool_blocks_out;
     p->blocks_live++;
     p->bytes_live += p->block_size;
     if (!b)
@@ -238,6 +244,21 @@ int sluice_block_get(sluice_pool *p, sluice_block **out)
     block_init(b, p, KIND_POOL, (unsigned char *)b + HEADER_SIZE, p->block_size);
     *out = b;
     return 0;
+}
+
+int sluice_block_get(sluice_pool *p, sluice_block **out)
+{
+    return block_get(p, true, out);
+}
+
+int sluice_block_get_reserve(sluice_pool *p, sluice_block **out)
+{
+    return block_get(p, false, out);
+}
+
+size_t sluice__block_refs(const sluice_block *b)
+{
+    return atomic_load_explicit(&b->refs, memory_order_acquire);
 }
 
 unsigned char *sluice_block_data(sluice_block *b)

@@ -946,7 +946,8 @@ static int setfail(sluice_http_head_builder *b, int code)
 static int put(sluice_http_head_builder *b, const void *data, size_t n)
 {
     if (!b->_block) {
-        int r = sluice_block_get(b->_pool, &b->_block);
+        /* a head is small and one per message: not refused by the body budget */
+        int r = sluice_block_get_reserve(b->_pool, &b->_block);
         if (r < 0) {
             b->_block = NULL;
             return setfail(b, r);

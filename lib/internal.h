@@ -16,6 +16,20 @@ void sluice__free(sluice_pool *p, void *ptr, size_t n);
  * doubling. Returns 0 or SLUICE_ENOMEM (then *arr is unchanged). */
 int sluice__grow(sluice_pool *p, void **arr, size_t *cap, size_t need, size_t elem);
 
+/* The fd under io when io is the stock fd transport (its bytes are the bytes
+ * on the wire, so splice(2) may move them), else -1. */
+int sluice__io_fd(const sluice_io *io);
+
+/* The io a reader reads from, and a way to count bytes that were moved
+ * straight from that io past the reader (splice), so that
+ * sluice_reader_consumed() stays the offset in the connection's stream. */
+sluice_io *sluice__reader_io(const sluice_reader *r);
+void sluice__reader_bypassed(sluice_reader *r, uint64_t n);
+
+/* References a block holds now (1: only the caller's, so it may write
+ * anywhere in it). */
+size_t sluice__block_refs(const sluice_block *b);
+
 #define SLUICE__UNUSED(x) ((void)(x))
 
 #endif

@@ -117,6 +117,11 @@ static void fd_close(sluice_io *io)
 
 static const sluice_io_vtable fd_vt = {"fd", fd_readv, fd_writev, fd_shutdown, NULL, fd_close};
 
+int sluice__io_fd(const sluice_io *io)
+{
+    return io->vt == &fd_vt ? io->fd : -1;
+}
+
 int sluice_io_fd_new(sluice_pool *pool, int fd, unsigned flags, sluice_io **out)
 {
     *out = NULL;

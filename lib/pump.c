@@ -6,6 +6,10 @@
  * flushes instead. Only one interest is reported at a time: when the source
  * is dry the sink is flushed first, so the host waits on the sink's fd only
  * while the sink is the one blocking, and on the source's fd otherwise.
+ * After such a flush the source is polled once more before the pump waits:
+ * bytes that arrived meanwhile are taken without a wake-up, and a source
+ * that was dry for want of memory (a reader at the pool's cap, no fd to
+ * wait on) goes on with the blocks the flush released.
  */
 #include "internal.h"
 
@@ -78,14 +82,19 @@ sluice_pump_status sluice_pump_step(sluice_pump *p, sluice_interest *want)
             return fail(p, SLUICE_SIDE_SOURCE, sluice_stream_error(p->_src));
         case SLUICE_PENDING:
             /* Source dry: push out what the sink holds before waiting. */
+            sluice_stream_ready(p->_src, want);
             if (sluice_sink_buffered(p->_dst) > 0) {
                 r = sluice_sink_flush(p->_dst);
                 if (r == SLUICE_PENDING)
                     return wait_on_sink(p, want);
                 if (r == SLUICE_ERROR)
                     return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst));
+                /* Bytes arrived while the flush ran, most likely (and a
+                 * source at the pool's cap can go on: the flush released
+                 * blocks): poll again before waiting, as a read/write relay
+                 * does, rather than pay a wake-up for them. */
+                continue;
             }
-            sluice_stream_ready(p->_src, want);
             return SLUICE_PUMP_PENDING;
         }
     }

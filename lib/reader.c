@@ -36,6 +36,7 @@ struct sluice_reader {
     unsigned max_iov;
     int eof, err;
     int want_read;           /* last fill ended on -EAGAIN */
+    int64_t pool_retry;      /* last fill met the pool's cap: retry then */
     uint64_t consumed;
 };
 
@@ -43,6 +44,7 @@ static seg *at(const sluice_reader *r, size_t i);
 static void pop_front(sluice_reader *r);
 static void pop_back(sluice_reader *r);
 static void free_wrapped(void *ud, void *data, size_t len);
+static int compact(sluice_reader *r);
 
 int sluice_reader_new(sluice_pool *pool, sluice_io *io, const sluice_reader_config *cfg,
                       sluice_reader **out)
@@ -72,6 +74,7 @@ int sluice_reader_new(sluice_pool *pool, sluice_io *io, const sluice_reader_conf
     r->io = io;
     r->max_buffered = c.max_buffered;
     r->max_iov = c.max_iov;
+    r->pool_retry = -1;
     *out = r;
     return 0;
 }
@@ -93,8 +96,31 @@ sluice_poll sluice_reader_fill(sluice_reader *r)
     if (r->eof)
         return SLUICE_EOF;
     r->want_read = 0;
+    r->pool_retry = -1;
     if (r->avail >= r->max_buffered)
         return SLUICE_READY;
+    if (r->n == 1 && !r->avail) { /* the home block, all consumed */
+        seg *h = at(r, 0);
+        if (sluice__block_refs(h->b) == 1) {
+            h->start = h->end = 0; /* and let go of downstream: reuse it whole */
+        } else if (h->end == sluice_block_capacity(h->b)) {
+            /* full, its views still downstream: a fresh block, or, at the
+             * pool's cap, wait for them to come back (never a reserve block
+             * while ours is in flight, or the cap would mean nothing) */
+            sluice_block *b;
+            int rc = sluice_block_get(r->pool, &b);
+            if (rc == SLUICE_EPOOLFULL) {
+                r->pool_retry = sluice_now_ms() + SLUICE_READER_POOL_RETRY_MS;
+                return SLUICE_PENDING;
+            }
+            if (rc < 0) {
+                r->err = rc;
+                return SLUICE_ERROR;
+            }
+            pop_front(r);
+            *at(r, r->n++) = (seg){b, 0, 0};
+        }
+    }
     size_t room = r->max_buffered - r->avail;
     struct iovec iov[MAX_IOV];
     int niov = 0;
@@ -111,11 +137,29 @@ sluice_poll sluice_reader_fill(sluice_reader *r)
     while ((unsigned)niov < r->max_iov && offered < room) {
         sluice_block *b;
         int rc = sluice_block_get(r->pool, &b);
+        if (rc == SLUICE_EPOOLFULL && !niov) {
+            /* The budget is spent and there is no room in what we hold.
+             * Holding nothing, take one anyway: every connection keeps
+             * moving, so nobody waits on a pool that only waiters hold. */
+            if (r->n == 0) {
+                rc = sluice_block_get_reserve(r->pool, &b);
+            } else if (compact(r)) {
+                seg *t = at(r, r->n - 1);
+                size_t space = sluice_block_capacity(t->b) - t->end;
+                iov[niov].iov_base = sluice_block_data(t->b) + t->end;
+                iov[niov++].iov_len = space < room ? space : room;
+                offered += space;
+                break;
+            }
+        }
         if (rc < 0) {
             if (niov)
                 break; /* read into what we have */
-            if (rc == SLUICE_EPOOLFULL)
-                return SLUICE_PENDING; /* backpressure: views must come back */
+            if (rc == SLUICE_EPOOLFULL) {
+                /* backpressure: views must come back, here or elsewhere */
+                r->pool_retry = sluice_now_ms() + SLUICE_READER_POOL_RETRY_MS;
+                return SLUICE_PENDING;
+            }
             r->err = rc;
             return SLUICE_ERROR;
         }
@@ -157,7 +201,7 @@ void sluice_reader_ready(const sluice_reader *r, sluice_interest *want)
         sluice_io_ready(r->io, SLUICE_WANT_READ, want);
         return;
     }
-    *want = (sluice_interest){-1, 0, -1};
+    *want = (sluice_interest){-1, 0, r->pool_retry};
 }
 
 size_t sluice_reader_available(const sluice_reader *r)
@@ -179,7 +223,7 @@ int sluice_reader_peek(sluice_reader *r, size_t max, sluice_bytes *out)
     unsigned char *dst;
     int rc;
     if (want <= sluice_pool_block_size(r->pool)) {
-        if ((rc = sluice_block_get(r->pool, &b)) < 0)
+        if ((rc = sluice_block_get_reserve(r->pool, &b)) < 0) /* a head: bounded */
             return rc;
         dst = sluice_block_data(b);
     } else if (!(dst = sluice__alloc(r->pool, want))) {
@@ -241,9 +285,9 @@ void sluice_reader_skip(sluice_reader *r, size_t n)
         n -= k;
         if (s->start < s->end)
             break;
-        /* Keep an emptied last block while it has room: the next read
-         * appends there. */
-        if (r->n == 1 && s->end < sluice_block_capacity(s->b))
+        /* Keep the emptied last block: the next read appends there, or
+         * reuses it whole once its views are released (fill). */
+        if (r->n == 1)
             break;
         pop_front(r);
     }
@@ -262,6 +306,18 @@ int sluice_reader_error(const sluice_reader *r)
 uint64_t sluice_reader_consumed(const sluice_reader *r)
 {
     return r->consumed;
+}
+
+sluice_io *sluice__reader_io(const sluice_reader *r)
+{
+    return r->io;
+}
+
+void sluice__reader_bypassed(sluice_reader *r, uint64_t n)
+{
+    r->consumed += n;
+    while (!r->avail && r->n) /* an emptied block kept for appends: not needed */
+        pop_front(r);
 }
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -283,6 +339,24 @@ static void pop_back(sluice_reader *r)
 {
     sluice_block_release(at(r, r->n - 1)->b);
     r->n--;
+}
+
+/*
+ * At the pool's cap with one full block whose front was consumed and that
+ * nothing else references (a head being parsed after an earlier request):
+ * move its unread bytes to the front so the next read fits without a
+ * second block. Returns 1 if room was made.
+ */
+static int compact(sluice_reader *r)
+{
+    seg *s = at(r, 0);
+    if (r->n != 1 || s->start == 0 || sluice__block_refs(s->b) != 1)
+        return 0;
+    unsigned char *d = sluice_block_data(s->b);
+    memmove(d, d + s->start, s->end - s->start);
+    s->end -= s->start;
+    s->start = 0;
+    return 1;
 }
 
 static void free_wrapped(void *ud, void *data, size_t len)

@@ -1,7 +1,10 @@
 /* test_pump.c — backpressure bound, error propagation both ways, run(). */
 #include "harness.h"
 
+#include <poll.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* A stream of n chunks of `size` bytes, chunk i filled with byte i. */
 static sluice_stream *chunks_stream(int n, size_t size, unsigned flags)
@@ -185,4 +188,181 @@ TEST(pump_empty_stream_finishes)
     EXPECT_EQ(sluice_sink_get_state(v), SLUICE_SINK_FINISHED);
     sluice_stream_close(src);
     sluice_sink_close(v);
+}
+
+/*
+ * Many connections share one small budget (4 blocks of 1 KiB): every body
+ * still arrives whole, the pool never holds more than the cap plus one
+ * block per reader, and no step ever asks the host to spin (PENDING with
+ * neither an fd nor a deadline). The host is a plain poll() loop.
+ */
+TEST(pump_shared_budget_many_connections)
+{
+    enum { N = 6, LEN = 40000 };
+    sluice_pool_config pc = {.block_size = 1024, .max_blocks = 4};
+    sluice_pool *p;
+    REQUIRE(sluice_pool_new(&pc, &p) == 0);
+    struct {
+        int src[2], dst[2];
+        sluice_io *sio, *dio;
+        sluice_reader *r;
+        sluice_stream *body;
+        sluice_sink *w;
+        sluice_pump pump;
+        size_t sent, got;
+        int done;
+        sluice_interest want;
+    } c[N];
+    static unsigned char in[LEN], out[N][LEN + 4096];
+    unsigned long long seed = 42;
+    for (size_t i = 0; i < LEN; i++)
+        in[i] = (unsigned char)(t_rand(&seed) >> 56);
+    for (int i = 0; i < N; i++) {
+        memset(&c[i], 0, sizeof c[i]);
+        REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, c[i].src) == 0);
+        REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, c[i].dst) == 0);
+        REQUIRE(sluice_io_fd_new(p, c[i].src[0], 0, &c[i].sio) == 0);
+        REQUIRE(sluice_io_fd_new(p, c[i].dst[0], 0, &c[i].dio) == 0);
+        REQUIRE(sluice_reader_new(p, c[i].sio, NULL, &c[i].r) == 0);
+        REQUIRE(sluice_body_length_new(p, c[i].r, LEN, NULL, &c[i].body) == 0);
+        REQUIRE(sluice_chunked_writer_new(p, c[i].dio, NULL, NULL, &c[i].w) == 0);
+        sluice_pump_init(&c[i].pump, c[i].body, c[i].w, 0);
+    }
+    int left = N, spins = 0;
+    size_t most = 0;
+    for (int turn = 0; left && turn < 200000; turn++) {
+        struct pollfd pfd[N];
+        int64_t until = -1;
+        for (int i = 0; i < N; i++) {
+            pfd[i] = (struct pollfd){-1, 0, 0};
+            if (c[i].done)
+                continue;
+            if (c[i].sent < LEN) {
+                size_t k = 3000 + 700 * (size_t)i;
+                if (k > LEN - c[i].sent)
+                    k = LEN - c[i].sent;
+                ssize_t n = send(c[i].src[1], in + c[i].sent, k, 0);
+                if (n > 0)
+                    c[i].sent += (size_t)n;
+            }
+            for (;;) { /* the receivers read slowly, some slower */
+                ssize_t n = recv(c[i].dst[1], out[i] + c[i].got, 500 + 400 * (size_t)i, 0);
+                if (n <= 0)
+                    break;
+                c[i].got += (size_t)n;
+                if (i & 1)
+                    break;
+            }
+            sluice_pump_status st = sluice_pump_step(&c[i].pump, &c[i].want);
+            sluice_pool_stats ps;
+            sluice_pool_stats_get(p, &ps);
+            if (ps.blocks_live > most)
+                most = ps.blocks_live;
+            if (st == SLUICE_PUMP_DONE) {
+                c[i].done = 1;
+                left--;
+                continue;
+            }
+            REQUIRE(st == SLUICE_PUMP_PENDING);
+            sluice_interest *w = &c[i].want;
+            if (w->fd < 0 && w->deadline_ms < 0)
+                spins++;
+            if (w->deadline_ms >= 0 && (until < 0 || w->deadline_ms < until))
+                until = w->deadline_ms;
+        }
+        int ms = until < 0 ? 1 : (int)(until - sluice_now_ms());
+        poll(pfd, 0, ms < 0 ? 0 : ms > 1 ? 1 : ms);
+    }
+    EXPECT_EQ(left, 0);
+    EXPECT_EQ(spins, 0);
+    EXPECT(most <= 4 + N);
+    sluice_pool_stats ps;
+    sluice_pool_stats_get(p, &ps);
+    EXPECT(ps.pool_full > 0); /* the budget was really the limit */
+    for (int i = 0; i < N; i++) {
+        while (c[i].got < sizeof out[i]) {
+            ssize_t n = recv(c[i].dst[1], out[i] + c[i].got, sizeof out[i] - c[i].got, 0);
+            if (n <= 0)
+                break;
+            c[i].got += (size_t)n;
+        }
+        /* chunked framing around exactly the body's bytes */
+        size_t pos = 0, body = 0;
+        int ok = 1;
+        while (ok && pos < c[i].got) {
+            char *end;
+            unsigned long sz = strtoul((char *)out[i] + pos, &end, 16);
+            pos = (size_t)((unsigned char *)end - out[i]) + 2;
+            if (sz == 0)
+                break;
+            ok = pos + sz <= c[i].got && memcmp(out[i] + pos, in + body, sz) == 0;
+            body += sz;
+            pos += sz + 2;
+        }
+        EXPECT(ok);
+        EXPECT_EQ(body, LEN);
+        sluice_sink_close(c[i].w);
+        sluice_stream_close(c[i].body);
+        sluice_reader_free(c[i].r);
+        sluice_io_close(c[i].sio);
+        sluice_io_close(c[i].dio);
+        for (int k = 0; k < 2; k++) {
+            close(c[i].src[k]);
+            close(c[i].dst[k]);
+        }
+    }
+    sluice_pool_free(p);
+}
+
+/* A memory stream that, when dry, names an fd to wait on, as a socket
+ * body stream does. */
+typedef struct fdwait {
+    sluice_stream base;
+    sluice_stream *inner;
+    int fd;
+} fdwait;
+
+static sluice_poll fdwait_poll(sluice_stream *s, sluice_bytes *out)
+{
+    return sluice_stream_poll_next(((fdwait *)s)->inner, out);
+}
+
+static void fdwait_ready(sluice_stream *s, sluice_interest *want)
+{
+    *want = (sluice_interest){((fdwait *)s)->fd, SLUICE_WANT_READ, -1};
+}
+
+static void fdwait_close(sluice_stream *s)
+{
+    (void)s; /* embedded in the test: nothing to free */
+}
+
+static const sluice_stream_vtable fdwait_vt = {"fdwait", fdwait_poll, fdwait_ready,
+                                               fdwait_close};
+
+/* After flushing because the source was dry, the pump polls the source once
+ * more before it waits: what arrived during the write is taken without a
+ * wake-up (here a source that is dry once before every chunk). */
+TEST(pump_polls_again_after_a_flush)
+{
+    int sv[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    sluice_io *io;
+    REQUIRE(sluice_io_fd_new(T_POOL, sv[0], 0, &io) == 0);
+    sluice_sink *w;
+    REQUIRE(sluice_raw_writer_new(T_POOL, io, NULL, NULL, &w) == 0);
+    sluice_stream *s = chunks_stream(3, 100, SLUICE_MEMSTREAM_PENDING);
+    fdwait fw = {{&fdwait_vt, T_POOL, 0, NULL, 0}, s, sv[1]};
+    sluice_pump p;
+    sluice_pump_init(&p, &fw.base, w, 0);
+    sluice_interest want;
+    EXPECT_EQ(sluice_pump_step(&p, &want), SLUICE_PUMP_DONE); /* one step, no wait */
+    EXPECT_EQ(sluice_memstream_yielded(s), 3);
+    char buf[400];
+    EXPECT_EQ(recv(sv[1], buf, sizeof buf, 0), 300);
+    sluice_sink_close(w);
+    sluice_stream_close(s);
+    sluice_io_close(io);
+    close(sv[0]);
+    close(sv[1]);
 }

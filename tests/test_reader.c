@@ -214,18 +214,66 @@ TEST(reader_pool_cap_is_backpressure)
     REQUIRE(sluice_reader_new(p, &c.base, NULL, &r) == 0);
     EXPECT_EQ(sluice_reader_fill(r), SLUICE_READY); /* reads into the 2 it got */
     EXPECT_EQ(c.last_offered, 128);
-    sluice_bytes a, b;
+    sluice_bytes a, b, d, e;
     EXPECT_EQ(sluice_reader_take(r, 64, &a), 64);
     EXPECT_EQ(sluice_reader_take(r, 64, &b), 64);
+    /* its last block is all taken but its views are out: wait for them,
+     * with a deadline and no fd, rather than take more than the cap */
+    int64_t t0 = sluice_now_ms();
     EXPECT_EQ(sluice_reader_fill(r), SLUICE_PENDING); /* pool full, not an error */
     EXPECT_EQ(sluice_reader_error(r), 0);
+    EXPECT_EQ(c.reads, 1);
     sluice_interest w;
     sluice_reader_ready(r, &w);
-    EXPECT_EQ(w.fd, -1); /* nothing to wait on: release views and poll again */
-    sluice_bytes_release(&a);
+    EXPECT_EQ(w.fd, -1);
+    EXPECT(w.deadline_ms >= t0 + SLUICE_READER_POOL_RETRY_MS &&
+           w.deadline_ms <= sluice_now_ms() + SLUICE_READER_POOL_RETRY_MS);
+    sluice_pool_stats st;
+    sluice_pool_stats_get(p, &st);
+    EXPECT_EQ(st.blocks_max, 2);
+    EXPECT(st.pool_full >= 1);
+    sluice_bytes_release(&a); /* a view came back: a fresh block */
     EXPECT_EQ(sluice_reader_fill(r), SLUICE_READY);
-    EXPECT_EQ(sluice_reader_available(r), 64);
+    EXPECT_EQ(c.last_offered, 64);
+    EXPECT_EQ(live(p), 2);
+    sluice_reader_ready(r, &w);
+    EXPECT_EQ(w.deadline_ms, -1); /* a successful fill clears the retry */
+    /* its front consumed and nothing else sharing it: the unread bytes
+     * move to the front and the next read fits in the same block */
+    sluice_reader_skip(r, 10);
+    EXPECT_EQ(sluice_reader_fill(r), SLUICE_READY);
+    EXPECT_EQ(c.last_offered, 10);
+    EXPECT_EQ(live(p), 2);
+    EXPECT_EQ(sluice_reader_take(r, 64, &d), 64);
+    EXPECT_MEM(d.data, 64, alphabet + 138, 64);
     sluice_bytes_release(&b);
+    EXPECT_EQ(sluice_reader_fill(r), SLUICE_READY);
+    EXPECT_EQ(sluice_reader_take(r, 64, &e), 46);
+    EXPECT_MEM(e.data, 46, alphabet + 202, 46);
+    EXPECT_EQ(sluice_reader_fill(r), SLUICE_PENDING); /* the io is dry */
+    EXPECT_EQ(c.last_offered, 18); /* the tail of the block it holds */
+
+    /* a reader holding nothing still gets one block at the cap, and reuses
+     * it whole once everything it handed out came back */
+    count_io c2 = counting(p, alphabet, 248);
+    sluice_reader *r2;
+    REQUIRE(sluice_reader_new(p, &c2.base, NULL, &r2) == 0);
+    EXPECT_EQ(sluice_reader_fill(r2), SLUICE_READY);
+    EXPECT_EQ(c2.last_offered, 64);
+    EXPECT_EQ(live(p), 3); /* d, e and the reserve: over the cap by one */
+    sluice_bytes f;
+    EXPECT_EQ(sluice_reader_take(r2, 64, &f), 64);
+    EXPECT_EQ(sluice_reader_fill(r2), SLUICE_PENDING);
+    sluice_bytes_release(&f);
+    EXPECT_EQ(sluice_reader_fill(r2), SLUICE_READY);
+    EXPECT_EQ(c2.last_offered, 64);
+    EXPECT_EQ(live(p), 3);
+    EXPECT_EQ(sluice_reader_take(r2, 64, &f), 64);
+    EXPECT_MEM(f.data, 64, alphabet + 64, 64);
+    sluice_bytes_release(&f);
+    sluice_bytes_release(&d);
+    sluice_bytes_release(&e);
+    sluice_reader_free(r2);
     sluice_reader_free(r);
     sluice_pool_free(p);
 }

@@ -36,9 +36,23 @@ typedef struct sluice_bytes {
 
 #define SLUICE_DEFAULT_BLOCK_SIZE (64u * 1024u)
 
+/*
+ * The memory budget. max_blocks caps the pool blocks outstanding across
+ * every object made from the pool: share one pool between all connections of
+ * a process and max_blocks * block_size is the memory their bodies may hold
+ * at once. At the cap, readers read into what they already hold, and in-flight
+ * windows shrink (a pump stops pulling, the kernel's receive window closes,
+ * the peers are paused) instead of RSS growing with the number of
+ * connections. One overdraft keeps it from deadlocking: a consumer that holds
+ * no block at all may always take one (sluice_block_get_reserve), so every
+ * connection can make progress, and heads (built or copied) are not refused
+ * either; the worst case is therefore max_blocks plus one block per
+ * connection and per head in flight, reached only while all are starved.
+ */
 typedef struct sluice_pool_config {
     size_t block_size;   /* bytes of payload per pool block; 0: 64 KiB       */
-    size_t max_blocks;   /* cap on pool blocks outstanding; 0: no cap        */
+    size_t max_blocks;   /* cap on pool blocks outstanding; 0: no cap (see
+                            the memory budget above)                         */
     size_t max_spare;    /* cap on free blocks kept for reuse; 0: 16         */
     const sluice_allocator *allocator; /* NULL: malloc/free. Copied.         */
 } sluice_pool_config;
@@ -50,6 +64,8 @@ typedef struct sluice_pool_stats {
     size_t objects_live;  /* other objects (streams, sinks...) not yet closed */
     size_t block_size;
     uint64_t blocks_allocated; /* calls to the allocator for blocks, ever    */
+    size_t blocks_max;    /* most pool blocks outstanding at once, ever      */
+    uint64_t pool_full;   /* sluice_block_get calls refused at the cap, ever */
 } sluice_pool_stats;
 
 /*
@@ -90,6 +106,17 @@ SLUICE_API void sluice_pool_object_free(sluice_pool *pool, void *obj, size_t siz
  * SLUICE_ENOMEM.
  */
 SLUICE_API int sluice_block_get(sluice_pool *pool, sluice_block **out);
+
+/*
+ * Like sluice_block_get, but not refused at max_blocks (still counted):
+ * for a consumer that holds no block at all and must still make progress
+ * (the socket reader when it holds nothing), and for small needs bounded per
+ * message (a head being built, or copied because it spans two blocks), so
+ * that a budget spent on bodies neither deadlocks nor turns into errors.
+ * Callers must keep to those uses, or the cap means nothing.
+ * Errors: SLUICE_ENOMEM.
+ */
+SLUICE_API int sluice_block_get_reserve(sluice_pool *pool, sluice_block **out);
 
 /* Writable payload of a block and its capacity. Writing into a block that
  * views are already handed out for is the caller's business (the socket reader

@@ -41,13 +41,26 @@ SLUICE_API int sluice_reader_new(sluice_pool *pool, sluice_io *io,
  * frees it. The io is not touched. NULL is a no-op. */
 SLUICE_API void sluice_reader_free(sluice_reader *r);
 
+/* How long a reader that met the pool's cap lets the host wait before it
+ * tries again (the deadline of its interest), in milliseconds. */
+#define SLUICE_READER_POOL_RETRY_MS 5
+
 /*
  * Reads once from the io.
  *   READY    new bytes are buffered — or nothing was read because max_buffered
  *            unread bytes are already held (consume some first).
  *   PENDING  the io said -EAGAIN (sluice_reader_ready gives its read
  *            interest, so an edge-triggered host may wait), or the pool is
- *            at its cap (interest with no fd: release views, poll again).
+ *            at its cap (max_blocks) and the reader has no room left in the
+ *            blocks it holds. Then the interest has no fd and a deadline
+ *            SLUICE_READER_POOL_RETRY_MS ahead: blocks come back when views
+ *            are released (a pump retries at once after its sink's flush
+ *            released some); the deadline covers blocks freed by other
+ *            connections, without a busy loop. At the cap a reader that
+ *            holds no block still takes one (sluice_block_get_reserve), and
+ *            one whose only block is full of a partly consumed, unshared
+ *            buffer moves the unread bytes to its front, so no connection
+ *            can wait forever on blocks that only waiting connections hold.
  *   EOF      the peer closed; remembered, later fills return EOF at once.
  *            Bytes already buffered stay readable.
  *   ERROR    the io failed or no memory: sluice_reader_error(); sticky.
