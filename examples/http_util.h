@@ -61,6 +61,30 @@ static inline int http_simple_head(sluice_pool *pool, int status, const char *ty
 }
 
 /*
+ * Writes out a reply sink. Returns 1 while the socket is full (the interest
+ * is registered), 0 once the reply went out, -1 if the client is gone.
+ */
+static inline int http_reply_step(srv_conn *c, sluice_sink *reply)
+{
+    sluice_poll r = sluice_sink_finish(reply);
+    if (r == SLUICE_PENDING) {
+        sluice_interest w;
+        sluice_sink_ready(reply, &w);
+        srv_watch(c, &w);
+        return 1;
+    }
+    return r == SLUICE_READY ? 0 : -1;
+}
+
+/* After a reply that closes the connection: stop sending and linger for a
+ * moment (see http_linger). Returns the linger deadline. */
+static inline int64_t http_begin_linger(int fd)
+{
+    shutdown(fd, SHUT_WR);
+    return sluice_now_ms() + 2000;
+}
+
+/*
  * Lingering close: after an error reply the write side is shut and whatever
  * the client still sends is read and dropped until it closes or the deadline
  * passes; closing at once would make the kernel answer its data with a reset

@@ -854,24 +854,18 @@ static int step_head(conn *c)
 
 static int step_reply(conn *c)
 {
-    sluice_poll r = sluice_sink_finish(c->csink);
-    if (r == SLUICE_PENDING) {
-        sluice_interest w;
-        sluice_sink_ready(c->csink, &w);
-        srv_watch(&c->base, &w);
+    int rc = http_reply_step(&c->base, c->csink);
+    if (rc > 0)
         return 1;
-    }
     log_request(c);
-    if (r == SLUICE_ERROR)
+    if (rc < 0)
         return -1;
     if (!c->close_after) {
         conn_reset_request(c);
         return 0;
     }
-    /* lingering close: stop sending, read and drop for a moment */
-    shutdown(c->cfd, SHUT_WR);
+    c->linger_deadline = http_begin_linger(c->cfd);
     c->state = S_LINGER;
-    c->linger_deadline = sluice_now_ms() + 2000;
     return 0;
 }
 

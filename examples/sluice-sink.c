@@ -24,6 +24,7 @@ typedef struct sink_srv {
     sluice_pool *pool;
     const char *store;          /* NULL: count and drop */
     uint32_t timeout_ms;
+    unsigned tmp_seq;           /* names temporary files */
 } sink_srv;
 
 enum state { S_HEAD, S_BODY, S_REPLY, S_LINGER };
@@ -176,7 +177,7 @@ static int mkdirs_for(char *path)
     return 0;
 }
 
-/* Opens the temporary dot-file next to the final path. */
+/* Checks the target and opens the temporary dot-file for it in DIR. */
 static int open_store(conn *c)
 {
     if (store_path(c->ss->store, c->req.target, c->req.target_len, c->final_path,
@@ -185,15 +186,20 @@ static int open_store(conn *c)
     if (mkdirs_for(c->final_path) < 0)
         return 500;
     /* the dot-file sits in DIR itself (same file system as every path under
-     * it, so the final rename is atomic) */
+     * it, so the final rename is atomic); pid and a sequence number make its
+     * name unique, O_EXCL makes sure */
     char *slash = strrchr(c->final_path, '/');
-    int w = snprintf(c->tmp_path, sizeof c->tmp_path, "%s/.%.200s.XXXXXX", c->ss->store,
-                     slash + 1);
-    if (w < 0 || (size_t)w >= sizeof c->tmp_path)
-        return 400;
-    c->fd_file = mkstemp(c->tmp_path);
-    if (c->fd_file < 0)
-        return 500;
+    for (int tries = 0;; tries++) {
+        int w = snprintf(c->tmp_path, sizeof c->tmp_path, "%s/.%.200s.%ld.%u", c->ss->store,
+                         slash + 1, (long)getpid(), c->ss->tmp_seq++);
+        if (w < 0 || (size_t)w >= sizeof c->tmp_path)
+            return 400;
+        c->fd_file = open(c->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (c->fd_file >= 0)
+            break;
+        if (errno != EEXIST || tries == 100)
+            return 500;
+    }
     if (sluice_io_fd_new(c->ss->pool, c->fd_file, 0, &c->fio) < 0 ||
         sluice_raw_writer_new(c->ss->pool, c->fio, NULL, NULL, &c->out) < 0)
         return 500;
@@ -392,22 +398,15 @@ static int step_body(conn *c)
 
 static int step_reply(conn *c)
 {
-    sluice_poll r = sluice_sink_finish(c->reply);
-    if (r == SLUICE_PENDING) {
-        sluice_interest w;
-        sluice_sink_ready(c->reply, &w);
-        srv_watch(&c->base, &w);
-        return 1;
-    }
-    if (r == SLUICE_ERROR)
-        return -1;
+    int rc = http_reply_step(&c->base, c->reply);
+    if (rc != 0)
+        return rc;
     if (!c->close_after) {
         conn_reset(c);
         return 0;
     }
-    shutdown(c->cfd, SHUT_WR);
+    c->linger_deadline = http_begin_linger(c->cfd);
     c->state = S_LINGER;
-    c->linger_deadline = sluice_now_ms() + 2000;
     return 0;
 }
 
