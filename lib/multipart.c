@@ -9,10 +9,10 @@
  * look-alike is not a CR either. That gives the two facts the data path rests
  * on:
  *
- *   - inside one chunk, memmem() finds the next match (after a look-alike,
- *     scanning goes on from its end: the CRs of a short window first, then
- *     memmem again), and only the last CR among the chunk's final dlen bytes
- *     can start a delimiter that the next chunk decides;
+ *   - inside one chunk, a skip-table search finds the next match (after a
+ *     look-alike, scanning goes on from its end: the CRs of a short window
+ *     first, then the search again), and only the last CR among the chunk's
+ *     final dlen bytes can start a delimiter that the next chunk decides;
  *   - bytes held back because they might start a delimiter are always exactly
  *     delim[0..hlen), hlen <= dlen. So whether the next chunk completes them
  *     is one memcmp and one byte, and if it does not, all of them are data
@@ -28,7 +28,7 @@
  * splitter still reads its data, so closing a part touches only the atomic
  * reference count.
  */
-#define _GNU_SOURCE /* memmem */
+#define _GNU_SOURCE /* memmem, for the header block's blank line */
 #include "internal.h"
 
 #include <stdatomic.h>
@@ -36,6 +36,15 @@
 #include <string.h>
 
 #define DELIM_MAX (4 + SLUICE_MULTIPART_BOUNDARY_MAX) /* CRLF "--" boundary */
+
+/* The delimiter search is Horspool's on byte pairs: the pair ending at the
+ * last byte of the window picks the shift. A pair absent from the delimiter
+ * (on random data, nearly all of them with 1024 buckets) moves the window by
+ * dlen - 1 at a constant stride, so the loads do not wait on each other;
+ * single bytes would hit the delimiter's ~30 distinct bytes every few
+ * steps. */
+#define PAIR_BUCKETS 1024u
+#define PAIR_HASH(p) ((((unsigned)(p)[-1] << 2) ^ (p)[0]) & (PAIR_BUCKETS - 1))
 
 enum state {
     ST_PREAMBLE,    /* before the first delimiter: dropped                     */
@@ -58,6 +67,11 @@ struct sluice_multipart {
     enum after after;
     unsigned char delim[DELIM_MAX];
     size_t dlen;
+    /* Per pair bucket: 0 when no pair of the delimiter falls in it, 1 when
+     * its last pair does, else 1 + the shift that brings the rightmost such
+     * pair (before the last) under the window's end. */
+    unsigned char pair_skip[PAIR_BUCKETS];
+    size_t cand_skip;       /* shift past a candidate that did not match     */
 
     sluice_bytes cur;       /* unread rest of the current input chunk        */
     uint64_t pos;           /* body offset of cur.data                       */
@@ -210,6 +224,24 @@ int sluice_multipart_boundary(const char *content_type, size_t len,
 
 /* ---- splitter ------------------------------------------------------------ */
 
+/* The pair table for m->delim (see PAIR_BUCKETS). Pair i is delim[i-1..i];
+ * later pairs overwrite earlier ones, so a bucket keeps the smallest shift
+ * of all its pairs: never more than is safe. */
+static void build_skip(sluice_multipart *m)
+{
+    const size_t last = m->dlen - 1;
+    const unsigned hlast = PAIR_HASH(m->delim + last);
+    memset(m->pair_skip, 0, sizeof m->pair_skip);
+    m->cand_skip = last;
+    for (size_t i = 1; i < last; i++) {
+        unsigned h = PAIR_HASH(m->delim + i);
+        m->pair_skip[h] = (unsigned char)(1 + last - i);
+        if (h == hlast)
+            m->cand_skip = last - i;
+    }
+    m->pair_skip[hlast] = 1;
+}
+
 int sluice_multipart_new(sluice_pool *pool, sluice_stream *body, const char *boundary,
                          size_t boundary_len, const sluice_multipart_limits *limits,
                          sluice_multipart **out)
@@ -241,6 +273,7 @@ int sluice_multipart_new(sluice_pool *pool, sluice_stream *body, const char *bou
     memcpy(m->delim, "\r\n--", 4);
     memcpy(m->delim + 4, boundary, boundary_len);
     m->dlen = 4 + boundary_len;
+    build_skip(m);
     m->state = ST_PREAMBLE;
     m->hlen = m->hvirt = 2; /* the body's start counts as a CRLF: a first
                                delimiter may open the body without one */
@@ -463,10 +496,37 @@ static size_t tail_prefix(const sluice_multipart *m)
     return 0;
 }
 
+/* The first delimiter in [s, end), or NULL, by the pair table. The window
+ * ends at s[i]; when the pair ending there is absent from the delimiter, no
+ * match can end before s[i + dlen - 1] (it would contain the pair). */
+static const unsigned char *search(const sluice_multipart *m, const unsigned char *s,
+                                   const unsigned char *end)
+{
+    const size_t dlen = m->dlen, step = dlen - 1, n = (size_t)(end - s);
+    const unsigned char *skip = m->pair_skip;
+    /* Indices, not pointers: a stride may land past the end. */
+    for (size_t i = step; i < n;) {
+        unsigned t = skip[PAIR_HASH(s + i)];
+        if (!t) {
+            do
+                i += step;
+            while (i < n && !skip[PAIR_HASH(s + i)]);
+        } else if (t > 1) {
+            i += t - 1;
+        } else if (!memcmp(s + i - step, m->delim, dlen)) {
+            return s + i - step;
+        } else {
+            i += m->cand_skip;
+        }
+    }
+    return NULL;
+}
+
 /* The first CRLF "--" boundary in [from, end), or NULL. The CRs before
  * `near` are tried one by one first: right after a look-alike the next one
- * is often close, and memmem's setup per call would dominate a flood of
- * them. The window is bounded, so this adds O(dlen) per look-alike. */
+ * is often close, and in a flood of them memchr finds it sooner than the
+ * search's strides would. The window is bounded, so this adds O(dlen) per
+ * look-alike. */
 static const unsigned char *find_match(const sluice_multipart *m, const unsigned char *from,
                                        const unsigned char *near, const unsigned char *end)
 {
@@ -482,7 +542,7 @@ static const unsigned char *find_match(const sluice_multipart *m, const unsigned
     }
     if (from < near)
         from = near;
-    return memmem(from, (size_t)(end - from), m->delim, m->dlen);
+    return search(m, from, end);
 }
 
 /* Where the data in cur ends: at a delimiter (*found) or at a tail the next

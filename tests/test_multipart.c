@@ -553,6 +553,77 @@ TEST(multipart_one_huge_part)
     tbody_free(&t);
 }
 
+/* The data search strides over long chunks by byte pairs hashed into
+ * buckets ((a << 2) ^ b): (a, b) and (a ^ 1 << j, b ^ 4 << j) share one.
+ * Data full of such near-misses of the delimiter (one pair swapped for a
+ * colliding one, at any place, the last included), look-alikes, prefixes
+ * and repeats must come out whole, however it is chunked. */
+TEST(multipart_search_near_misses_in_long_chunks)
+{
+    static const char *const bnd[] = {
+        "b", "-", "be", "ca", "bebebe", "becabeca", "----", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "----WebKitFormBoundary7MA4YWxkTrZu0gW",
+        "x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0",
+    };
+    unsigned long long rng = 0x5eed0004;
+    for (size_t bi = 0; bi < sizeof bnd / sizeof bnd[0]; bi++) {
+        const char *b = bnd[bi];
+        size_t blen = strlen(b), dlen = 4 + blen, len = 1000 + (size_t)(t_rand(&rng) % 3000);
+        unsigned char delim[4 + SLUICE_MULTIPART_BOUNDARY_MAX];
+        memcpy(delim, "\r\n--", 4);
+        memcpy(delim + 4, b, blen);
+        unsigned char *d = malloc(len);
+        for (size_t n = 0; n < len;) {
+            unsigned char tok[4 + SLUICE_MULTIPART_BOUNDARY_MAX + 1];
+            size_t tl = dlen;
+            memcpy(tok, delim, dlen);
+            switch (t_rand(&rng) % 6) {
+            case 0: /* a near-miss: one pair swapped for one in the same bucket */
+            case 1: {
+                size_t i = 1 + (size_t)(t_rand(&rng) % (dlen - 1));
+                unsigned j = (unsigned)(t_rand(&rng) % 6);
+                if (t_rand(&rng) % 2)
+                    i = dlen - 1;
+                tok[i - 1] ^= (unsigned char)(1u << j);
+                tok[i] ^= (unsigned char)(4u << j);
+                break;
+            }
+            case 2: tok[tl++] = "xZ\n;"[t_rand(&rng) % 4]; break; /* a look-alike */
+            case 3: tl = (size_t)(t_rand(&rng) % dlen); break;      /* a prefix */
+            case 4: tl = 1 + (size_t)(t_rand(&rng) % dlen); memcpy(tok, delim + dlen - tl, tl);
+                break;                                              /* a suffix */
+            default: tl = 1; tok[0] = (unsigned char)t_rand(&rng); break;
+            }
+            for (size_t k = 0; k < tl && n < len; k++)
+                d[n++] = tok[k];
+        }
+        for (size_t i = 0; i + dlen <= len; i++) /* break the real delimiters */
+            if (!memcmp(d + i, delim, dlen) && (i + dlen == len || opens_delim(d[i + dlen])))
+                d[i] = 'X';
+        size_t blen_all = 2 + blen + 4 + len + dlen + 2;
+        unsigned char *body = malloc(blen_all), *w = body;
+        memcpy(w, "--", 2), w += 2;
+        memcpy(w, b, blen), w += blen;
+        memcpy(w, "\r\n\r\n", 4), w += 4;
+        memcpy(w, d, len), w += len;
+        memcpy(w, delim, dlen), w += dlen;
+        memcpy(w, "--", 2);
+        for (int r = 0; r < 4; r++) {
+            got g;
+            size_t arg = r == 0 ? 0 : r == 1 ? 7 : r == 2 ? 300 : 5000;
+            parse_mem(body, blen_all, b, NULL, r ? RANDOM : WHOLE, arg, &rng, 0, &g);
+            if (g.err || g.n != 1 || g.copied || g.parts[0].len != len ||
+                memcmp(g.parts[0].data, d, len))
+                harness_fail(__FILE__, __LINE__, "boundary \"%s\" chunks <= %zu: %zu parts, %s, "
+                             "%zu of %zu bytes", b, arg, g.n, sluice_err_name(g.err),
+                             g.n ? g.parts[0].len : 0, len);
+            got_free(&g);
+        }
+        free(body);
+        free(d);
+    }
+}
+
 /* ---- RFC 7578 and friends ----------------------------------------------- */
 
 TEST(multipart_rfc7578_example)
