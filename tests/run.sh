@@ -10,6 +10,21 @@ SAN=${SAN:-}
 MAKE=${MAKE:-make}
 export BUILD SAN MAKE CC
 
+# Tools the suites need besides the compiler; on a fresh Debian machine they
+# are installed here (as root), so `make test` alone is the whole set-up.
+missing=()
+for t in pkg-config:pkg-config curl:curl python3:python3; do
+    command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t#*:}")
+done
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
+        { apt-get update -q >/dev/null 2>&1 &&
+          apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1; } ||
+        echo "could not install ${missing[*]}: the suites that need them will fail"
+fi
+
 total_pass=0
 total_fail=0
 
