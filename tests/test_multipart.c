@@ -561,8 +561,10 @@ TEST(multipart_one_huge_part)
 TEST(multipart_search_near_misses_in_long_chunks)
 {
     static const char *const bnd[] = {
-        "b", "-", "be", "ca", "bebebe", "becabeca", "----", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "----WebKitFormBoundary7MA4YWxkTrZu0gW",
+        "b", "-", "be", "ca", "bebebe", "becabeca", "----",
+        ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" /* 70 a's: the longest boundary */
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+        "----WebKitFormBoundary7MA4YWxkTrZu0gW",
         "x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0",
     };
     unsigned long long rng = 0x5eed0004;
