@@ -1,49 +1,12 @@
 /*
  * http_util.h — HTTP pieces shared by the example programs (header-only):
- * which status answers which library error, the head of a short reply, and
- * the lingering close after an error reply.
+ * the head of a short reply, writing a reply out, and the lingering close
+ * after an error reply.
  */
 #ifndef SLUICE_EXAMPLES_HTTP_UTIL_H
 #define SLUICE_EXAMPLES_HTTP_UTIL_H
 
 #include "server.h"
-
-/* The status that answers a failure of the client's request (head, framing,
- * body, multipart), or 0 when the client vanished and nobody is listening. */
-static inline int http_status_for(int code)
-{
-    int st = sluice_http_error_status(code);
-    if (st)
-        return st;
-    switch (code) {
-    case SLUICE_ETOOBIG:
-    case SLUICE_EBODY_TOO_LARGE:
-        return 413;
-    case SLUICE_ETIMEDOUT:
-        return 408;
-    case SLUICE_ENOT_MULTIPART:
-        return 415;
-    case SLUICE_EBAD_CHUNK_SIZE:
-    case SLUICE_ECHUNK_SIZE_OVERFLOW:
-    case SLUICE_EBAD_CHUNK_EXT:
-    case SLUICE_ECHUNK_EXT_TOO_LONG:
-    case SLUICE_EBAD_CHUNK_END:
-    case SLUICE_EBAD_TRAILER:
-    case SLUICE_ETRAILER_TOO_LARGE:
-    case SLUICE_EBARE_LF:
-    case SLUICE_EBARE_CR:
-    case SLUICE_EBAD_BOUNDARY:
-    case SLUICE_EPART_HEADER_TOO_LARGE:
-    case SLUICE_EBAD_PART_HEADER:
-    case SLUICE_ETOO_MANY_PARTS:
-    case SLUICE_EPART_TOO_LARGE:
-    case SLUICE_EBAD_DELIMITER:
-    case SLUICE_ENO_PART:
-        return 400;
-    default:
-        return 0;
-    }
-}
 
 /* The head of a reply with a body of `len` bytes of `type`; with keep == 0 it
  * says Connection: close. *out holds one reference. */

@@ -932,6 +932,29 @@ int sluice_http_error_status(int code)
     return 0;
 }
 
+int sluice_http_request_error_status(int code)
+{
+    int st = sluice_http_error_status(code);
+    if (st)
+        return st;
+    switch (code) {
+    case SLUICE_ETOOBIG:
+    case SLUICE_EBODY_TOO_LARGE:
+        return 413;
+    case SLUICE_ETIMEDOUT:
+        return 408;
+    case SLUICE_ENOT_MULTIPART:
+        return 415;
+    default:
+        break;
+    }
+    /* the chunked-coding (-1180..) and multipart (-1200..) groups: the
+     * client sent a malformed body */
+    if (code <= SLUICE_EBAD_CHUNK_SIZE && code > -1300)
+        return 400;
+    return 0;
+}
+
 /* ---- head builder -------------------------------------------------------- */
 
 static int setfail(sluice_http_head_builder *b, int code)

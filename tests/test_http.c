@@ -1252,3 +1252,28 @@ TEST(http_builder_round_trip)
     EXPECT_STR(c, "Host:example.com\nAccept:*/*\nX-Tab:a\tb\n");
     sluice_bytes_release(&out);
 }
+
+TEST(http_request_error_status)
+{
+    /* head errors as sluice_http_error_status */
+    EXPECT_EQ(sluice_http_request_error_status(SLUICE_EHEAD_TOO_LARGE), 431);
+    EXPECT_EQ(sluice_http_request_error_status(SLUICE_EVERSION), 505);
+    EXPECT_EQ(sluice_http_request_error_status(SLUICE_EBARE_LF), 400);
+    /* bodies */
+    EXPECT_EQ(sluice_http_request_error_status(SLUICE_EBAD_CHUNK_SIZE), 400);
+    EXPECT_EQ(sluice_http_request_error_status(SLUICE_ECHUNK_EXT_TOO_LONG), 400);
+    EXPECT_EQ(sluice_http_request_error_status(SLUICE_ETRAILER_TOO_LARGE), 400);
+    EXPECT_EQ(sluice_http_request_error_status(SLUICE_ETOOBIG), 413);
+    EXPECT_EQ(sluice_http_request_error_status(SLUICE_ETIMEDOUT), 408);
+    /* multipart */
+    EXPECT_EQ(sluice_http_request_error_status(SLUICE_ENOT_MULTIPART), 415);
+    EXPECT_EQ(sluice_http_request_error_status(SLUICE_EBODY_TOO_LARGE), 413);
+    EXPECT_EQ(sluice_http_request_error_status(SLUICE_EBAD_BOUNDARY), 400);
+    EXPECT_EQ(sluice_http_request_error_status(SLUICE_EBAD_DELIMITER), 400);
+    EXPECT_EQ(sluice_http_request_error_status(SLUICE_EBAD_EXT_VALUE), 400);
+    /* nobody to answer, or the server's own failure */
+    EXPECT_EQ(sluice_http_request_error_status(SLUICE_ETRUNCATED), 0);
+    EXPECT_EQ(sluice_http_request_error_status(SLUICE_ENOMEM), 0);
+    EXPECT_EQ(sluice_http_request_error_status(-104), 0);
+    EXPECT_EQ(sluice_http_request_error_status(0), 0);
+}

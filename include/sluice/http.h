@@ -229,6 +229,18 @@ SLUICE_API const char *sluice_http_reason_phrase(int status);
  * (400, 431, 505); 0 for codes that are not about the request. */
 SLUICE_API int sluice_http_error_status(int code);
 
+/*
+ * The status a server should answer when anything about reading a request
+ * failed with `code`: the head (as sluice_http_error_status), a malformed
+ * chunked body or trailer (400), a body over its limit (SLUICE_ETOOBIG from
+ * a body stream, SLUICE_EBODY_TOO_LARGE: 413), a stalled body
+ * (SLUICE_ETIMEDOUT: 408), a multipart body (SLUICE_ENOT_MULTIPART: 415,
+ * other multipart codes: 400). 0 when nobody is left to answer (the peer
+ * vanished: SLUICE_ETRUNCATED, -errno) or the failure was the server's own
+ * (SLUICE_ENOMEM). Thread-safe, no state.
+ */
+SLUICE_API int sluice_http_request_error_status(int code);
+
 /* ---- head builder --------------------------------------------------------- */
 
 /*
