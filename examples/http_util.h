@@ -8,6 +8,38 @@
 
 #include "server.h"
 
+#include <sys/socket.h>
+
+/* The client side of a connection: its socket, the io over it and the
+ * reader that keeps what the client sent ahead (pipelined requests). */
+typedef struct http_client {
+    int fd;
+    sluice_io *io;
+    sluice_reader *rd;
+} http_client;
+
+/* Wraps an accepted fd. On failure the fd is closed and -1 returned. */
+static inline int http_client_open(http_client *hc, sluice_pool *pool, int fd)
+{
+    hc->fd = fd;
+    hc->io = NULL;
+    hc->rd = NULL;
+    if (sluice_io_fd_new(pool, fd, 0, &hc->io) < 0 ||
+        sluice_reader_new(pool, hc->io, NULL, &hc->rd) < 0) {
+        sluice_io_close(hc->io);
+        close(fd);
+        return -1;
+    }
+    return 0;
+}
+
+static inline void http_client_close(http_client *hc)
+{
+    sluice_reader_free(hc->rd);
+    sluice_io_close(hc->io);
+    close(hc->fd);
+}
+
 /* The head of a reply with a body of `len` bytes of `type`; with keep == 0 it
  * says Connection: close. *out holds one reference. */
 static inline int http_simple_head(sluice_pool *pool, int status, const char *type, size_t len,

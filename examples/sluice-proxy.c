@@ -68,9 +68,7 @@ typedef struct conn {
     enum state state;
 
     /* client side */
-    int cfd;
-    sluice_io *cio;
-    sluice_reader *crd;
+    http_client cl;
 
     /* the request */
     sluice_bytes head;                   /* keeps req's spans valid */
@@ -206,7 +204,7 @@ static int reply(conn *c, int status, int keep)
     c->close_after = !keep;
     sluice_sink_close(c->csink);
     c->csink = NULL;
-    if (sluice_raw_writer_new(c->px->pool, c->cio, &h, NULL, &c->csink) < 0)
+    if (sluice_raw_writer_new(c->px->pool, c->cl.io, &h, NULL, &c->csink) < 0)
         return -1;
     if (sluice_bytes_copy_from(c->px->pool, msg, (size_t)n, &body) == 0 &&
         sluice_sink_poll_write(c->csink, &body) != SLUICE_READY)
@@ -281,9 +279,9 @@ static int start_request(conn *c)
                                  .idle_timeout_ms = px->cfg.timeout_ms};
         sluice_stream *raw;
         if (c->framing.body == SLUICE_HTTP_BODY_LENGTH)
-            r = sluice_body_length_new(px->pool, c->crd, c->framing.length, &bc, &raw);
+            r = sluice_body_length_new(px->pool, c->cl.rd, c->framing.length, &bc, &raw);
         else
-            r = sluice_body_chunked_new(px->pool, c->crd, &bc, &raw);
+            r = sluice_body_chunked_new(px->pool, c->cl.rd, &bc, &raw);
         if (r < 0)
             return -1;
         if (sluice_tap_new(px->pool, raw, tap_received, c, &c->body) < 0)
@@ -303,8 +301,8 @@ static int start_request(conn *c)
                                      .idle_timeout_ms = px->cfg.timeout_ms};
             sluice_stream *raw;
             int r = c->framing.body == SLUICE_HTTP_BODY_LENGTH
-                        ? sluice_body_length_new(px->pool, c->crd, c->framing.length, &bc, &raw)
-                        : sluice_body_chunked_new(px->pool, c->crd, &bc, &raw);
+                        ? sluice_body_length_new(px->pool, c->cl.rd, c->framing.length, &bc, &raw)
+                        : sluice_body_chunked_new(px->pool, c->cl.rd, &bc, &raw);
             if (r < 0 || sluice_tap_new(px->pool, raw, tap_received, c, &raw) < 0)
                 return -1;
             if (sluice_tap_new(px->pool, raw, tap_request, c, &c->src) < 0)
@@ -315,7 +313,7 @@ static int start_request(conn *c)
     if (c->expect_continue) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         sluice_bytes h = sluice_bytes_static(cont, sizeof cont - 1);
-        if (sluice_raw_writer_new(px->pool, c->cio, &h, NULL, &c->interim) < 0)
+        if (sluice_raw_writer_new(px->pool, c->cl.io, &h, NULL, &c->interim) < 0)
             return -1;
     }
     return 0;
@@ -562,7 +560,7 @@ static int step_connect(conn *c)
     if (c->src && !px->cfg.extract && !px->cfg.buffer_mode && !px->cfg.digest &&
         !px->cfg.no_splice && c->framing.body == SLUICE_HTTP_BODY_LENGTH) {
         sluice_splice_config sc = {.idle_timeout_ms = px->cfg.timeout_ms};
-        if (sluice_splice_new(px->pool, c->crd, c->uio, c->framing.length, &head, &sc,
+        if (sluice_splice_new(px->pool, c->cl.rd, c->uio, c->framing.length, &head, &sc,
                               &c->sp) < 0)
             return -1;
         sluice_bytes_release(&c->head);
@@ -665,7 +663,7 @@ static int start_response(conn *c)
 
     if (interim) { /* relay 1xx as it is and wait for the final response */
         sluice_sink_close(c->interim);
-        return sluice_raw_writer_new(px->pool, c->cio, &head, NULL, &c->interim) < 0 ? -1 : 0;
+        return sluice_raw_writer_new(px->pool, c->cl.io, &head, NULL, &c->interim) < 0 ? -1 : 0;
     }
 
     c->res_started = 1;
@@ -692,11 +690,11 @@ static int start_response(conn *c)
         return -1;
     }
     if (chunked)
-        rc = sluice_chunked_writer_new(px->pool, c->cio, &head, &wc, &c->csink);
+        rc = sluice_chunked_writer_new(px->pool, c->cl.io, &head, &wc, &c->csink);
     else if (f.body == SLUICE_HTTP_BODY_LENGTH)
-        rc = sluice_length_writer_new(px->pool, c->cio, f.length, &head, &wc, &c->csink);
+        rc = sluice_length_writer_new(px->pool, c->cl.io, f.length, &head, &wc, &c->csink);
     else
-        rc = sluice_raw_writer_new(px->pool, c->cio, &head, &wc, &c->csink);
+        rc = sluice_raw_writer_new(px->pool, c->cl.io, &head, &wc, &c->csink);
     if (rc < 0)
         return -1;
     sluice_pump_init(&c->res_pump, c->rbody, c->csink, 0);
@@ -813,7 +811,7 @@ static int step_head(conn *c)
 {
     proxy *px = c->px;
     int64_t now = sluice_now_ms();
-    if (sluice_reader_available(c->crd) > 0 && c->head_deadline < 0) {
+    if (sluice_reader_available(c->cl.rd) > 0 && c->head_deadline < 0) {
         c->head_deadline = now + px->cfg.timeout_ms;
         c->t_start = now;
     }
@@ -826,12 +824,12 @@ static int step_head(conn *c)
     sluice_http_limits lim = {.max_head_bytes = px->cfg.max_head + 2,
                               .max_headers = MAX_HEADERS};
     int err = 0;
-    sluice_poll r = sluice_http_read_request(c->crd, &lim, &c->req, c->hdrs, MAX_HEADERS,
+    sluice_poll r = sluice_http_read_request(c->cl.rd, &lim, &c->req, c->hdrs, MAX_HEADERS,
                                              &c->head, &err);
     if (r == SLUICE_PENDING) {
         sluice_interest w;
-        sluice_reader_ready(c->crd, &w);
-        if (sluice_reader_available(c->crd) > 0 && c->head_deadline < 0) {
+        sluice_reader_ready(c->cl.rd, &w);
+        if (sluice_reader_available(c->cl.rd) > 0 && c->head_deadline < 0) {
             c->head_deadline = now + px->cfg.timeout_ms;
             c->t_start = now;
         }
@@ -866,7 +864,7 @@ static int step_reply(conn *c)
         conn_reset_request(c);
         return 0;
     }
-    c->linger_deadline = http_begin_linger(c->cfd);
+    c->linger_deadline = http_begin_linger(c->cl.fd);
     c->state = S_LINGER;
     return 0;
 }
@@ -898,7 +896,7 @@ static int drive(srv_conn *sc)
             rc = step_reply(c);
             break;
         case S_LINGER:
-            rc = http_linger(&c->base, c->cfd, c->linger_deadline);
+            rc = http_linger(&c->base, c->cl.fd, c->linger_deadline);
             break;
         default:
             rc = -1;
@@ -974,18 +972,13 @@ static srv_conn *px_accept(srv *s, int fd)
         close(fd);
         return NULL;
     }
-    srv_conn_init(s, &c->base);
-    c->px = px;
-    c->cfd = fd;
-    c->ufd = -1;
-    sluice_reader_config rc = {.max_buffered = 0};
-    if (sluice_io_fd_new(px->pool, fd, 0, &c->cio) < 0 ||
-        sluice_reader_new(px->pool, c->cio, &rc, &c->crd) < 0) {
-        sluice_io_close(c->cio);
-        close(fd);
+    if (http_client_open(&c->cl, px->pool, fd) < 0) {
         free(c);
         return NULL;
     }
+    srv_conn_init(s, &c->base);
+    c->px = px;
+    c->ufd = -1;
     conn_reset_request(c);
     return &c->base;
 }
@@ -995,16 +988,14 @@ static void px_destroy(srv_conn *sc)
     conn *c = (conn *)sc;
     log_request(c); /* a request cut short still gets its line */
     conn_reset_request(c);
-    sluice_reader_free(c->crd);
-    sluice_io_close(c->cio);
-    close(c->cfd);
+    http_client_close(&c->cl);
     free(c);
 }
 
 static int px_idle(srv_conn *sc)
 {
     conn *c = (conn *)sc;
-    return c->state == S_HEAD && sluice_reader_available(c->crd) == 0;
+    return c->state == S_HEAD && sluice_reader_available(c->cl.rd) == 0;
 }
 
 static const srv_ops px_ops = {px_accept, drive, px_destroy, px_idle};

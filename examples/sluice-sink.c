@@ -33,9 +33,7 @@ typedef struct conn {
     srv_conn base;
     sink_srv *ss;
     enum state state;
-    int cfd;
-    sluice_io *cio;
-    sluice_reader *crd;
+    http_client cl;
     sluice_bytes head;
     sluice_http_request req;
     sluice_http_header hdrs[MAX_HEADERS];
@@ -227,7 +225,7 @@ static int start_reply(conn *c, int status, const char *body, size_t len, int ke
     c->close_after = !keep;
     if (http_simple_head(c->ss->pool, status, "application/json", len, keep, &h) < 0)
         return -1;
-    if (sluice_raw_writer_new(c->ss->pool, c->cio, &h, NULL, &c->reply) < 0)
+    if (sluice_raw_writer_new(c->ss->pool, c->cl.io, &h, NULL, &c->reply) < 0)
         return -1;
     if (len && sluice_bytes_copy_from(c->ss->pool, body, len, &b) == 0 &&
         sluice_sink_poll_write(c->reply, &b) != SLUICE_READY)
@@ -287,7 +285,7 @@ static int done_reply(conn *c, int stored)
 static int step_head(conn *c)
 {
     int64_t now = sluice_now_ms();
-    if (sluice_reader_available(c->crd) > 0 && c->head_deadline < 0)
+    if (sluice_reader_available(c->cl.rd) > 0 && c->head_deadline < 0)
         c->head_deadline = now + c->ss->timeout_ms;
     if (c->head_deadline >= 0 && now >= c->head_deadline)
         return -1;
@@ -296,11 +294,11 @@ static int step_head(conn *c)
      * plus the final empty line */
     sluice_http_limits lim = {.max_head_bytes = SLUICE_HTTP_DEFAULT_MAX_HEAD_BYTES + 2,
                               .max_headers = MAX_HEADERS};
-    sluice_poll r = sluice_http_read_request(c->crd, &lim, &c->req, c->hdrs, MAX_HEADERS,
+    sluice_poll r = sluice_http_read_request(c->cl.rd, &lim, &c->req, c->hdrs, MAX_HEADERS,
                                              &c->head, &err);
     if (r == SLUICE_PENDING) {
         sluice_interest w;
-        sluice_reader_ready(c->crd, &w);
+        sluice_reader_ready(c->cl.rd, &w);
         if (c->head_deadline < 0 && now >= c->idle_since + c->ss->timeout_ms)
             return -1;
         w.deadline_ms = c->head_deadline >= 0 ? c->head_deadline : c->idle_since + c->ss->timeout_ms;
@@ -325,9 +323,9 @@ static int step_head(conn *c)
     sluice_body_config bc = {.idle_timeout_ms = c->ss->timeout_ms};
     int rc = 0;
     if (c->framing.body == SLUICE_HTTP_BODY_LENGTH)
-        rc = sluice_body_length_new(c->ss->pool, c->crd, c->framing.length, &bc, &raw);
+        rc = sluice_body_length_new(c->ss->pool, c->cl.rd, c->framing.length, &bc, &raw);
     else if (c->framing.body == SLUICE_HTTP_BODY_CHUNKED)
-        rc = sluice_body_chunked_new(c->ss->pool, c->crd, &bc, &raw);
+        rc = sluice_body_chunked_new(c->ss->pool, c->cl.rd, &bc, &raw);
     else
         rc = sluice_memstream_new(c->ss->pool, NULL, 0, 0, &raw);
     if (rc < 0 || sluice_tap_new(c->ss->pool, raw, tap_body, c, &c->body) < 0)
@@ -344,7 +342,7 @@ static int step_head(conn *c)
     if (ex == SLUICE_HTTP_EXPECT_CONTINUE && c->framing.body != SLUICE_HTTP_BODY_NONE) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         sluice_bytes h = sluice_bytes_static(cont, sizeof cont - 1);
-        if (sluice_raw_writer_new(c->ss->pool, c->cio, &h, NULL, &c->interim) < 0)
+        if (sluice_raw_writer_new(c->ss->pool, c->cl.io, &h, NULL, &c->interim) < 0)
             return -1;
     }
     sluice_pump_init(&c->pump, c->body, c->out, 0);
@@ -405,7 +403,7 @@ static int step_reply(conn *c)
         conn_reset(c);
         return 0;
     }
-    c->linger_deadline = http_begin_linger(c->cfd);
+    c->linger_deadline = http_begin_linger(c->cl.fd);
     c->state = S_LINGER;
     return 0;
 }
@@ -426,7 +424,7 @@ static int drive(srv_conn *sc)
             rc = step_reply(c);
             break;
         default:
-            rc = http_linger(&c->base, c->cfd, c->linger_deadline);
+            rc = http_linger(&c->base, c->cl.fd, c->linger_deadline);
             break;
         }
         if (rc != 0)
@@ -465,17 +463,13 @@ static srv_conn *sk_accept(srv *s, int fd)
         close(fd);
         return NULL;
     }
-    srv_conn_init(s, &c->base);
-    c->ss = ss;
-    c->cfd = fd;
-    c->fd_file = -1;
-    if (sluice_io_fd_new(ss->pool, fd, 0, &c->cio) < 0 ||
-        sluice_reader_new(ss->pool, c->cio, NULL, &c->crd) < 0) {
-        sluice_io_close(c->cio);
-        close(fd);
+    if (http_client_open(&c->cl, ss->pool, fd) < 0) {
         free(c);
         return NULL;
     }
+    srv_conn_init(s, &c->base);
+    c->ss = ss;
+    c->fd_file = -1;
     conn_reset(c);
     return &c->base;
 }
@@ -484,16 +478,14 @@ static void sk_destroy(srv_conn *sc)
 {
     conn *c = (conn *)sc;
     conn_reset(c);
-    sluice_reader_free(c->crd);
-    sluice_io_close(c->cio);
-    close(c->cfd);
+    http_client_close(&c->cl);
     free(c);
 }
 
 static int sk_idle(srv_conn *sc)
 {
     conn *c = (conn *)sc;
-    return c->state == S_HEAD && sluice_reader_available(c->crd) == 0;
+    return c->state == S_HEAD && sluice_reader_available(c->cl.rd) == 0;
 }
 
 static const srv_ops sk_ops = {sk_accept, drive, sk_destroy, sk_idle};
