@@ -55,9 +55,7 @@ typedef struct body {
     uint64_t payload;        /* payload bytes yielded */
     uint64_t max_body;
     uint64_t start;          /* reader's consumed count when the body began */
-    uint32_t idle_ms;
-    bool progressed;         /* bytes arrived since the deadline was set */
-    int64_t deadline;
+    sluice__idle idle;
     /* trailers */
     char *tbuf;
     size_t tlen, tmax;
@@ -442,18 +440,11 @@ static sluice_poll need_bytes(body *b)
     sluice_poll f = sluice_reader_fill(b->r);
     switch (f) {
     case SLUICE_READY:
-        b->progressed = true;
+        sluice__idle_progress(&b->idle);
         return SLUICE_READY;
     case SLUICE_PENDING:
-        if (b->idle_ms) {
-            int64_t now = sluice_now_ms();
-            if (b->progressed || b->deadline < 0) {
-                b->deadline = now + b->idle_ms;
-                b->progressed = false;
-            } else if (now >= b->deadline) {
-                return sluice_stream_fail(&b->base, SLUICE_ETIMEDOUT, NULL, offset(b, 0));
-            }
-        }
+        if (!sluice__idle_pending(&b->idle))
+            return sluice_stream_fail(&b->base, SLUICE_ETIMEDOUT, NULL, offset(b, 0));
         return SLUICE_PENDING;
     case SLUICE_EOF:
         if (b->kind == K_CLOSE)
@@ -474,9 +465,9 @@ static void body_ready(sluice_stream *s, sluice_interest *want)
 {
     body *b = (body *)s;
     sluice_reader_ready(b->r, want);
-    if (b->idle_ms && b->deadline >= 0 &&
-        (want->deadline_ms < 0 || b->deadline < want->deadline_ms))
-        want->deadline_ms = b->deadline; /* the reader's may be sooner */
+    int64_t d = sluice__idle_deadline(&b->idle);
+    if (d >= 0 && (want->deadline_ms < 0 || d < want->deadline_ms))
+        want->deadline_ms = d; /* the reader's may be sooner */
 }
 
 static void body_close(sluice_stream *s)
@@ -508,11 +499,10 @@ static int body_new(sluice_pool *pool, sluice_reader *r, enum kind kind,
     b->kind = kind;
     b->state = S_SIZE0;
     b->start = sluice_reader_consumed(r);
-    b->deadline = -1;
+    sluice__idle_init(&b->idle, cfg ? cfg->idle_timeout_ms : 0);
     b->tmax = SLUICE_TRAILER_DEFAULT_MAX;
     if (cfg) {
         b->max_body = cfg->max_body;
-        b->idle_ms = cfg->idle_timeout_ms;
         if (cfg->max_trailer_bytes)
             b->tmax = cfg->max_trailer_bytes;
     }

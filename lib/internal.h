@@ -7,6 +7,8 @@
 
 #include "sluice.h"
 
+#include <stdbool.h>
+
 /* Allocation through the pool's allocator hook, not counted as objects
  * (for arrays owned by objects). sluice__free keeps errno and ignores NULL. */
 void *sluice__alloc(sluice_pool *p, size_t n);
@@ -31,5 +33,49 @@ void sluice__reader_bypassed(sluice_reader *r, uint64_t n);
 size_t sluice__block_refs(const sluice_block *b);
 
 #define SLUICE__UNUSED(x) ((void)(x))
+
+/*
+ * The idle timeout shared by body streams, writers and splice: "no progress
+ * for `ms`". The deadline is armed when an operation pends after progress
+ * (or for the first time) and expires when an operation pends again past it
+ * with no progress in between, so a steady trickle never times out.
+ */
+typedef struct sluice__idle {
+    uint32_t ms;        /* 0: no timeout */
+    bool progressed;    /* progress since the deadline was armed */
+    int64_t deadline;   /* -1: not armed */
+} sluice__idle;
+
+static inline void sluice__idle_init(sluice__idle *t, uint32_t ms)
+{
+    t->ms = ms;
+    t->progressed = false;
+    t->deadline = -1;
+}
+
+static inline void sluice__idle_progress(sluice__idle *t)
+{
+    t->progressed = true;
+}
+
+/* Call when an operation pends. Returns false once the idle time ran out. */
+static inline bool sluice__idle_pending(sluice__idle *t)
+{
+    if (!t->ms)
+        return true;
+    int64_t now = sluice_now_ms();
+    if (t->progressed || t->deadline < 0) {
+        t->deadline = now + t->ms;
+        t->progressed = false;
+        return true;
+    }
+    return now < t->deadline;
+}
+
+/* The deadline to report in an interest, -1 for none. */
+static inline int64_t sluice__idle_deadline(const sluice__idle *t)
+{
+    return t->ms ? t->deadline : -1;
+}
 
 #endif

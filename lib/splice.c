@@ -56,9 +56,7 @@ struct sluice_splice {
     size_t in_pipe, pipe_cap, pipe_size;
     bool spliced_in;          /* some byte entered the pipe (EINVAL then is real) */
     size_t max_inflight;
-    uint32_t idle_ms;
-    int64_t deadline;
-    bool progressed;
+    sluice__idle idle;
     sluice_side failed;
     int err;
 };
@@ -92,8 +90,7 @@ int sluice_splice_new(sluice_pool *pool, sluice_reader *src, sluice_io *dst, uin
     s->pipe[0] = s->pipe[1] = -1;
     s->pipe_size = c.pipe_size ? c.pipe_size : SLUICE_SPLICE_DEFAULT_PIPE;
     s->max_inflight = c.max_inflight;
-    s->idle_ms = c.idle_timeout_ms;
-    s->deadline = -1;
+    sluice__idle_init(&s->idle, c.idle_timeout_ms);
     s->src_fd = s->dst_fd = -1;
     if (!(c.flags & SLUICE_SPLICE_COPY)) {
         s->src_fd = sluice__io_fd(sluice__reader_io(src));
@@ -283,7 +280,7 @@ static sluice_pump_status splice_loop(sluice_splice *s, sluice_interest *want)
         if (!s->left && !s->in_pipe)
             return SLUICE_PUMP_DONE;
         if (progress) {
-            s->progressed = true;
+            sluice__idle_progress(&s->idle);
             continue;
         }
         /* Both sides said EAGAIN (or the pipe is full): wait on dst while
@@ -293,17 +290,11 @@ static sluice_pump_status splice_loop(sluice_splice *s, sluice_interest *want)
             sluice_io_ready(s->dst, SLUICE_WANT_WRITE, want);
         else
             sluice_io_ready(sluice__reader_io(s->r), SLUICE_WANT_READ, want);
-        if (s->idle_ms) {
-            int64_t now = sluice_now_ms();
-            if (s->progressed || s->deadline < 0) {
-                s->deadline = now + s->idle_ms;
-                s->progressed = false;
-            } else if (now >= s->deadline) {
-                *want = (sluice_interest){-1, 0, -1};
-                return fail(s, on_dst ? SLUICE_SIDE_SINK : SLUICE_SIDE_SOURCE, SLUICE_ETIMEDOUT);
-            }
-            want->deadline_ms = s->deadline;
+        if (!sluice__idle_pending(&s->idle)) {
+            *want = (sluice_interest){-1, 0, -1};
+            return fail(s, on_dst ? SLUICE_SIDE_SINK : SLUICE_SIDE_SOURCE, SLUICE_ETIMEDOUT);
         }
+        want->deadline_ms = sluice__idle_deadline(&s->idle);
         return SLUICE_PUMP_PENDING;
     }
 }
@@ -325,8 +316,8 @@ static int stage_start(sluice_splice *s, sluice_reader *r, uint64_t n)
             goto fail;
         r = st->pipe_rd;
     }
-    sluice_body_config bc = {.idle_timeout_ms = s->idle_ms};
-    sluice_writer_config wc = {.idle_timeout_ms = s->idle_ms};
+    sluice_body_config bc = {.idle_timeout_ms = s->idle.ms};
+    sluice_writer_config wc = {.idle_timeout_ms = s->idle.ms};
     if (sluice_body_length_new(s->pool, r, n, &bc, &st->body) < 0 ||
         sluice_raw_writer_new(s->pool, s->dst, &s->head, &wc, &st->w) < 0)
         goto fail;

@@ -45,9 +45,7 @@ typedef struct writer {
     sluice_bytes trailers;
     bool terminator_queued;
     bool want_write;         /* last write ended on -EAGAIN */
-    uint32_t idle_ms;
-    bool progressed;
-    int64_t deadline;
+    sluice__idle idle;
 } writer;
 
 static entry *at(const writer *w, size_t i);
@@ -127,8 +125,7 @@ static void w_ready(sluice_sink *k, sluice_interest *want)
     writer *w = (writer *)k;
     if (w->want_write)
         sluice_io_ready(w->io, SLUICE_WANT_WRITE, want);
-    if (w->idle_ms && w->deadline >= 0)
-        want->deadline_ms = w->deadline;
+    want->deadline_ms = sluice__idle_deadline(&w->idle);
 }
 
 static size_t w_buffered(const sluice_sink *k)
@@ -177,20 +174,13 @@ static sluice_poll write_out(writer *w, bool all)
         ssize_t got = sluice_io_writev(w->io, w->iov, niov);
         if (got == -EAGAIN) {
             w->want_write = true;
-            if (w->idle_ms) {
-                int64_t now = sluice_now_ms();
-                if (w->progressed || w->deadline < 0) {
-                    w->deadline = now + w->idle_ms;
-                    w->progressed = false;
-                } else if (now >= w->deadline) {
-                    return sluice_sink_fail(&w->base, SLUICE_ETIMEDOUT, NULL);
-                }
-            }
+            if (!sluice__idle_pending(&w->idle))
+                return sluice_sink_fail(&w->base, SLUICE_ETIMEDOUT, NULL);
             return SLUICE_PENDING;
         }
         if (got < 0)
             return sluice_sink_fail(&w->base, (int)got, NULL);
-        w->progressed = true;
+        sluice__idle_progress(&w->idle);
         size_t left = (size_t)got;
         while (left) {
             entry *e = at(w, 0);
@@ -246,8 +236,7 @@ static int writer_new(sluice_pool *pool, sluice_io *io, enum mode mode, sluice_b
     w->io = io;
     w->mode = mode;
     w->max_bytes = c.max_bytes ? c.max_bytes : DEFAULT_BYTES;
-    w->idle_ms = c.idle_timeout_ms;
-    w->deadline = -1;
+    sluice__idle_init(&w->idle, c.idle_timeout_ms);
     if (head && head->len)
         push(w)->data = *head;
     else if (head)
