@@ -78,7 +78,9 @@ SLUICE_API sluice_poll sluice_sink_fail(sluice_sink *k, int code, const char *wh
 
 /*
  * A sink that keeps every chunk it is given (the views themselves: no copy),
- * for tests and for hosts that want a body in memory. Errors: SLUICE_ENOMEM.
+ * for tests and for hosts that want a body in memory. The caller owns *out
+ * (sluice_sink_close releases every kept chunk). Errors: SLUICE_ENOMEM
+ * (*out NULL).
  * Growing its list can fail with SLUICE_ENOMEM from poll_write (sticky).
  */
 SLUICE_API int sluice_vecsink_new(sluice_pool *pool, sluice_sink **out);

@@ -114,7 +114,8 @@ SLUICE_API sluice_poll sluice_stream_fail(sluice_stream *s, int code, const char
  * A stream over n chunks, yielded in order. Takes ownership of the n
  * references in chunks[] (the array itself is copied and stays the caller's;
  * empty chunks are released and skipped). On error every reference in chunks[]
- * is still released, so the caller never has to clean up.
+ * is still released, so the caller never has to clean up. On success the
+ * caller owns *out (sluice_stream_close); on error *out is NULL.
  * Errors: SLUICE_ENOMEM.
  */
 SLUICE_API int sluice_memstream_new(sluice_pool *pool, sluice_bytes *chunks, size_t n,
@@ -134,6 +135,8 @@ typedef void (*sluice_tap_fn)(void *ud, const sluice_bytes *chunk);
  * A stream that passes inner's chunks through unchanged (same views, no copy)
  * and shows each to fn(ud, chunk) exactly once. Takes ownership of inner,
  * also on error (inner is then closed). Errors, EOF and readiness are inner's.
+ * On success the caller owns *out (closing it closes inner); on error *out is
+ * NULL. fn is called on the thread that polls the tap.
  * Errors: SLUICE_ENOMEM.
  */
 SLUICE_API int sluice_tap_new(sluice_pool *pool, sluice_stream *inner, sluice_tap_fn fn,
