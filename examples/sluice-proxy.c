@@ -148,6 +148,14 @@ static void copy_span(char *dst, size_t cap, const char *s, size_t n)
     dst[n] = 0;
 }
 
+/* Taps: what the client sent is counted on the raw body; what goes upstream
+ * is hashed (--digest) and sniffed (--extract). In passthrough both are the
+ * same bytes, so one tap does both. */
+static void tap_received(void *ud, const sluice_bytes *chunk)
+{
+    ((conn *)ud)->received += chunk->len;
+}
+
 static void tap_request(void *ud, const sluice_bytes *chunk)
 {
     conn *c = ud;
@@ -157,9 +165,10 @@ static void tap_request(void *ud, const sluice_bytes *chunk)
         sluice_sniff_feed(&c->sniff, chunk->data, chunk->len);
 }
 
-static void tap_received(void *ud, const sluice_bytes *chunk)
+static void tap_passthrough(void *ud, const sluice_bytes *chunk)
 {
-    ((conn *)ud)->received += chunk->len;
+    tap_received(ud, chunk);
+    tap_request(ud, chunk);
 }
 
 /* The request body goes upstream through req_pump, or through sp when it
@@ -303,9 +312,7 @@ static int start_request(conn *c)
             int r = c->framing.body == SLUICE_HTTP_BODY_LENGTH
                         ? sluice_body_length_new(px->pool, c->cl.rd, c->framing.length, &bc, &raw)
                         : sluice_body_chunked_new(px->pool, c->cl.rd, &bc, &raw);
-            if (r < 0 || sluice_tap_new(px->pool, raw, tap_received, c, &raw) < 0)
-                return -1;
-            if (sluice_tap_new(px->pool, raw, tap_request, c, &c->src) < 0)
+            if (r < 0 || sluice_tap_new(px->pool, raw, tap_passthrough, c, &c->src) < 0)
                 return -1;
         }
         c->state = px->cfg.buffer_mode && c->src ? S_BUFFER : S_CONNECT;
