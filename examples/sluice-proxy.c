@@ -399,7 +399,7 @@ static int step_find(conn *c)
     if (r == SLUICE_EOF)
         return fail_request(c, 400); /* no such part */
     if (r == SLUICE_ERROR)
-        return fail_request(c, sluice_http_request_error_status(
+        return fail_request(c, sluice_http_error_status(
                                    sluice_multipart_error(c->mp)));
     const sluice_part *p = sluice_part_get(part);
     if (p->content_type) {
@@ -448,7 +448,7 @@ static int step_buffer(conn *c)
         return 1;
     }
     if (st == SLUICE_PUMP_ERROR)
-        return fail_request(c, sluice_http_request_error_status(
+        return fail_request(c, sluice_http_error_status(
                                    sluice_pump_error(&c->req_pump)));
     /* The whole body is in memory: replace the source by a memory stream of
      * the very same views, framed by Content-Length. */
@@ -753,7 +753,7 @@ static int step_exchange(conn *c)
             if ((c->sp ? sluice_splice_failed_side(c->sp)
                        : sluice_pump_failed_side(&c->req_pump)) == SLUICE_SIDE_SOURCE) {
                 /* the pump aborted the upstream body: it never looks complete */
-                return fail_request(c, sluice_http_request_error_status(code));
+                return fail_request(c, sluice_http_error_status(code));
             }
             /* the upstream stopped taking the body: relay its answer if it
              * sent one (below), else 502; the client's body stays unread */
@@ -851,7 +851,7 @@ static int step_head(conn *c)
     if (r == SLUICE_ERROR) {
         if (c->head_deadline < 0)
             c->t_start = now;
-        int st = sluice_http_request_error_status(err);
+        int st = sluice_http_error_status(err);
         return st ? reply(c, st, 0) : -1;
     }
     if (c->head_deadline < 0)

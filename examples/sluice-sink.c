@@ -308,7 +308,7 @@ static int step_head(conn *c)
     if (r == SLUICE_EOF)
         return -1;
     if (r == SLUICE_ERROR) {
-        int st = sluice_http_request_error_status(err);
+        int st = sluice_http_error_status(err);
         return st ? error_reply(c, st) : -1;
     }
     c->keep_alive = sluice_http_request_keep_alive(&c->req);
@@ -373,7 +373,7 @@ static int step_body(conn *c)
     if (st == SLUICE_PUMP_ERROR) {
         int status = sluice_pump_failed_side(&c->pump) == SLUICE_SIDE_SINK
                          ? 500
-                         : sluice_http_request_error_status(sluice_pump_error(&c->pump));
+                         : sluice_http_error_status(sluice_pump_error(&c->pump));
         discard_store(c);
         return status ? error_reply(c, status) : -1;
     }

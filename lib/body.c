@@ -5,15 +5,19 @@
  * blocks (sluice_reader_take), so the only copy of a body byte is the
  * kernel's. Only framing is scanned: the chunked decoder runs a small state
  * machine over the size line, extensions and CRLFs in place (at most a
- * couple of dozen bytes per chunk unless extensions are sent), and trailer
- * lines are located with memchr and copied once into a buffer the stream
- * owns, so the fields the host reads after EOF stay valid.
+ * couple of dozen bytes per chunk unless extensions are sent), and the
+ * trailer section is copied once into a buffer the stream owns and checked
+ * by the field parser heads use, so the fields the host reads after EOF stay
+ * valid and obey the same grammar.
  *
  * The state machine consumes every byte it has judged, so its result never
  * depends on how the bytes were split across reads: each error is raised at
  * the first byte that proves it, with that byte's offset.
  */
 #include "internal.h"
+
+#include "chars.h"
+#include "fields.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -37,9 +41,7 @@ enum state {
     S_DATA,
     S_DATA_CR,
     S_DATA_LF,
-    S_TRAILER0,     /* start of a trailer line, or the final CRLF */
-    S_TRAILER,      /* inside a trailer field line */
-    S_END_LF,
+    S_TRAILERS,     /* the trailer section, through its final CRLF */
     S_DONE
 };
 
@@ -56,22 +58,18 @@ typedef struct body {
     uint64_t max_body;
     uint64_t start;          /* reader's consumed count when the body began */
     sluice__idle idle;
-    /* trailers */
-    char *tbuf;
+    /* the trailer section, copied so its fields outlive the reader's blocks */
+    unsigned char *tbuf;     /* tmax + 2 bytes: the final CRLF is not counted */
     size_t tlen, tmax;
-    size_t tline;            /* tbuf index where the current line begins */
+    size_t tline;            /* tbuf index where the unfinished line begins */
     uint64_t tbase;          /* body offset of tbuf[0] */
-    sluice_trailer *fields;
-    size_t nfields, fields_cap;
+    sluice_http_header *fields;
+    size_t nfields;
     int err;                 /* scan's verdict */
 } body;
 
-static const unsigned char hexval1[256];
-static const unsigned char tchar[256];
-
 static sluice_poll need_bytes(body *b);
 static size_t scan(body *b, const unsigned char *p, size_t n, uint64_t *err_at);
-static int trailer_line(body *b, size_t from, size_t *bad);
 static uint64_t offset(const body *b, size_t i);
 static int body_new(sluice_pool *pool, sluice_reader *r, enum kind kind,
                     const sluice_body_config *cfg, sluice_stream **out);
@@ -163,6 +161,194 @@ static sluice_poll chunked_poll(sluice_stream *s, sluice_bytes *out)
     }
 }
 
+/* ---- chunk-size lines ---------------------------------------------------- */
+
+#define IS_TCHAR(c) sluice__is((c), SLUICE__C_TOKEN)
+
+/* One byte of a chunk extension (RFC 9112 section 7.1.1):
+ * *( BWS ";" BWS ext-name [ BWS "=" BWS ( token / quoted-string ) ] ). */
+static int ext_byte(body *b, enum state st, unsigned char c)
+{
+    enum state next = st;
+    switch (st) {
+    case S_SIZE_BWS:
+    case S_EXT_VAL_BWS:
+        next = c == ';' ? S_EXT_NAME0 : IS_WS(c) ? st : S_DONE;
+        break;
+    case S_EXT_NAME0:
+        next = IS_TCHAR(c) ? S_EXT_NAME : IS_WS(c) ? st : S_DONE;
+        break;
+    case S_EXT_NAME:
+    case S_EXT_NAME_BWS:
+        next = c == '=' ? S_EXT_VAL0 : c == ';' ? S_EXT_NAME0 : IS_WS(c) ? S_EXT_NAME_BWS
+               : st == S_EXT_NAME && IS_TCHAR(c) ? st
+               : st == S_EXT_NAME && c == '\r'   ? S_LINE_LF : S_DONE;
+        break;
+    case S_EXT_VAL0:
+        next = IS_TCHAR(c) ? S_EXT_TOKEN : c == '"' ? S_EXT_QS : IS_WS(c) ? st : S_DONE;
+        break;
+    case S_EXT_TOKEN:
+    case S_EXT_QS_END:
+        next = st == S_EXT_TOKEN && IS_TCHAR(c) ? st : c == ';' ? S_EXT_NAME0
+               : IS_WS(c) ? S_EXT_VAL_BWS : c == '\r' ? S_LINE_LF : S_DONE;
+        break;
+    case S_EXT_QS: /* qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text */
+        next = c == '"' ? S_EXT_QS_END : c == '\\' ? S_EXT_QS_ESC
+               : (c < 0x20 ? c != '\t' : c == 0x7f) ? S_DONE : st;
+        break;
+    case S_EXT_QS_ESC:
+        next = (c < 0x20 ? c != '\t' : c == 0x7f) ? S_DONE : S_EXT_QS;
+        break;
+    default:
+        break;
+    }
+    if (next == S_DONE) /* not a state an extension can reach: the error mark */
+        return SLUICE_EBAD_CHUNK_EXT;
+    b->state = next;
+    return 0;
+}
+
+/* The LF that ends a chunk-size line (p[*i]): data follows, or trailers. */
+static int size_line_end(body *b, unsigned char c, size_t *i)
+{
+    if (c != '\n')
+        return SLUICE_EBARE_CR;
+    (*i)++;
+    if (b->size == 0) {
+        b->state = S_TRAILERS;
+        b->tbase = offset(b, *i);
+        return 0;
+    }
+    if (b->max_body && b->size > b->max_body - b->payload)
+        return SLUICE_ETOOBIG;
+    b->remaining = b->size;
+    b->state = S_DATA;
+    return 0;
+}
+
+/* One byte of a chunk-size line: 1*HEXDIG [ extensions ] CRLF. */
+static int size_line(body *b, unsigned char c, size_t *i)
+{
+    enum state st = b->state;
+    int d = sluice__hexval(c);
+    if (st >= S_SIZE_BWS && st <= S_EXT_VAL_BWS && c != '\r' &&
+        ++b->ext_len > SLUICE_CHUNK_EXT_MAX)
+        return SLUICE_ECHUNK_EXT_TOO_LONG;
+    if (c == '\n' && st != S_LINE_LF && st != S_EXT_QS && st != S_EXT_QS_ESC)
+        return SLUICE_EBARE_LF;
+    if (st == S_LINE_LF)
+        return size_line_end(b, c, i);
+    if (st == S_SIZE0 || (st == S_SIZE && d >= 0)) {
+        if (d < 0)
+            return SLUICE_EBAD_CHUNK_SIZE;
+        if (st == S_SIZE0) {
+            b->size = 0;
+            b->digits = 0;
+            b->ext_len = 0;
+        }
+        if (++b->digits > SLUICE_CHUNK_SIZE_DIGITS ||
+            b->size > ((uint64_t)INT64_MAX - (unsigned)d) / 16)
+            return SLUICE_ECHUNK_SIZE_OVERFLOW;
+        b->size = b->size * 16 + (unsigned)d;
+        b->state = S_SIZE;
+    } else if (st == S_SIZE) {
+        if (c != '\r' && c != ';' && !IS_WS(c))
+            return SLUICE_EBAD_CHUNK_SIZE;
+        b->ext_len = c == '\r' ? 0 : 1;
+        b->state = c == '\r' ? S_LINE_LF : c == ';' ? S_EXT_NAME0 : S_SIZE_BWS;
+    } else {
+        int rc = ext_byte(b, st, c);
+        if (rc < 0)
+            return rc;
+    }
+    (*i)++;
+    return 0;
+}
+
+/* The CRLF after a chunk's data. */
+static int data_end(body *b, unsigned char c, size_t *i)
+{
+    if (c != (b->state == S_DATA_CR ? '\r' : '\n'))
+        return SLUICE_EBAD_CHUNK_END;
+    b->state = b->state == S_DATA_CR ? S_DATA_LF : S_SIZE0;
+    (*i)++;
+    return 0;
+}
+
+/* ---- trailer section ------------------------------------------------------ */
+
+/* Field-parser faults as trailer errors. */
+static int trailer_code(sluice__fault f)
+{
+    switch (f) {
+    case SLUICE__F_BARE_LF:
+        return SLUICE_EBARE_LF;
+    case SLUICE__F_BARE_CR:
+    case SLUICE__F_VALUE_CR:
+        return SLUICE_EBARE_CR;
+    default:
+        return SLUICE_EBAD_TRAILER;
+    }
+}
+
+/* Records the fields of the complete section tbuf[0, tlen). */
+static int trailer_fields(body *b)
+{
+    const unsigned char *next;
+    sluice__fields f = {NULL, SIZE_MAX, 0, SLUICE__F_NONE, NULL};
+    sluice__fields_parse(b->tbuf, b->tbuf + b->tlen, &f, &next);
+    if (f.n == 0)
+        return 0;
+    b->fields = sluice__alloc(b->base.pool, f.n * sizeof *b->fields);
+    if (!b->fields)
+        return SLUICE_ENOMEM;
+    f.out = b->fields;
+    sluice__fields_parse(b->tbuf, b->tbuf + b->tlen, &f, &next);
+    b->nfields = f.n;
+    return 0;
+}
+
+/*
+ * Copies trailer bytes from p[*i, n) into tbuf, a line at a time (never past
+ * the section's end), and checks each with the field parser. A malformed
+ * line fails at its first bad byte; one that would pass max_trailer_bytes
+ * fails at the first byte over (the final CRLF is not counted).
+ */
+static int trailers(body *b, const unsigned char *p, size_t n, size_t *i, uint64_t *err_at)
+{
+    if (!b->tbuf && !(b->tbuf = sluice__alloc(b->base.pool, b->tmax + 2)))
+        return SLUICE_ENOMEM;
+    const unsigned char *lf = memchr(p + *i, '\n', n - *i);
+    size_t k = lf ? (size_t)(lf - (p + *i)) + 1 : n - *i;
+    size_t room = b->tmax - b->tlen;
+    if ((b->tlen > b->tline ? b->tbuf[b->tline] : p[*i]) == '\r')
+        room += 2; /* the line may be the final CRLF */
+    size_t take = k < room ? k : room;
+    memcpy(b->tbuf + b->tlen, p + *i, take);
+    b->tlen += take;
+    *i += take;
+    const unsigned char *next;
+    sluice__fields f = {NULL, SIZE_MAX, 0, SLUICE__F_NONE, NULL};
+    int r = sluice__fields_parse(b->tbuf + b->tline, b->tbuf + b->tlen, &f, &next);
+    if (r < 0) {
+        /* A CR where the final CRLF goes is reported at the byte after it,
+         * as in chunk-size lines. */
+        if (f.fault == SLUICE__F_BARE_CR && f.at == b->tbuf + b->tline)
+            f.at++;
+        *err_at = b->tbase + (uint64_t)(f.at - b->tbuf); /* maybe from an earlier read */
+        return trailer_code(f.fault);
+    }
+    if (r == 1) {
+        b->state = S_DONE;
+        return trailer_fields(b);
+    }
+    if (take < k)
+        return SLUICE_ETRAILER_TOO_LARGE;
+    if (b->tlen && b->tbuf[b->tlen - 1] == '\n')
+        b->tline = b->tlen; /* a complete field line: resume after it */
+    return 0;
+}
+
 /*
  * Runs the framing state machine over p[0, n) until the data of a chunk
  * starts, the body ends, the bytes run out, or an error. Returns how many
@@ -173,254 +359,22 @@ static size_t scan(body *b, const unsigned char *p, size_t n, uint64_t *err_at)
 {
     size_t i = 0;
     int rc = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        enum state st = b->state;
-        if (st >= S_SIZE_BWS && st <= S_EXT_VAL_BWS && c != '\r' &&
-            ++b->ext_len > SLUICE_CHUNK_EXT_MAX) {
-            rc = SLUICE_ECHUNK_EXT_TOO_LONG;
-            break;
-        }
-        if (c == '\n' && st != S_LINE_LF && st != S_DATA_CR && st != S_DATA_LF &&
-            st != S_EXT_QS && st != S_EXT_QS_ESC && st < S_TRAILER0) {
-            rc = SLUICE_EBARE_LF;
-            break;
-        }
-        switch (st) {
-        case S_SIZE0:
-            if (!hexval1[c]) {
-                rc = SLUICE_EBAD_CHUNK_SIZE;
-                goto out;
-            }
-            b->size = hexval1[c] - 1u;
-            b->digits = 1;
-            b->ext_len = 0;
-            b->state = S_SIZE;
-            break;
-        case S_SIZE:
-            if (hexval1[c]) {
-                uint64_t d = hexval1[c] - 1u;
-                if (++b->digits > SLUICE_CHUNK_SIZE_DIGITS ||
-                    b->size > ((uint64_t)INT64_MAX - d) / 16) {
-                    rc = SLUICE_ECHUNK_SIZE_OVERFLOW;
-                    goto out;
-                }
-                b->size = b->size * 16 + d;
-            } else if (c == '\r') {
-                b->state = S_LINE_LF;
-            } else if (c == ';' || IS_WS(c)) {
-                b->ext_len = 1;
-                b->state = c == ';' ? S_EXT_NAME0 : S_SIZE_BWS;
-            } else {
-                rc = SLUICE_EBAD_CHUNK_SIZE;
-                goto out;
-            }
-            break;
-        case S_SIZE_BWS:
-        case S_EXT_VAL_BWS:
-            if (c == ';')
-                b->state = S_EXT_NAME0;
-            else if (!IS_WS(c))
-                goto bad_ext;
-            break;
-        case S_EXT_NAME0:
-            if (tchar[c])
-                b->state = S_EXT_NAME;
-            else if (!IS_WS(c))
-                goto bad_ext;
-            break;
-        case S_EXT_NAME:
-        case S_EXT_NAME_BWS:
-            if (c == '=')
-                b->state = S_EXT_VAL0;
-            else if (c == ';')
-                b->state = S_EXT_NAME0;
-            else if (IS_WS(c))
-                b->state = S_EXT_NAME_BWS;
-            else if (st == S_EXT_NAME && tchar[c])
-                ;
-            else if (st == S_EXT_NAME && c == '\r')
-                b->state = S_LINE_LF;
-            else
-                goto bad_ext;
-            break;
-        case S_EXT_VAL0:
-            if (tchar[c])
-                b->state = S_EXT_TOKEN;
-            else if (c == '"')
-                b->state = S_EXT_QS;
-            else if (!IS_WS(c))
-                goto bad_ext;
-            break;
-        case S_EXT_TOKEN:
-        case S_EXT_QS_END:
-            if (st == S_EXT_TOKEN && tchar[c])
-                ;
-            else if (c == ';')
-                b->state = S_EXT_NAME0;
-            else if (IS_WS(c))
-                b->state = S_EXT_VAL_BWS;
-            else if (c == '\r')
-                b->state = S_LINE_LF;
-            else
-                goto bad_ext;
-            break;
-        case S_EXT_QS:
-            /* qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text */
-            if (c == '"')
-                b->state = S_EXT_QS_END;
-            else if (c == '\\')
-                b->state = S_EXT_QS_ESC;
-            else if (c < 0x20 ? c != '\t' : c == 0x7f)
-                goto bad_ext;
-            break;
-        case S_EXT_QS_ESC:
-            if (c < 0x20 ? c != '\t' : c == 0x7f)
-                goto bad_ext;
-            b->state = S_EXT_QS;
-            break;
-        case S_LINE_LF:
-            if (c != '\n') {
-                rc = SLUICE_EBARE_CR;
-                goto out;
-            }
-            i++;
-            if (b->size == 0) {
-                b->state = S_TRAILER0;
-                b->tbase = offset(b, i);
-                continue;
-            }
-            if (b->max_body && b->size > b->max_body - b->payload) {
-                rc = SLUICE_ETOOBIG;
-                goto out;
-            }
-            b->remaining = b->size;
-            b->state = S_DATA;
-            goto out;
-        case S_DATA_CR:
-        case S_DATA_LF:
-            if (c != (st == S_DATA_CR ? '\r' : '\n')) {
-                rc = SLUICE_EBAD_CHUNK_END;
-                goto out;
-            }
-            b->state = st == S_DATA_CR ? S_DATA_LF : S_SIZE0;
-            break;
-        case S_TRAILER0:
-            if (c == '\r') {
-                b->state = S_END_LF;
-                break;
-            }
-            if (c == '\n') {
-                rc = SLUICE_EBARE_LF;
-                goto out;
-            }
-            if (IS_WS(c)) {
-                rc = SLUICE_EBAD_TRAILER; /* obs-fold or leading whitespace */
-                goto out;
-            }
-            b->state = S_TRAILER;
-            continue; /* the byte starts the field line */
-        case S_TRAILER: {
-            const unsigned char *lf = memchr(p + i, '\n', n - i);
-            size_t k = lf ? (size_t)(lf - (p + i)) + 1 : n - i;
-            if (k > b->tmax - b->tlen) {
-                i += b->tmax - b->tlen;
-                rc = SLUICE_ETRAILER_TOO_LARGE;
-                goto out;
-            }
-            if (!b->tbuf && !(b->tbuf = sluice__alloc(b->base.pool, b->tmax))) {
-                rc = SLUICE_ENOMEM;
-                goto out;
-            }
-            memcpy(b->tbuf + b->tlen, p + i, k);
-            b->tlen += k;
-            i += k;
-            if (lf) {
-                size_t bad;
-                rc = trailer_line(b, b->tline, &bad);
-                if (rc < 0) {
-                    b->err = rc;
-                    *err_at = b->tbase + bad; /* the byte may be from an earlier read */
-                    return i;
-                }
-                b->tline = b->tlen;
-                b->state = S_TRAILER0;
-            }
-            continue;
-        }
-        case S_END_LF:
-            if (c != '\n') {
-                rc = SLUICE_EBARE_CR;
-                goto out;
-            }
-            i++;
-            b->state = S_DONE;
-            goto out;
-        case S_DATA:
-        case S_DONE:
-            goto out;
-        }
-        i++;
-        continue;
-    bad_ext:
-        rc = SLUICE_EBAD_CHUNK_EXT;
-        break;
+    *err_at = NO_ERROR;
+    while (rc == 0 && i < n && b->state != S_DATA && b->state != S_DONE) {
+        if (b->state == S_TRAILERS)
+            rc = trailers(b, p, n, &i, err_at);
+        else if (b->state == S_DATA_CR || b->state == S_DATA_LF)
+            rc = data_end(b, p[i], &i);
+        else
+            rc = size_line(b, p[i], &i);
     }
-out:
     b->err = rc;
-    *err_at = rc < 0 ? offset(b, i) : NO_ERROR;
+    if (rc < 0 && *err_at == NO_ERROR)
+        *err_at = offset(b, i);
     return i;
 }
 
-/*
- * Checks the field line tbuf[from, tlen) (ending in LF) like a header field
- * and records it. On error *bad is the tbuf index of the offending byte.
- */
-static int trailer_line(body *b, size_t from, size_t *bad)
-{
-    const unsigned char *l = (const unsigned char *)b->tbuf + from;
-    size_t len = b->tlen - from - 1; /* without the LF */
-    if (len == 0 || l[len - 1] != '\r') {
-        *bad = b->tlen - 1;
-        return SLUICE_EBARE_LF;
-    }
-    len--;
-    const unsigned char *cr = memchr(l, '\r', len);
-    if (cr) {
-        *bad = from + (size_t)(cr - l);
-        return SLUICE_EBARE_CR;
-    }
-    size_t i = 0;
-    while (i < len && tchar[l[i]])
-        i++;
-    if (i == 0 || i == len || l[i] != ':') {
-        *bad = from + i;
-        return SLUICE_EBAD_TRAILER; /* empty name, no colon, space before colon */
-    }
-    size_t name_len = i++;
-    while (i < len && IS_WS(l[i]))
-        i++;
-    size_t v = i, end = len;
-    for (; i < len; i++) {
-        if (l[i] < 0x20 ? l[i] != '\t' : l[i] == 0x7f) {
-            *bad = from + i;
-            return SLUICE_EBAD_TRAILER;
-        }
-    }
-    while (end > v && IS_WS(l[end - 1]))
-        end--;
-    int rc = sluice__grow(b->base.pool, (void **)&b->fields, &b->fields_cap, b->nfields + 1,
-                          sizeof *b->fields);
-    if (rc < 0) {
-        *bad = from;
-        return rc;
-    }
-    b->fields[b->nfields++] = (sluice_trailer){(const char *)l, name_len, (const char *)l + v,
-                                               end - v};
-    return 0;
-}
-
-int sluice_body_trailers(const sluice_stream *s, const sluice_trailer **fields, size_t *n)
+int sluice_body_trailers(const sluice_stream *s, const sluice_http_header **fields, size_t *n)
 {
     *fields = NULL;
     *n = 0;
@@ -473,8 +427,8 @@ static void body_ready(sluice_stream *s, sluice_interest *want)
 static void body_close(sluice_stream *s)
 {
     body *b = (body *)s;
-    sluice__free(s->pool, b->tbuf, b->tmax);
-    sluice__free(s->pool, b->fields, b->fields_cap * sizeof *b->fields);
+    sluice__free(s->pool, b->tbuf, b->tmax + 2);
+    sluice__free(s->pool, b->fields, b->nfields * sizeof *b->fields);
     sluice_pool_object_free(s->pool, b, sizeof *b);
 }
 
@@ -530,29 +484,3 @@ int sluice_body_close_new(sluice_pool *pool, sluice_reader *r, const sluice_body
 {
     return body_new(pool, r, K_CLOSE, cfg, out);
 }
-
-/* ---- tables -------------------------------------------------------------- */
-
-/* A hex digit's value plus one; 0 for every other byte. */
-static const unsigned char hexval1[256] = {
-    ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
-    ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15,
-    ['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
-};
-
-/* tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_"
- *       / "`" / "|" / "~" / DIGIT / ALPHA  (RFC 9110 5.6.2) */
-static const unsigned char tchar[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
-    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-    ['8'] = 1, ['9'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
-    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
-    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-    ['y'] = 1, ['z'] = 1,
-};

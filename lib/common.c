@@ -15,7 +15,7 @@ const char *sluice_version(void)
 const char *sluice_strerror(int code)
 {
     switch (code) {
-#define X(name, value, msg) case value: return msg;
+#define X(name, value, status, msg) case value: return msg;
         SLUICE_ERROR_MAP(X)
 #undef X
     case 0:
@@ -31,7 +31,7 @@ const char *sluice_strerror(int code)
 const char *sluice_err_name(int code)
 {
     switch (code) {
-#define X(name, value, msg) case value: return "SLUICE_" #name;
+#define X(name, value, status, msg) case value: return "SLUICE_" #name;
         SLUICE_ERROR_MAP(X)
 #undef X
     case 0:

@@ -18,6 +18,10 @@ void sluice__free(sluice_pool *p, void *ptr, size_t n);
  * doubling. Returns 0 or SLUICE_ENOMEM (then *arr is unchanged). */
 int sluice__grow(sluice_pool *p, void **arr, size_t *cap, size_t need, size_t elem);
 
+/* uri-host [ ":" port ] (RFC 3986 section 3.2.2): no userinfo, path, list
+ * or empty host. need_port: authority-form, where the port is mandatory. */
+int sluice__hostport_valid(const unsigned char *p, size_t n, int need_port);
+
 /* The fd under io when io is the stock fd transport (its bytes are the bytes
  * on the wire, so splice(2) may move them), else -1. */
 int sluice__io_fd(const sluice_io *io);
@@ -27,6 +31,18 @@ int sluice__io_fd(const sluice_io *io);
  * sluice_reader_consumed() stays the offset in the connection's stream. */
 sluice_io *sluice__reader_io(const sluice_reader *r);
 void sluice__reader_bypassed(sluice_reader *r, uint64_t n);
+
+/*
+ * A multipart part from its header block blk[0, n) (field lines through the
+ * blank line): one allocation (*mem, *size bytes, from the pool's object
+ * allocator) of `head` caller bytes, zeroed but for the sluice_part at
+ * info_off, which is filled, then the fields, a copy of the block and the
+ * decoded name and filename. Errors: SLUICE_EBAD_PART_HEADER,
+ * SLUICE_EBAD_EXT_VALUE (*bad: offset in blk, *why: static detail),
+ * SLUICE_ENOMEM.
+ */
+int sluice__part_new(sluice_pool *pool, size_t head, size_t info_off, const unsigned char *blk,
+                     size_t n, void **mem, size_t *size, size_t *bad, const char **why);
 
 /* References a block holds now (1: only the caller's, so it may write
  * anywhere in it). */

@@ -22,7 +22,8 @@
  *
  * Everything else (the few bytes after a boundary, the part header block) is
  * off the data path: header blocks are copied once into the part object,
- * which owns them together with the decoded name and filename.
+ * which owns them together with the decoded name and filename (part.c);
+ * the boundary parameter of the Content-Type is boundary.c's.
  *
  * Parts hold a reference on the splitter; an index tells a part whether the
  * splitter still reads its data, so closing a part touches only the atomic
@@ -31,8 +32,11 @@
 #define _GNU_SOURCE /* memmem, for the header block's blank line */
 #include "internal.h"
 
+#include "chars.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 
 #define DELIM_MAX (4 + SLUICE_MULTIPART_BOUNDARY_MAX) /* CRLF "--" boundary */
@@ -122,105 +126,12 @@ typedef struct concat_stream {
 static const sluice_stream_vtable part_vt;
 static const sluice_stream_vtable concat_vt;
 
-static bool is_bchar(unsigned char c);
-static bool is_tchar(unsigned char c);
-static bool is_attr_char(unsigned char c);
-static int lower(int c);
-static bool ieq(const char *a, size_t alen, const char *b);
-static size_t skip_ows(const unsigned char *s, size_t i, size_t n);
 static sluice_poll mp_fail(sluice_multipart *m, int code, const char *why, uint64_t off);
 static void mp_release(sluice_multipart *m);
 static sluice_poll mp_scan(sluice_multipart *m, bool deliver, sluice_bytes *out);
 static sluice_poll mp_after_delim(sluice_multipart *m);
 static sluice_poll mp_headers(sluice_multipart *m, sluice_stream **part);
 static sluice_poll mp_epilogue(sluice_multipart *m);
-
-/* ---- boundary from Content-Type ----------------------------------------- */
-
-/* A token at s[*i..n) (may be empty). Returns its length; *i moves past it. */
-static size_t take_token(const unsigned char *s, size_t *i, size_t n)
-{
-    size_t b = *i;
-    while (*i < n && is_tchar(s[*i]))
-        (*i)++;
-    return *i - b;
-}
-
-static int boundary_param(const unsigned char *s, size_t len, char *out)
-{
-    static const char want[] = "multipart/form-data";
-    size_t i = skip_ows(s, 0, len);
-    size_t t0 = i, tl = take_token(s, &i, len);
-    if (!tl || i == len || s[i] != '/')
-        return SLUICE_ENOT_MULTIPART;
-    i++;
-    size_t sl = take_token(s, &i, len);
-    if (!sl || !ieq((const char *)s + t0, i - t0, want))
-        return SLUICE_ENOT_MULTIPART;
-    size_t blen = 0;
-    bool found = false;
-    for (;;) {
-        i = skip_ows(s, i, len);
-        if (i == len)
-            break;
-        if (s[i] != ';')
-            return SLUICE_EBAD_BOUNDARY;
-        i = skip_ows(s, i + 1, len);
-        if (i == len)
-            break; /* a trailing ';' */
-        size_t n0 = i, nl = take_token(s, &i, len);
-        if (!nl || i == len || s[i] != '=')
-            return SLUICE_EBAD_BOUNDARY;
-        bool is_b = ieq((const char *)s + n0, nl, "boundary");
-        if (is_b && found)
-            return SLUICE_EBAD_BOUNDARY;
-        found |= is_b;
-        i++;
-        if (i < len && s[i] == '"') {
-            for (i++;; i++) {
-                if (i == len)
-                    return SLUICE_EBAD_BOUNDARY;
-                unsigned char c = s[i];
-                if (c == '"')
-                    break;
-                if (c == '\\' && i + 1 < len)
-                    c = s[++i];
-                else if (c == '\\')
-                    return SLUICE_EBAD_BOUNDARY;
-                if (is_b) {
-                    if (!is_bchar(c) || blen == SLUICE_MULTIPART_BOUNDARY_MAX)
-                        return SLUICE_EBAD_BOUNDARY;
-                    out[blen++] = (char)c;
-                } else if (c < 0x20 && c != '\t') {
-                    return SLUICE_EBAD_BOUNDARY;
-                }
-            }
-            i++;
-        } else {
-            size_t v0 = i, vl = take_token(s, &i, len);
-            if (!vl)
-                return SLUICE_EBAD_BOUNDARY;
-            for (size_t k = 0; is_b && k < vl; k++) {
-                if (!is_bchar(s[v0 + k]) || blen == SLUICE_MULTIPART_BOUNDARY_MAX)
-                    return SLUICE_EBAD_BOUNDARY;
-                out[blen++] = (char)s[v0 + k];
-            }
-        }
-    }
-    if (!found || blen == 0 || out[blen - 1] == ' ')
-        return SLUICE_EBAD_BOUNDARY;
-    out[blen] = '\0';
-    return (int)blen;
-}
-
-int sluice_multipart_boundary(const char *content_type, size_t len,
-                              char out[SLUICE_MULTIPART_BOUNDARY_MAX + 1])
-{
-    int n = boundary_param((const unsigned char *)content_type, len, out);
-    if (n < 0)
-        out[0] = '\0';
-    return n;
-}
 
 /* ---- splitter ------------------------------------------------------------ */
 
@@ -250,7 +161,7 @@ int sluice_multipart_new(sluice_pool *pool, sluice_stream *body, const char *bou
     bool ok = boundary_len >= 1 && boundary_len <= SLUICE_MULTIPART_BOUNDARY_MAX &&
               boundary[boundary_len - 1] != ' ';
     for (size_t i = 0; ok && i < boundary_len; i++)
-        ok = is_bchar((unsigned char)boundary[i]);
+        ok = sluice__is((unsigned char)boundary[i], SLUICE__C_BCHAR);
     if (!ok) {
         sluice_stream_close(body);
         return SLUICE_EBAD_BOUNDARY;
@@ -417,7 +328,10 @@ static sluice_poll pull(sluice_multipart *m)
             m->state = ST_DONE;
             return SLUICE_EOF;
         }
-        return mp_fail(m, SLUICE_ETRUNCATED,
+        /* The body arrived whole, by its own framing: the client is still
+         * there and waits for an answer (400), unlike a peer that vanished
+         * (the body's own SLUICE_ETRUNCATED, below). */
+        return mp_fail(m, SLUICE_ENO_CLOSE_DELIMITER,
                        m->state == ST_PREAMBLE ? "body ended before the first boundary"
                                                : "body ended before the close delimiter",
                        m->pos);
@@ -807,327 +721,21 @@ static sluice_poll mp_epilogue(sluice_multipart *m)
     }
 }
 
-/* ---- part header block ---------------------------------------------------- */
-
-/*
- * Parses the header block b[0..n) (lines ending CRLF, the last one empty).
- * With out == NULL only validates and counts; with out it fills out[] with
- * views into b and NUL-terminates names and values in place (b is the part's
- * own copy). Returns the field count, or -1 with *bad at the offending byte
- * and *why set.
- */
-static long parse_block(unsigned char *b, size_t n, sluice_part_header *out, size_t *bad,
-                        const char **why)
-{
-    size_t i = 0, count = 0;
-    for (;;) {
-        if (i + 1 < n && b[i] == '\r' && b[i + 1] == '\n')
-            return (long)count; /* the blank line */
-        if (b[i] == ' ' || b[i] == '\t') {
-            *why = "part header line starts with whitespace (obsolete folding)";
-            goto fail;
-        }
-        size_t n0 = i;
-        while (i < n && is_tchar(b[i]))
-            i++;
-        if (i == n0 || b[i] != ':') {
-            *why = i == n0   ? "part header name is empty or not a token"
-                   : b[i] == ' ' || b[i] == '\t' ? "whitespace before colon in part header"
-                                                 : "part header name is not a token";
-            goto fail;
-        }
-        size_t nl = i - n0;
-        i = skip_ows(b, i + 1, n);
-        size_t v0 = i, vend = i;
-        for (;; i++) {
-            unsigned char c = b[i];
-            if (c == '\r')
-                break;
-            if (c == '\n') {
-                *why = "bare LF in part header";
-                goto fail;
-            }
-            if ((c < 0x20 && c != '\t') || c == 0x7f) {
-                *why = "control byte in part header value";
-                goto fail;
-            }
-            if (c != ' ' && c != '\t')
-                vend = i + 1;
-        }
-        if (b[i + 1] != '\n') {
-            *why = "CR without LF in part header";
-            goto fail;
-        }
-        if (out) {
-            out[count] = (sluice_part_header){(const char *)b + n0, nl, (const char *)b + v0,
-                                              vend - v0};
-            b[n0 + nl] = '\0';
-            b[vend] = '\0';
-        }
-        count++;
-        i += 2;
-    }
-fail:
-    *bad = i;
-    return -1;
-}
-
-/* A quoted-string at s[*i] (the opening quote), undone into dst (NULL: just
- * skip). Returns the decoded length, or -1 if malformed. */
-static long take_quoted(const unsigned char *s, size_t *i, size_t n, char *dst)
-{
-    size_t len = 0;
-    for ((*i)++; *i < n; (*i)++) {
-        unsigned char c = s[*i];
-        if (c == '"') {
-            (*i)++;
-            return (long)len;
-        }
-        if (c == '\\') {
-            if (++*i == n)
-                return -1;
-            c = s[*i];
-        }
-        if (dst)
-            dst[len] = (char)c;
-        len++;
-    }
-    return -1;
-}
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (unsigned char)lower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-static bool utf8_valid(const unsigned char *s, size_t n);
-
-/*
- * RFC 8187 ext-value: charset "'" [language] "'" value-chars. Decodes to
- * UTF-8 in dst (room for n bytes always suffices). Returns the length or -1.
- */
-static long decode_ext_value(const unsigned char *s, size_t n, char *dst)
-{
-    size_t i = 0;
-    while (i < n && s[i] != '\'')
-        i++;
-    if (i == n)
-        return -1;
-    bool latin1;
-    if (ieq((const char *)s, i, "utf-8"))
-        latin1 = false;
-    else if (ieq((const char *)s, i, "iso-8859-1"))
-        latin1 = true;
-    else
-        return -1;
-    for (i++; i < n && s[i] != '\''; i++) {
-        unsigned char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-'))
-            return -1;
-    }
-    if (i == n)
-        return -1;
-    size_t len = 0;
-    for (i++; i < n; i++) {
-        unsigned char c = s[i];
-        if (c == '%') {
-            int hi = i + 2 < n ? hexval(s[i + 1]) : -1, lo = hi >= 0 ? hexval(s[i + 2]) : -1;
-            if (lo < 0)
-                return -1;
-            c = (unsigned char)(hi << 4 | lo);
-            i += 2;
-            if (!c)
-                return -1;
-        } else if (!is_attr_char(c)) {
-            return -1;
-        }
-        if (latin1 && c >= 0x80) {
-            dst[len++] = (char)(0xc0 | c >> 6);
-            dst[len++] = (char)(0x80 | (c & 0x3f));
-        } else {
-            dst[len++] = (char)c;
-        }
-    }
-    if (!latin1 && !utf8_valid((const unsigned char *)dst, len))
-        return -1;
-    return (long)len;
-}
-
-/*
- * Content-Disposition: type *( OWS ";" OWS param ). Fills p->name (form-data
- * only) and p->filename into the decoded area dst (3 * (n + 1) bytes).
- * Returns 0, or an error code with *bad set.
- */
-static int parse_disposition(sluice_part *p, const unsigned char *s, size_t n, char *dst,
-                             size_t *bad, const char **why)
-{
-    size_t i = 0;
-    size_t tl = take_token(s, &i, n);
-    if (!tl) {
-        *why = "Content-Disposition type is not a token";
-        goto syntax;
-    }
-    bool form = ieq((const char *)s, tl, "form-data");
-    bool have_name = false, have_fn = false, have_star = false;
-    char *name_dst = dst, *fn_dst = dst + n + 1, *star_dst = dst + 2 * (n + 1);
-    long name_len = 0, fn_len = 0, star_len = 0;
-    for (;;) {
-        i = skip_ows(s, i, n);
-        if (i == n)
-            break;
-        if (s[i] != ';') {
-            *why = "Content-Disposition: expected ';'";
-            goto syntax;
-        }
-        i = skip_ows(s, i + 1, n);
-        if (i == n)
-            break;
-        size_t k0 = i, kl = take_token(s, &i, n);
-        i = skip_ows(s, i, n);
-        if (!kl || i == n || s[i] != '=') {
-            *why = "Content-Disposition: parameter is not token=value";
-            goto syntax;
-        }
-        i = skip_ows(s, i + 1, n);
-        const char *key = (const char *)s + k0;
-        int which = ieq(key, kl, "name") ? 1 : ieq(key, kl, "filename") ? 2
-                                           : ieq(key, kl, "filename*") ? 3 : 0;
-        bool *seen = which == 1 ? &have_name : which == 2 ? &have_fn : &have_star;
-        if (which && *seen) {
-            *why = "Content-Disposition: repeated parameter";
-            *bad = k0;
-            return SLUICE_EBAD_PART_HEADER;
-        }
-        if (which)
-            *seen = true;
-        size_t v0 = i;
-        if (i < n && s[i] == '"') {
-            if (which == 3) {
-                *why = "filename* value is quoted";
-                *bad = i;
-                return SLUICE_EBAD_EXT_VALUE;
-            }
-            long len = take_quoted(s, &i, n, which == 1 ? name_dst : which == 2 ? fn_dst : NULL);
-            if (len < 0) {
-                *why = "Content-Disposition: unterminated quoted string";
-                goto syntax;
-            }
-            if (which == 1)
-                name_len = len;
-            else if (which == 2)
-                fn_len = len;
-        } else {
-            size_t vl = take_token(s, &i, n);
-            if (!vl) {
-                *why = "Content-Disposition: parameter value is empty or not a token";
-                goto syntax;
-            }
-            if (which == 1)
-                memcpy(name_dst, s + v0, (name_len = (long)vl));
-            else if (which == 2)
-                memcpy(fn_dst, s + v0, (fn_len = (long)vl));
-            else if (which == 3 && (star_len = decode_ext_value(s + v0, vl, star_dst)) < 0) {
-                *why = "filename* is not charset'lang'pct-encoded UTF-8 or ISO-8859-1";
-                *bad = v0;
-                return SLUICE_EBAD_EXT_VALUE;
-            }
-        }
-    }
-    if (form && have_name) {
-        name_dst[name_len] = '\0';
-        p->name = name_dst;
-        p->name_len = (size_t)name_len;
-    }
-    if (have_star) {
-        star_dst[star_len] = '\0';
-        p->filename = star_dst;
-        p->filename_len = (size_t)star_len;
-    } else if (have_fn) {
-        fn_dst[fn_len] = '\0';
-        p->filename = fn_dst;
-        p->filename_len = (size_t)fn_len;
-    }
-    return 0;
-syntax:
-    *bad = i;
-    return SLUICE_EBAD_PART_HEADER;
-}
-
 /* Turns the gathered header block (after the virtual CRLF) into a part. */
 static sluice_poll make_part(sluice_multipart *m, sluice_stream **out)
 {
-    unsigned char *blk = m->hbuf + 2;
+    const unsigned char *blk = m->hbuf + 2;
     size_t n = m->hused > 2 ? m->hused - 2 : 0, bad = 0; /* >= 2: the blank line */
     const char *why = NULL;
-    long nh = parse_block(blk, n, NULL, &bad, &why);
-    if (nh < 0)
-        return mp_fail(m, SLUICE_EBAD_PART_HEADER, why, m->hstart + bad);
-    /* One allocation: the stream, the field array, the block, then room for
-     * the decoded name, filename and filename* (none longer than the
-     * Content-Disposition lines together). */
-    size_t cd_len = 0;
-    for (size_t i = 0, line = 0; line < (size_t)nh; line++) {
-        size_t e = i;
-        while (blk[e] != '\r')
-            e++;
-        size_t c = i;
-        while (blk[c] != ':')
-            c++;
-        if (ieq((const char *)blk + i, c - i, "content-disposition"))
-            cd_len += e - i;
-        i = e + 2;
-    }
-    size_t hdr_off = (sizeof(part_stream) + 15) & ~(size_t)15;
-    size_t blk_off = hdr_off + (size_t)nh * sizeof(sluice_part_header);
-    size_t dec_off = blk_off + n;
-    size_t size = dec_off + 3 * (cd_len + 1);
-    unsigned char *mem = sluice_pool_object_alloc(m->pool, size);
-    if (!mem)
-        return mp_fail(m, SLUICE_ENOMEM, NULL, m->pos);
-    part_stream *ps = (part_stream *)mem;
-    memset(ps, 0, sizeof *ps);
+    void *mem;
+    size_t size;
+    int rc = sluice__part_new(m->pool, sizeof(part_stream), offsetof(part_stream, info), blk, n,
+                              &mem, &size, &bad, &why);
+    if (rc < 0)
+        return mp_fail(m, rc, why, rc == SLUICE_ENOMEM ? m->pos : m->hstart + bad);
+    part_stream *ps = mem;
     ps->size = size;
-    sluice_part_header *h = (sluice_part_header *)(mem + hdr_off);
-    unsigned char *copy = mem + blk_off;
-    memcpy(copy, blk, n);
-    parse_block(copy, n, h, &bad, &why);
-    sluice_part *p = &ps->info;
-    p->index = m->nparts;
-    p->headers = h;
-    p->nheaders = (size_t)nh;
-    const sluice_part_header *cd = NULL, *ct = NULL;
-    int rc = 0;
-    for (size_t i = 0; i < (size_t)nh && !rc; i++) {
-        const sluice_part_header **slot =
-            ieq(h[i].name, h[i].name_len, "content-disposition") ? &cd
-            : ieq(h[i].name, h[i].name_len, "content-type")      ? &ct
-                                                                 : NULL;
-        if (slot && *slot) {
-            rc = SLUICE_EBAD_PART_HEADER;
-            why = "repeated Content-Disposition or Content-Type in a part";
-            bad = (size_t)((const unsigned char *)h[i].name - copy);
-        } else if (slot) {
-            *slot = &h[i];
-        }
-    }
-    if (!rc && cd) {
-        size_t vbad = 0;
-        rc = parse_disposition(p, (const unsigned char *)cd->value, cd->value_len,
-                               (char *)mem + dec_off, &vbad, &why);
-        bad = (size_t)((const unsigned char *)cd->value - copy) + vbad;
-    }
-    if (rc) {
-        sluice_pool_object_free(m->pool, mem, size);
-        return mp_fail(m, rc, why, m->hstart + bad);
-    }
-    if (ct) {
-        p->content_type = ct->value;
-        p->content_type_len = ct->value_len;
-    }
+    ps->info.index = m->nparts;
     ps->base.vt = &part_vt;
     ps->base.pool = m->pool;
     ps->m = mp_ref(m);
@@ -1195,20 +803,6 @@ const sluice_part *sluice_part_get(const sluice_stream *s)
     return s && s->vt == &part_vt ? &((const part_stream *)s)->info : NULL;
 }
 
-const sluice_part_header *sluice_part_header_find(const sluice_part *p, const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < p->nheaders; i++) {
-        const sluice_part_header *h = &p->headers[i];
-        size_t k = 0;
-        while (k < n && k < h->name_len && lower((unsigned char)h->name[k]) == lower((unsigned char)name[k]))
-            k++;
-        if (k == n && k == h->name_len)
-            return h;
-    }
-    return NULL;
-}
-
 static sluice_poll concat_poll(sluice_stream *s, sluice_bytes *out)
 {
     concat_stream *c = (concat_stream *)s;
@@ -1260,82 +854,4 @@ int sluice_multipart_concat_new(sluice_multipart *m, sluice_stream **out)
     c->m = mp_ref(m);
     *out = &c->base;
     return 0;
-}
-
-/* ---- character classes and small helpers ---------------------------------- */
-
-/* RFC 2046 bchars: DIGIT ALPHA ' ( ) + _ , - . / : = ? and space. */
-static bool is_bchar(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c != 0 && strchr("'()+_,-./:=? ", c) != NULL);
-}
-
-/* RFC 9110 tchar. */
-static bool is_tchar(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
-/* RFC 8187 attr-char. */
-static bool is_attr_char(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c != 0 && strchr("!#$&+-.^_`|~", c) != NULL);
-}
-
-static int lower(int c)
-{
-    return c >= 'A' && c <= 'Z' ? c + 32 : c;
-}
-
-/* a[0..alen) equals the NUL-terminated lower-case b, ignoring ASCII case. */
-static bool ieq(const char *a, size_t alen, const char *b)
-{
-    size_t i = 0;
-    for (; i < alen && b[i]; i++)
-        if (lower((unsigned char)a[i]) != b[i])
-            return false;
-    return i == alen && !b[i];
-}
-
-static size_t skip_ows(const unsigned char *s, size_t i, size_t n)
-{
-    while (i < n && (s[i] == ' ' || s[i] == '\t'))
-        i++;
-    return i;
-}
-
-/* Well-formed UTF-8 (RFC 3629): no overlongs, surrogates or > U+10FFFF. */
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        unsigned char c = s[i];
-        size_t k;
-        unsigned char lo = 0x80, hi = 0xbf;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            k = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            lo = c == 0xe0 ? 0xa0 : 0x80;
-            hi = c == 0xed ? 0x9f : 0xbf;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            lo = c == 0xf0 ? 0x90 : 0x80;
-            hi = c == 0xf4 ? 0x8f : 0xbf;
-        } else {
-            return false;
-        }
-        if (n - i <= k || s[i + 1] < lo || s[i + 1] > hi)
-            return false;
-        for (size_t j = 2; j <= k; j++)
-            if (s[i + j] < 0x80 || s[i + j] > 0xbf)
-                return false;
-        i += k + 1;
-    }
-    return true;
 }

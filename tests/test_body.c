@@ -112,7 +112,7 @@ static void run_body(const bcase *c, const size_t *cuts, size_t ncuts, result *r
     res->err = sluice_stream_error(s);
     res->off = sluice_stream_error_offset(s);
     if (p == SLUICE_EOF && c->kind == CHUNKED) {
-        const sluice_trailer *t;
+        const sluice_http_header *t;
         EXPECT_EQ(sluice_body_trailers(s, &t, &res->ntrailers), 0);
         size_t o = 0;
         for (size_t i = 0; i < res->ntrailers; i++)
@@ -366,7 +366,7 @@ TEST(body_trailers_only_for_chunked_at_eof)
     sluice_stream *s, *l;
     REQUIRE(sluice_body_chunked_new(T_POOL, r, NULL, &s) == 0);
     REQUIRE(sluice_body_length_new(T_POOL, r, 0, NULL, &l) == 0);
-    const sluice_trailer *t;
+    const sluice_http_header *t;
     size_t n = 7;
     EXPECT_ERR(sluice_body_trailers(s, &t, &n), SLUICE_EINVAL); /* not at EOF */
     EXPECT_EQ(n, 0);

@@ -373,7 +373,13 @@ static const hcase responses[] = {
     {S("HTTP/1.10 200 OK\r\n\r\n"), SLUICE_EBAD_STATUS_LINE, NULL, NULL, 0, S("HTTP/1.10")},
     {S("HTTP/1 200 OK\r\n\r\n"), SLUICE_EBAD_STATUS_LINE, NULL, NULL, 0, S("HTTP/1 ")},
     {S("HTTP/1.1\r\n\r\n"), SLUICE_EBAD_STATUS_LINE, NULL, NULL, 0, S("HTTP/1.1\r\n")},
-    {S("\r\nHTTP/1.1 200 OK\r\n\r\n"), SLUICE_EBAD_STATUS_LINE, NULL, NULL, 0, S("\r\n")},
+    /* RFC 9112 section 2.2's robustness rule, as other clients apply it after
+     * a 100 (Continue): one empty line before a status line is skipped, a
+     * second is not */
+    {S("\r\nHTTP/1.1 200 OK\r\n\r\n"), 0, "1|200|OK", "", 0, NULL, 0},
+    {S("\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"), SLUICE_EBAD_STATUS_LINE, NULL, NULL, 0, S("\r\n\r")},
+    {S("\nHTTP/1.1 200 OK\r\n\r\n"), SLUICE_EBARE_LF, NULL, NULL, 0, S("\n")},
+    {S("\r\r\nHTTP/1.1 200 OK\r\n\r\n"), SLUICE_EBARE_CR, NULL, NULL, 0, S("\r\r")},
     {S("HTTP/2.0 200 OK\r\n\r\n"), SLUICE_EVERSION, NULL, NULL, 0, S("HTTP/2.0 200 OK\r\n")},
     {S("HTTP/1.1 200 OK\n\r\n"), SLUICE_EBARE_LF, NULL, NULL, 0, S("HTTP/1.1 200 OK\n")},
     {S("HTTP/1.1 200\n\r\n"), SLUICE_EBARE_LF, NULL, NULL, 0, S("HTTP/1.1 200\n")},
@@ -835,6 +841,15 @@ static int parse_req(const char *s, sluice_http_request *req, sluice_http_header
     return sluice_http_parse_request(s, strlen(s), NULL, req, h, cap);
 }
 
+/* How many fields are named `name`, through the public iterator. */
+static size_t header_count(const sluice_http_header *h, size_t n, const char *name)
+{
+    size_t k = 0;
+    for (const sluice_http_header *x = NULL; (x = sluice_http_header_next(h, n, name, x));)
+        k++;
+    return k;
+}
+
 TEST(http_header_lookup)
 {
     sluice_http_request req;
@@ -844,9 +859,9 @@ TEST(http_header_lookup)
     const sluice_http_header *f = sluice_http_header_find(req.headers, req.num_headers, "via");
     REQUIRE(f != NULL);
     EXPECT_MEM(f->value, f->value_len, "1", 1);
-    EXPECT_EQ(sluice_http_header_count(req.headers, req.num_headers, "VIA"), 3);
-    EXPECT_EQ(sluice_http_header_count(req.headers, req.num_headers, "Vi"), 0);
-    EXPECT_EQ(sluice_http_header_count(req.headers, req.num_headers, "Viaa"), 0);
+    EXPECT_EQ(header_count(req.headers, req.num_headers, "VIA"), 3);
+    EXPECT_EQ(header_count(req.headers, req.num_headers, "Vi"), 0);
+    EXPECT_EQ(header_count(req.headers, req.num_headers, "Viaa"), 0);
     EXPECT(sluice_http_header_find(req.headers, req.num_headers, "missing") == NULL);
     char seen[8] = "";
     for (const sluice_http_header *x = NULL;
@@ -922,6 +937,48 @@ TEST(http_keep_alive_and_hop_by_hop)
         if (sluice_http_header_is_hop_by_hop(req.headers, req.num_headers, &req.headers[i]) !=
             hop[i])
             harness_fail(__FILE__, __LINE__, "hop-by-hop field %zu", i);
+
+    /* Connection cannot remove Host or Content-Length (RFC 9110 section
+     * 7.6.1: a sender must not list them; a forwarder keeps or regenerates
+     * them), in any case and list position */
+    REQUIRE(parse_req("POST / HTTP/1.1\r\nHost: a\r\nConnection: host, CONTENT-LENGTH ,x-a\r\n"
+                      "Content-Length: 1\r\nX-A: 1\r\nx-b: 2\r\n\r\n",
+                      &req, h, 16) > 0);
+    static const int kept[] = {0, 1, 0, 1, 0};
+    for (size_t i = 0; i < req.num_headers; i++)
+        if (sluice_http_header_is_hop_by_hop(req.headers, req.num_headers, &req.headers[i]) !=
+            kept[i])
+            harness_fail(__FILE__, __LINE__, "Connection-listed field %zu", i);
+}
+
+TEST(http_connect_has_no_body)
+{
+    /* RFC 9110 section 9.3.6: bytes after a CONNECT head are tunnel data */
+    static const struct {
+        const char *fields;
+        int want;
+        sluice_http_body body;
+    } cases[] = {
+        {"", 0, SLUICE_HTTP_BODY_NONE},
+        {"Content-Length: 0\r\n", 0, SLUICE_HTTP_BODY_LENGTH},
+        {"Content-Length: 10\r\n", SLUICE_ECONNECT_BODY, SLUICE_HTTP_BODY_NONE},
+        {"Transfer-Encoding: chunked\r\n", SLUICE_ECONNECT_BODY, SLUICE_HTTP_BODY_NONE},
+        {"Transfer-Encoding: gzip\r\n", SLUICE_EBAD_TRANSFER_ENCODING, SLUICE_HTTP_BODY_NONE},
+    };
+    char buf[256];
+    sluice_http_header h[8];
+    sluice_http_request req;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int n = snprintf(buf, sizeof buf, "CONNECT a.example:443 HTTP/1.1\r\nHost: a\r\n%s\r\n",
+                         cases[i].fields);
+        REQUIRE(sluice_http_parse_request(buf, (size_t)n, NULL, &req, h, 8) == n);
+        sluice_http_framing fr = {SLUICE_HTTP_BODY_CLOSE, 99};
+        EXPECT_EQ(sluice_http_request_framing(&req, &fr), cases[i].want);
+        EXPECT_EQ(fr.body, cases[i].body);
+        EXPECT_EQ(fr.length, 0);
+        if (cases[i].want)
+            EXPECT_EQ(sluice_http_error_status(cases[i].want), 400);
+    }
 }
 
 TEST(http_expect)
@@ -992,8 +1049,8 @@ TEST(http_reasons_and_statuses)
     EXPECT_EQ(sluice_http_error_status(SLUICE_ETOO_MANY_EMPTY_LINES), 400);
     EXPECT_EQ(sluice_http_error_status(SLUICE_ECL_AND_TE), 400);
     EXPECT_EQ(sluice_http_error_status(SLUICE_EBAD_HOST), 400);
-    EXPECT_EQ(sluice_http_error_status(SLUICE_EBAD_CHUNK_SIZE), 0);
-    EXPECT_EQ(sluice_http_error_status(SLUICE_ENOMEM), 0);
+    EXPECT_EQ(sluice_http_error_status(SLUICE_EBAD_CHUNK_SIZE), 400);
+    EXPECT_EQ(sluice_http_error_status(SLUICE_ENOMEM), 500); /* an answer is still possible */
     EXPECT_EQ(sluice_http_error_status(-104), 0);
     EXPECT_EQ(sluice_http_error_status(0), 0);
 }
@@ -1256,24 +1313,27 @@ TEST(http_builder_round_trip)
 TEST(http_request_error_status)
 {
     /* head errors as sluice_http_error_status */
-    EXPECT_EQ(sluice_http_request_error_status(SLUICE_EHEAD_TOO_LARGE), 431);
-    EXPECT_EQ(sluice_http_request_error_status(SLUICE_EVERSION), 505);
-    EXPECT_EQ(sluice_http_request_error_status(SLUICE_EBARE_LF), 400);
+    EXPECT_EQ(sluice_http_error_status(SLUICE_EHEAD_TOO_LARGE), 431);
+    EXPECT_EQ(sluice_http_error_status(SLUICE_EVERSION), 505);
+    EXPECT_EQ(sluice_http_error_status(SLUICE_EBARE_LF), 400);
     /* bodies */
-    EXPECT_EQ(sluice_http_request_error_status(SLUICE_EBAD_CHUNK_SIZE), 400);
-    EXPECT_EQ(sluice_http_request_error_status(SLUICE_ECHUNK_EXT_TOO_LONG), 400);
-    EXPECT_EQ(sluice_http_request_error_status(SLUICE_ETRAILER_TOO_LARGE), 400);
-    EXPECT_EQ(sluice_http_request_error_status(SLUICE_ETOOBIG), 413);
-    EXPECT_EQ(sluice_http_request_error_status(SLUICE_ETIMEDOUT), 408);
+    EXPECT_EQ(sluice_http_error_status(SLUICE_EBAD_CHUNK_SIZE), 400);
+    EXPECT_EQ(sluice_http_error_status(SLUICE_ECHUNK_EXT_TOO_LONG), 400);
+    EXPECT_EQ(sluice_http_error_status(SLUICE_ETRAILER_TOO_LARGE), 400);
+    EXPECT_EQ(sluice_http_error_status(SLUICE_ETOOBIG), 413);
+    EXPECT_EQ(sluice_http_error_status(SLUICE_ETIMEDOUT), 408);
     /* multipart */
-    EXPECT_EQ(sluice_http_request_error_status(SLUICE_ENOT_MULTIPART), 415);
-    EXPECT_EQ(sluice_http_request_error_status(SLUICE_EBODY_TOO_LARGE), 413);
-    EXPECT_EQ(sluice_http_request_error_status(SLUICE_EBAD_BOUNDARY), 400);
-    EXPECT_EQ(sluice_http_request_error_status(SLUICE_EBAD_DELIMITER), 400);
-    EXPECT_EQ(sluice_http_request_error_status(SLUICE_EBAD_EXT_VALUE), 400);
+    EXPECT_EQ(sluice_http_error_status(SLUICE_ENOT_MULTIPART), 415);
+    EXPECT_EQ(sluice_http_error_status(SLUICE_EBODY_TOO_LARGE), 413);
+    EXPECT_EQ(sluice_http_error_status(SLUICE_EBAD_BOUNDARY), 400);
+    EXPECT_EQ(sluice_http_error_status(SLUICE_EBAD_DELIMITER), 400);
+    EXPECT_EQ(sluice_http_error_status(SLUICE_EBAD_EXT_VALUE), 400);
     /* nobody to answer, or the server's own failure */
-    EXPECT_EQ(sluice_http_request_error_status(SLUICE_ETRUNCATED), 0);
-    EXPECT_EQ(sluice_http_request_error_status(SLUICE_ENOMEM), 0);
-    EXPECT_EQ(sluice_http_request_error_status(-104), 0);
-    EXPECT_EQ(sluice_http_request_error_status(0), 0);
+    EXPECT_EQ(sluice_http_error_status(SLUICE_ETRUNCATED), 0);
+    EXPECT_EQ(sluice_http_error_status(SLUICE_ENOMEM), 500);
+    EXPECT_EQ(sluice_http_error_status(-104), 0);
+    EXPECT_EQ(sluice_http_error_status(0), 0);
+    /* the body arrived whole without its close delimiter: the client waits */
+    EXPECT_EQ(sluice_http_error_status(SLUICE_ENO_CLOSE_DELIMITER), 400);
+    EXPECT_EQ(sluice_http_error_status(SLUICE_ECONNECT_BODY), 400);
 }

@@ -44,6 +44,7 @@
 #ifndef SLUICE_BODY_H
 #define SLUICE_BODY_H
 
+#include "http.h"
 #include "reader.h"
 
 #define SLUICE_CHUNK_SIZE_DIGITS 16
@@ -55,14 +56,6 @@ typedef struct sluice_body_config {
     size_t max_trailer_bytes;  /* trailer field lines with CRLFs; 0: 8 KiB  */
     uint32_t idle_timeout_ms;  /* 0: none                                    */
 } sluice_body_config;
-
-/* A trailer field: spans into memory the stream owns. */
-typedef struct sluice_trailer {
-    const char *name;
-    size_t name_len;
-    const char *value;         /* leading and trailing SP/HTAB trimmed */
-    size_t value_len;
-} sluice_trailer;
 
 /*
  * A stream of exactly `length` payload bytes from r (borrowed: it must
@@ -85,10 +78,11 @@ SLUICE_API int sluice_body_close_new(sluice_pool *pool, sluice_reader *r,
 
 /*
  * The trailer fields of a chunked body that reached EOF, in arrival order,
- * borrowed from the stream (valid until it is closed). *n is 0 when there
+ * as spans into memory the stream owns (valid until it is closed); values
+ * are trimmed like header values. *n is 0 when there
  * were none. Errors: SLUICE_EINVAL if s is not a chunked body at EOF.
  */
-SLUICE_API int sluice_body_trailers(const sluice_stream *s, const sluice_trailer **fields,
+SLUICE_API int sluice_body_trailers(const sluice_stream *s, const sluice_http_header **fields,
                                     size_t *n);
 
 #endif

@@ -26,73 +26,84 @@
 #define SLUICE_VERSION_PATCH 0
 #define SLUICE_VERSION_STRING "0.1.0"
 
+/* A string literal and its length, for the (pointer, length) pairs the API
+ * takes: sluice_http_head_add_header(&b, SLUICE_LIT("Server"), SLUICE_LIT("x")). */
+#define SLUICE_LIT(s) ("" s ""), (sizeof(s) - 1)
+
 /* The library's version, "MAJOR.MINOR.PATCH"; a static string. */
 SLUICE_API const char *sluice_version(void);
 
 /*
- * X(NAME, value, message). Values never change once released; new codes are
- * appended to their group. Grouped by the layer that raises them.
+ * X(NAME, value, status, message). Values never change once released; new
+ * codes are appended to their group. Grouped by the layer that raises them.
+ *
+ * status: what a server answers when reading a request failed with this
+ * code (sluice_http_error_status): 400 for a malformed request, 413 / 431
+ * for a limit, 408 for a stall, 415 / 505 for what it cannot take, 500 / 503
+ * for its own failures, 0 when nobody is left to answer (the peer vanished).
  */
 #define SLUICE_ERROR_MAP(X)                                                     \
     /* core -1000.. */                                                        \
-    X(ENOMEM,            -1000, "out of memory")                              \
-    X(EPOOLFULL,         -1001, "block pool is at its cap on outstanding blocks") \
-    X(ERANGE,            -1002, "offset or length out of range")              \
-    X(EINVAL,            -1003, "invalid argument")                           \
-    X(ETRUNCATED,        -1004, "body ended before its framing said it was complete") \
-    X(ECLOSED,           -1005, "already finished, aborted or closed")        \
-    X(ETIMEDOUT,         -1006, "deadline passed without progress")           \
-    X(EABORTED,          -1007, "sink was aborted")                           \
-    X(ETOOBIG,           -1008, "more data than the limit configured for it") \
-    X(EPEERCLOSED,       -1009, "peer closed the connection")                 \
+    X(ENOMEM,                -1000, 500, "out of memory")                      \
+    X(EPOOLFULL,             -1001, 503, "block pool is at its cap on outstanding blocks") \
+    X(ERANGE,                -1002, 500, "offset or length out of range")      \
+    X(EINVAL,                -1003, 500, "invalid argument")                   \
+    X(ETRUNCATED,            -1004,   0, "body ended before its framing said it was complete") \
+    X(ECLOSED,               -1005, 500, "already finished, aborted or closed") \
+    X(ETIMEDOUT,             -1006, 408, "deadline passed without progress")   \
+    X(EABORTED,              -1007,   0, "sink was aborted")                   \
+    X(ETOOBIG,               -1008, 413, "more data than the limit configured for it") \
+    X(EPEERCLOSED,           -1009,   0, "peer closed the connection")         \
     /* HTTP head -1100.. */                                                   \
-    X(EHEAD_TOO_LARGE,   -1100, "request or response head exceeds the head byte limit") \
-    X(ETOO_MANY_HEADERS, -1101, "more header fields than the configured limit") \
-    X(EBAD_METHOD,       -1102, "method is not a token")                      \
-    X(EBAD_REQUEST_LINE, -1103, "request line is not METHOD SP target SP version CRLF") \
-    X(EBAD_TARGET,       -1104, "request target has a forbidden byte")        \
-    X(EBAD_VERSION,      -1105, "malformed HTTP version")                     \
-    X(EVERSION,          -1106, "HTTP version not supported")                 \
-    X(EBAD_STATUS_LINE,  -1107, "malformed status line")                      \
-    X(EBAD_HEADER_NAME,  -1108, "header name is empty or not a token")        \
-    X(EWS_BEFORE_COLON,  -1109, "whitespace between header name and colon")   \
-    X(ENO_COLON,         -1110, "header line without a colon")                \
-    X(EOBS_FOLD,         -1111, "obsolete line folding in a header")          \
-    X(EBAD_HEADER_VALUE, -1112, "header value has NUL, CR, LF or a control byte") \
-    X(EBARE_LF,          -1113, "bare LF where CRLF is required")             \
-    X(EBARE_CR,          -1114, "CR not followed by LF")                      \
-    X(ETOO_MANY_EMPTY_LINES, -1115, "too many empty lines before the request line") \
+    X(EHEAD_TOO_LARGE,       -1100, 431, "request or response head exceeds the head byte limit") \
+    X(ETOO_MANY_HEADERS,     -1101, 431, "more header fields than the configured limit") \
+    X(EBAD_METHOD,           -1102, 400, "method is not a token")              \
+    X(EBAD_REQUEST_LINE,     -1103, 400, "request line is not METHOD SP target SP version CRLF") \
+    X(EBAD_TARGET,           -1104, 400, "request target has a forbidden byte") \
+    X(EBAD_VERSION,          -1105, 400, "malformed HTTP version")             \
+    X(EVERSION,              -1106, 505, "HTTP version not supported")         \
+    X(EBAD_STATUS_LINE,      -1107, 400, "malformed status line")              \
+    X(EBAD_HEADER_NAME,      -1108, 400, "header name is empty or not a token") \
+    X(EWS_BEFORE_COLON,      -1109, 400, "whitespace between header name and colon") \
+    X(ENO_COLON,             -1110, 400, "header line without a colon")        \
+    X(EOBS_FOLD,             -1111, 400, "obsolete line folding in a header")  \
+    X(EBAD_HEADER_VALUE,     -1112, 400, "header value has NUL, CR, LF or a control byte") \
+    X(EBARE_LF,              -1113, 400, "bare LF where CRLF is required")     \
+    X(EBARE_CR,              -1114, 400, "CR not followed by LF")              \
+    X(ETOO_MANY_EMPTY_LINES, -1115, 400, "too many empty lines before the request line") \
     /* HTTP framing -1150.. */                                                \
-    X(EDUP_CONTENT_LENGTH, -1150, "more than one Content-Length")             \
-    X(EBAD_CONTENT_LENGTH, -1151, "Content-Length is not plain digits or overflows") \
-    X(ECL_AND_TE,        -1152, "both Content-Length and Transfer-Encoding")  \
-    X(EBAD_TRANSFER_ENCODING, -1153, "Transfer-Encoding other than exactly chunked") \
-    X(ETE_HTTP10,        -1154, "Transfer-Encoding in an HTTP/1.0 message")   \
-    X(ENO_HOST,          -1155, "HTTP/1.1 request without Host")              \
-    X(EDUP_HOST,         -1156, "more than one Host")                         \
-    X(EBAD_HOST,         -1157, "Host is empty, a list, or has userinfo or a path") \
+    X(EDUP_CONTENT_LENGTH,   -1150, 400, "more than one Content-Length")       \
+    X(EBAD_CONTENT_LENGTH,   -1151, 400, "Content-Length is not plain digits or overflows") \
+    X(ECL_AND_TE,            -1152, 400, "both Content-Length and Transfer-Encoding") \
+    X(EBAD_TRANSFER_ENCODING, -1153, 400, "Transfer-Encoding other than exactly chunked") \
+    X(ETE_HTTP10,            -1154, 400, "Transfer-Encoding in an HTTP/1.0 message") \
+    X(ENO_HOST,              -1155, 400, "HTTP/1.1 request without Host")      \
+    X(EDUP_HOST,             -1156, 400, "more than one Host")                 \
+    X(EBAD_HOST,             -1157, 400, "Host is empty, a list, or has userinfo or a path") \
+    X(ECONNECT_BODY,         -1158, 400, "CONNECT request with Content-Length or Transfer-Encoding") \
     /* chunked coding -1180.. */                                              \
-    X(EBAD_CHUNK_SIZE,   -1180, "chunk size is not hex digits")               \
-    X(ECHUNK_SIZE_OVERFLOW, -1181, "chunk size overflows")                    \
-    X(EBAD_CHUNK_EXT,    -1182, "malformed chunk extension")                  \
-    X(ECHUNK_EXT_TOO_LONG, -1183, "chunk extensions exceed their byte limit") \
-    X(EBAD_CHUNK_END,    -1184, "chunk data not followed by CRLF")            \
-    X(EBAD_TRAILER,      -1185, "malformed trailer field")                    \
-    X(ETRAILER_TOO_LARGE, -1186, "trailer section exceeds its byte limit")    \
+    X(EBAD_CHUNK_SIZE,       -1180, 400, "chunk size is not hex digits")       \
+    X(ECHUNK_SIZE_OVERFLOW,  -1181, 400, "chunk size overflows")               \
+    X(EBAD_CHUNK_EXT,        -1182, 400, "malformed chunk extension")          \
+    X(ECHUNK_EXT_TOO_LONG,   -1183, 400, "chunk extensions exceed their byte limit") \
+    X(EBAD_CHUNK_END,        -1184, 400, "chunk data not followed by CRLF")    \
+    X(EBAD_TRAILER,          -1185, 400, "malformed trailer field")            \
+    X(ETRAILER_TOO_LARGE,    -1186, 400, "trailer section exceeds its byte limit") \
     /* multipart -1200.. */                                                   \
-    X(ENOT_MULTIPART,    -1200, "content type is not multipart/form-data")    \
-    X(EBAD_BOUNDARY,     -1201, "boundary parameter missing or invalid")      \
-    X(EPART_HEADER_TOO_LARGE, -1202, "part header block exceeds its byte limit") \
-    X(EBAD_PART_HEADER,  -1203, "malformed part header")                      \
-    X(ETOO_MANY_PARTS,   -1204, "more parts than the configured limit")       \
-    X(EPART_TOO_LARGE,   -1205, "part data exceeds its byte limit")           \
-    X(EBODY_TOO_LARGE,   -1206, "body exceeds the total byte limit")          \
-    X(EBAD_DELIMITER,    -1207, "junk after a boundary delimiter")            \
-    X(ENO_PART,          -1208, "no part matched")                            \
-    X(EBAD_EXT_VALUE,    -1209, "filename* is not an RFC 8187 UTF-8 or ISO-8859-1 value")
+    X(ENOT_MULTIPART,        -1200, 415, "content type is not multipart/form-data") \
+    X(EBAD_BOUNDARY,         -1201, 400, "boundary parameter missing or invalid") \
+    X(EPART_HEADER_TOO_LARGE, -1202, 400, "part header block exceeds its byte limit") \
+    X(EBAD_PART_HEADER,      -1203, 400, "malformed part header")              \
+    X(ETOO_MANY_PARTS,       -1204, 400, "more parts than the configured limit") \
+    X(EPART_TOO_LARGE,       -1205, 400, "part data exceeds its byte limit")   \
+    X(EBODY_TOO_LARGE,       -1206, 413, "body exceeds the total byte limit")  \
+    X(EBAD_DELIMITER,        -1207, 400, "junk after a boundary delimiter")    \
+    X(ENO_PART,              -1208, 400, "no part matched")                    \
+    X(EBAD_EXT_VALUE,        -1209, 400, "filename* is not an RFC 8187 UTF-8 or ISO-8859-1 value") \
+    X(ENO_CLOSE_DELIMITER,   -1210, 400, "multipart body ended without its close delimiter")
 
 enum sluice_error {
-#define SLUICE__ENUM(name, value, msg) SLUICE_##name = (value),
+#define SLUICE__ENUM(name, value, status, msg) SLUICE_##name = (value),
     SLUICE_ERROR_MAP(SLUICE__ENUM)
 #undef SLUICE__ENUM
     SLUICE__ERROR_END = -9999

@@ -186,10 +186,6 @@ SLUICE_API const sluice_http_header *sluice_http_header_next(const sluice_http_h
                                                              size_t n, const char *name,
                                                              const sluice_http_header *prev);
 
-/* How many fields are named `name`. */
-SLUICE_API size_t sluice_http_header_count(const sluice_http_header *hdrs, size_t n,
-                                           const char *name);
-
 /* 1 if the comma-separated list list[0, len) has an element equal to `token`
  * (NUL-terminated) ignoring case and surrounding SP / HTAB, else 0. */
 SLUICE_API int sluice_http_list_has(const char *list, size_t len, const char *token);
@@ -225,21 +221,18 @@ SLUICE_API sluice_http_expect sluice_http_request_expect(const sluice_http_reque
  * Static string. */
 SLUICE_API const char *sluice_http_reason_phrase(int status);
 
-/* The status a server should answer for a parse, framing or Host error
- * (400, 431, 505); 0 for codes that are not about the request. */
-SLUICE_API int sluice_http_error_status(int code);
-
 /*
  * The status a server should answer when anything about reading a request
- * failed with `code`: the head (as sluice_http_error_status), a malformed
- * chunked body or trailer (400), a body over its limit (SLUICE_ETOOBIG from
- * a body stream, SLUICE_EBODY_TOO_LARGE: 413), a stalled body
- * (SLUICE_ETIMEDOUT: 408), a multipart body (SLUICE_ENOT_MULTIPART: 415,
- * other multipart codes: 400). 0 when nobody is left to answer (the peer
- * vanished: SLUICE_ETRUNCATED, -errno) or the failure was the server's own
- * (SLUICE_ENOMEM). Thread-safe, no state.
+ * failed with `code` (the status column of SLUICE_ERROR_MAP): 400 for a
+ * malformed head, body, chunked framing, trailer or multipart body; 431 for
+ * a head over its limits; 413 for a body over its limit (SLUICE_ETOOBIG,
+ * SLUICE_EBODY_TOO_LARGE); 408 for a stall (SLUICE_ETIMEDOUT); 415 for a
+ * body that is not multipart/form-data; 505 for an HTTP version other than
+ * 1.x; 500 / 503 for the server's own failures (SLUICE_ENOMEM,
+ * SLUICE_EPOOLFULL...). 0 when nobody is left to answer (the peer vanished:
+ * SLUICE_ETRUNCATED, -errno) and for 0. Thread-safe, no state.
  */
-SLUICE_API int sluice_http_request_error_status(int code);
+SLUICE_API int sluice_http_error_status(int code);
 
 /* ---- head builder --------------------------------------------------------- */
 

@@ -34,7 +34,7 @@
 #ifndef SLUICE_MULTIPART_H
 #define SLUICE_MULTIPART_H
 
-#include "stream.h"
+#include "http.h"
 
 /* RFC 2046: a boundary is 1 to 70 characters. */
 #define SLUICE_MULTIPART_BOUNDARY_MAX 70
@@ -135,14 +135,6 @@ SLUICE_API void sluice_multipart_close(sluice_multipart *m);
 
 /* ---- a part's headers ---------------------------------------------------- */
 
-/* One raw header field: name and value (OWS trimmed), not NUL-terminated. */
-typedef struct sluice_part_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-} sluice_part_header;
-
 /*
  * What the header block of a part says. Strings are NUL-terminated, hold no
  * NUL, and are NULL when absent. Everything is owned by the part stream and
@@ -159,16 +151,14 @@ typedef struct sluice_part {
     size_t filename_len;
     const char *content_type;  /* the part's Content-Type value; NULL if none */
     size_t content_type_len;
-    const sluice_part_header *headers; /* every field, in order               */
+    const sluice_http_header *headers; /* every field, in order, names and
+                                  values NUL-terminated (value_len excludes
+                                  the NUL); find with sluice_http_header_find */
     size_t nheaders;
 } sluice_part;
 
 /* The headers of a part stream returned by this module; NULL for any other
  * stream. Borrowed: valid until the part stream is closed. */
 SLUICE_API const sluice_part *sluice_part_get(const sluice_stream *part);
-
-/* The first header named `name` (case-insensitive), or NULL. Borrowed. */
-SLUICE_API const sluice_part_header *sluice_part_header_find(const sluice_part *p,
-                                                             const char *name);
 
 #endif
