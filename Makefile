@@ -7,8 +7,8 @@
 #   make demo | bench | bench-micro | fuzz | clean
 
 SHELL      := /bin/bash
-VERSION    := 0.1.0
-SOVERSION  := 0
+VERSION    := 0.2.0
+SOVERSION  := 1
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 CC         ?= cc

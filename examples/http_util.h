@@ -35,7 +35,7 @@ static inline int http_client_open(http_client *hc, sluice_pool *pool, int fd)
 
 static inline void http_client_close(http_client *hc)
 {
-    sluice_reader_free(hc->rd);
+    sluice_reader_close(hc->rd);
     sluice_io_close(hc->io);
     close(hc->fd);
 }

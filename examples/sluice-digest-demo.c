@@ -103,8 +103,8 @@ typedef struct counter {
 static sluice_poll count_write(sluice_sink *k, sluice_bytes *chunk)
 {
     counter *c = (counter *)k;
-    sluice_pool_stats st;
-    sluice_pool_stats_get(k->pool, &st);
+    sluice_pool_counters st;
+    sluice_pool_stats(k->pool, &st);
     if (st.blocks_live > c->peak_blocks)
         c->peak_blocks = st.blocks_live;
     c->bytes += chunk->len;
@@ -167,7 +167,7 @@ static int emit(sluice_stream *s)
     }
     if (fflush(stdout) != 0)
         return -EIO;
-    return r == SLUICE_EOF ? 0 : sluice_stream_error(s);
+    return r == SLUICE_EOF ? 0 : sluice_stream_error(s, NULL);
 }
 
 static void usage(FILE *f)
@@ -211,14 +211,14 @@ int main(int argc, char **argv)
         rc = generator_new(pool, mib << 20, &body);
     if (rc < 0) {
         fprintf(stderr, "sluice-digest-demo: %s\n", sluice_strerror(rc));
-        sluice_pool_free(pool);
+        sluice_pool_close(pool);
         return 1;
     }
 
     if (emit_only) {
         rc = emit(body);
         sluice_stream_close(body);
-        sluice_pool_free(pool);
+        sluice_pool_close(pool);
         if (rc < 0)
             fprintf(stderr, "sluice-digest-demo: %s\n", sluice_strerror(rc));
         return rc < 0;
@@ -252,14 +252,14 @@ int main(int argc, char **argv)
 
     uint64_t bytes = sink ? ((counter *)sink)->bytes : 0;
     size_t peak = sink ? ((counter *)sink)->peak_blocks : 0;
-    sluice_pool_stats st;
-    sluice_pool_stats_get(pool, &st);
+    sluice_pool_counters st;
+    sluice_pool_stats(pool, &st);
     uint64_t allocated = st.blocks_allocated;
 
     sluice_stream_close(tapped);
     sluice_sink_close(sink);
-    sluice_pool_stats_get(pool, &st); /* after closing: everything is back */
-    sluice_pool_free(pool);
+    sluice_pool_stats(pool, &st); /* after closing: everything is back */
+    sluice_pool_close(pool);
 
     if (rc < 0) {
         fprintf(stderr, "sluice-digest-demo: %s\n", sluice_strerror(rc));

@@ -98,7 +98,7 @@ typedef struct conn {
     sluice_reader *urd;
     sluice_sink *usink;
     sluice_pump req_pump;
-    sluice_splice *sp;                   /* instead of req_pump: CL passthrough */
+    int spliced;                         /* req_pump is a splice pump (CL passthrough) */
     int req_done, req_failed;
     int64_t up_deadline;                 /* idle gap while waiting on upstream */
 
@@ -171,20 +171,19 @@ static void tap_passthrough(void *ud, const sluice_bytes *chunk)
     tap_request(ud, chunk);
 }
 
-/* The request body goes upstream through req_pump, or through sp when it
- * is a Content-Length passthrough that nothing looks at (splice(2)). */
+/* The request body goes upstream through req_pump: a splice pump when it is
+ * a Content-Length passthrough that nothing looks at (no tap counts it). */
 static sluice_pump_status req_step(conn *c, sluice_interest *w)
 {
-    if (!c->sp)
-        return sluice_pump_step(&c->req_pump, w);
-    sluice_pump_status st = sluice_splice_step(c->sp, w);
-    c->received = sluice_splice_moved(c->sp);
+    sluice_pump_status st = sluice_pump_step(&c->req_pump, w);
+    if (c->spliced)
+        c->received = sluice_pump_moved(&c->req_pump);
     return st;
 }
 
 static uint64_t req_moved(const conn *c)
 {
-    return c->sp ? sluice_splice_moved(c->sp) : sluice_pump_moved(&c->req_pump);
+    return sluice_pump_moved(&c->req_pump);
 }
 
 static void log_request(conn *c)
@@ -213,7 +212,7 @@ static int reply(conn *c, int status, int keep)
     c->close_after = !keep;
     sluice_sink_close(c->csink);
     c->csink = NULL;
-    if (sluice_raw_writer_new(c->px->pool, c->cl.io, &h, NULL, &c->csink) < 0)
+    if (sluice_writer_new(c->px->pool, c->cl.io, SLUICE_FRAMING_CLOSE, &h, NULL, &c->csink) < 0)
         return -1;
     if (sluice_bytes_copy_from(c->px->pool, msg, (size_t)n, &body) == 0 &&
         sluice_sink_poll_write(c->csink, &body) != SLUICE_READY)
@@ -287,11 +286,7 @@ static int start_request(conn *c)
                                  .max_trailer_bytes = px->cfg.max_head,
                                  .idle_timeout_ms = px->cfg.timeout_ms};
         sluice_stream *raw;
-        if (c->framing.body == SLUICE_HTTP_BODY_LENGTH)
-            r = sluice_body_length_new(px->pool, c->cl.rd, c->framing.length, &bc, &raw);
-        else
-            r = sluice_body_chunked_new(px->pool, c->cl.rd, &bc, &raw);
-        if (r < 0)
+        if (sluice_body_new(px->pool, c->cl.rd, &c->framing, &bc, &raw) < 0)
             return -1;
         if (sluice_tap_new(px->pool, raw, tap_received, c, &c->body) < 0)
             return -1;
@@ -309,10 +304,8 @@ static int start_request(conn *c)
                                      .max_trailer_bytes = px->cfg.max_head,
                                      .idle_timeout_ms = px->cfg.timeout_ms};
             sluice_stream *raw;
-            int r = c->framing.body == SLUICE_HTTP_BODY_LENGTH
-                        ? sluice_body_length_new(px->pool, c->cl.rd, c->framing.length, &bc, &raw)
-                        : sluice_body_chunked_new(px->pool, c->cl.rd, &bc, &raw);
-            if (r < 0 || sluice_tap_new(px->pool, raw, tap_passthrough, c, &c->src) < 0)
+            if (sluice_body_new(px->pool, c->cl.rd, &c->framing, &bc, &raw) < 0 ||
+                sluice_tap_new(px->pool, raw, tap_passthrough, c, &c->src) < 0)
                 return -1;
         }
         c->state = px->cfg.buffer_mode && c->src ? S_BUFFER : S_CONNECT;
@@ -320,7 +313,7 @@ static int start_request(conn *c)
     if (c->expect_continue) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         sluice_bytes h = sluice_bytes_static(cont, sizeof cont - 1);
-        if (sluice_raw_writer_new(px->pool, c->cl.io, &h, NULL, &c->interim) < 0)
+        if (sluice_writer_new(px->pool, c->cl.io, SLUICE_FRAMING_CLOSE, &h, NULL, &c->interim) < 0)
             return -1;
     }
     return 0;
@@ -346,7 +339,7 @@ static sluice_poll field_poll(sluice_stream *s, sluice_bytes *out)
         sluice_poll r = sluice_stream_poll_next(f->part, out);
         if (r != SLUICE_EOF) {
             if (r == SLUICE_ERROR)
-                return sluice_stream_fail(s, sluice_stream_error(f->part), NULL, 0);
+                return sluice_stream_fail(s, sluice_stream_error(f->part, NULL), NULL, 0);
             return r;
         }
         sluice_stream_close(f->part);
@@ -360,7 +353,7 @@ static sluice_poll field_poll(sluice_stream *s, sluice_bytes *out)
             continue;
         }
         if (r == SLUICE_ERROR)
-            return sluice_stream_fail(s, sluice_multipart_error(f->mp), NULL, 0);
+            return sluice_stream_fail(s, sluice_multipart_error(f->mp, NULL), NULL, 0);
         return r;
     }
 }
@@ -400,8 +393,8 @@ static int step_find(conn *c)
         return fail_request(c, 400); /* no such part */
     if (r == SLUICE_ERROR)
         return fail_request(c, sluice_http_error_status(
-                                   sluice_multipart_error(c->mp)));
-    const sluice_part *p = sluice_part_get(part);
+                                   sluice_multipart_error(c->mp, NULL)));
+    const sluice_part *p = sluice_multipart_info(part);
     if (p->content_type) {
         c->part_type = malloc(p->content_type_len + 1);
         if (!c->part_type) {
@@ -449,7 +442,7 @@ static int step_buffer(conn *c)
     }
     if (st == SLUICE_PUMP_ERROR)
         return fail_request(c, sluice_http_error_status(
-                                   sluice_pump_error(&c->req_pump)));
+                                   sluice_pump_error(&c->req_pump, NULL)));
     /* The whole body is in memory: replace the source by a memory stream of
      * the very same views, framed by Content-Length. */
     const sluice_bytes *ch;
@@ -563,26 +556,21 @@ static int step_connect(conn *c)
         build_upstream_head(c, &head) < 0)
         return fail_request(c, 502);
     sluice_writer_config wc = {.idle_timeout_ms = px->cfg.timeout_ms};
-    int rc;
     if (c->src && !px->cfg.extract && !px->cfg.buffer_mode && !px->cfg.digest &&
         !px->cfg.no_splice && c->framing.body == SLUICE_HTTP_BODY_LENGTH) {
         sluice_splice_config sc = {.idle_timeout_ms = px->cfg.timeout_ms};
-        if (sluice_splice_new(px->pool, c->cl.rd, c->uio, c->framing.length, &head, &sc,
-                              &c->sp) < 0)
+        if (sluice_pump_splice_init(&c->req_pump, px->pool, c->cl.rd, c->uio,
+                                    c->framing.length, &head, &sc) < 0)
             return -1;
+        c->spliced = 1;
         sluice_bytes_release(&c->head);
         c->state = S_EXCHANGE;
         c->up_deadline = sluice_now_ms() + px->cfg.timeout_ms;
         return 0;
     }
-    if (!c->src) /* no body: the head alone, framed as an empty length body */
-        rc = sluice_length_writer_new(px->pool, c->uio, 0, &head, &wc, &c->usink);
-    else if (c->framing.body == SLUICE_HTTP_BODY_CHUNKED)
-        rc = sluice_chunked_writer_new(px->pool, c->uio, &head, &wc, &c->usink);
-    else
-        rc = sluice_length_writer_new(px->pool, c->uio, c->framing.length, &head, &wc,
-                                      &c->usink);
-    if (rc < 0)
+    /* no body: the head alone */
+    if (sluice_writer_new(px->pool, c->uio, c->src ? &c->framing : SLUICE_FRAMING_NONE, &head,
+                          &wc, &c->usink) < 0)
         return -1;
     /* the head went into the upstream head: let go of the block it pins
      * (c->method and c->req's integers are all that is used later) */
@@ -670,7 +658,7 @@ static int start_response(conn *c)
 
     if (interim) { /* relay 1xx as it is and wait for the final response */
         sluice_sink_close(c->interim);
-        return sluice_raw_writer_new(px->pool, c->cl.io, &head, NULL, &c->interim) < 0 ? -1 : 0;
+        return sluice_writer_new(px->pool, c->cl.io, SLUICE_FRAMING_CLOSE, &head, NULL, &c->interim) < 0 ? -1 : 0;
     }
 
     c->res_started = 1;
@@ -683,13 +671,13 @@ static int start_response(conn *c)
         rc = sluice_memstream_new(px->pool, NULL, 0, 0, &c->rbody);
         break;
     case SLUICE_HTTP_BODY_LENGTH:
-        rc = sluice_body_length_new(px->pool, c->urd, f.length, &bc, &c->rbody);
+        rc = sluice_body_new(px->pool, c->urd, SLUICE_FRAMING_LENGTH(f.length), &bc, &c->rbody);
         break;
     case SLUICE_HTTP_BODY_CHUNKED:
-        rc = sluice_body_chunked_new(px->pool, c->urd, &bc, &c->rbody);
+        rc = sluice_body_new(px->pool, c->urd, SLUICE_FRAMING_CHUNKED, &bc, &c->rbody);
         break;
     case SLUICE_HTTP_BODY_CLOSE:
-        rc = sluice_body_close_new(px->pool, c->urd, &bc, &c->rbody);
+        rc = sluice_body_new(px->pool, c->urd, SLUICE_FRAMING_CLOSE, &bc, &c->rbody);
         break;
     }
     if (rc < 0) {
@@ -697,11 +685,11 @@ static int start_response(conn *c)
         return -1;
     }
     if (chunked)
-        rc = sluice_chunked_writer_new(px->pool, c->cl.io, &head, &wc, &c->csink);
+        rc = sluice_writer_new(px->pool, c->cl.io, SLUICE_FRAMING_CHUNKED, &head, &wc, &c->csink);
     else if (f.body == SLUICE_HTTP_BODY_LENGTH)
-        rc = sluice_length_writer_new(px->pool, c->cl.io, f.length, &head, &wc, &c->csink);
+        rc = sluice_writer_new(px->pool, c->cl.io, SLUICE_FRAMING_LENGTH(f.length), &head, &wc, &c->csink);
     else
-        rc = sluice_raw_writer_new(px->pool, c->cl.io, &head, &wc, &c->csink);
+        rc = sluice_writer_new(px->pool, c->cl.io, SLUICE_FRAMING_CLOSE, &head, &wc, &c->csink);
     if (rc < 0)
         return -1;
     sluice_pump_init(&c->res_pump, c->rbody, c->csink, 0);
@@ -749,9 +737,9 @@ static int step_exchange(conn *c)
             srv_watch(&c->base, &w);
         } else {
             c->req_failed = 1;
-            int code = c->sp ? sluice_splice_error(c->sp) : sluice_pump_error(&c->req_pump);
-            if ((c->sp ? sluice_splice_failed_side(c->sp)
-                       : sluice_pump_failed_side(&c->req_pump)) == SLUICE_SIDE_SOURCE) {
+            sluice_side side;
+            int code = sluice_pump_error(&c->req_pump, &side);
+            if (side == SLUICE_SIDE_SOURCE) {
                 /* the pump aborted the upstream body: it never looks complete */
                 return fail_request(c, sluice_http_error_status(code));
             }
@@ -921,13 +909,12 @@ static int drive(srv_conn *sc)
 
 static void drop_upstream(conn *c)
 {
-    sluice_pump_reset(&c->req_pump);
-    sluice_pump_reset(&c->res_pump);
-    sluice_splice_free(c->sp);
-    c->sp = NULL;
+    sluice_pump_close(&c->req_pump);
+    sluice_pump_close(&c->res_pump);
+    c->spliced = 0;
     sluice_sink_close(c->usink);
     sluice_stream_close(c->rbody);
-    sluice_reader_free(c->urd);
+    sluice_reader_close(c->urd);
     sluice_io_close(c->uio);
     if (c->ufd >= 0) {
         srv_forget(&c->base, c->ufd);
@@ -1134,7 +1121,7 @@ int main(int argc, char **argv)
     }
     px.srv.pool = px.pool;
     int rc = srv_main(&px.srv, &px_ops, &cfg->listen, cfg->workers);
-    sluice_pool_free(px.pool);
+    sluice_pool_close(px.pool);
     return rc;
 bad:
     usage(stderr);

@@ -199,7 +199,7 @@ static int open_store(conn *c)
             return 500;
     }
     if (sluice_io_fd_new(c->ss->pool, c->fd_file, 0, &c->fio) < 0 ||
-        sluice_raw_writer_new(c->ss->pool, c->fio, NULL, NULL, &c->out) < 0)
+        sluice_writer_new(c->ss->pool, c->fio, SLUICE_FRAMING_CLOSE, NULL, NULL, &c->out) < 0)
         return 500;
     return 0;
 }
@@ -225,7 +225,7 @@ static int start_reply(conn *c, int status, const char *body, size_t len, int ke
     c->close_after = !keep;
     if (http_simple_head(c->ss->pool, status, "application/json", len, keep, &h) < 0)
         return -1;
-    if (sluice_raw_writer_new(c->ss->pool, c->cl.io, &h, NULL, &c->reply) < 0)
+    if (sluice_writer_new(c->ss->pool, c->cl.io, SLUICE_FRAMING_CLOSE, &h, NULL, &c->reply) < 0)
         return -1;
     if (len && sluice_bytes_copy_from(c->ss->pool, body, len, &b) == 0 &&
         sluice_sink_poll_write(c->reply, &b) != SLUICE_READY)
@@ -323,9 +323,9 @@ static int step_head(conn *c)
     sluice_body_config bc = {.idle_timeout_ms = c->ss->timeout_ms};
     int rc = 0;
     if (c->framing.body == SLUICE_HTTP_BODY_LENGTH)
-        rc = sluice_body_length_new(c->ss->pool, c->cl.rd, c->framing.length, &bc, &raw);
+        rc = sluice_body_new(c->ss->pool, c->cl.rd, SLUICE_FRAMING_LENGTH(c->framing.length), &bc, &raw);
     else if (c->framing.body == SLUICE_HTTP_BODY_CHUNKED)
-        rc = sluice_body_chunked_new(c->ss->pool, c->cl.rd, &bc, &raw);
+        rc = sluice_body_new(c->ss->pool, c->cl.rd, SLUICE_FRAMING_CHUNKED, &bc, &raw);
     else
         rc = sluice_memstream_new(c->ss->pool, NULL, 0, 0, &raw);
     if (rc < 0 || sluice_tap_new(c->ss->pool, raw, tap_body, c, &c->body) < 0)
@@ -342,7 +342,7 @@ static int step_head(conn *c)
     if (ex == SLUICE_HTTP_EXPECT_CONTINUE && c->framing.body != SLUICE_HTTP_BODY_NONE) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         sluice_bytes h = sluice_bytes_static(cont, sizeof cont - 1);
-        if (sluice_raw_writer_new(c->ss->pool, c->cl.io, &h, NULL, &c->interim) < 0)
+        if (sluice_writer_new(c->ss->pool, c->cl.io, SLUICE_FRAMING_CLOSE, &h, NULL, &c->interim) < 0)
             return -1;
     }
     sluice_pump_init(&c->pump, c->body, c->out, 0);
@@ -371,9 +371,9 @@ static int step_body(conn *c)
         return 1;
     }
     if (st == SLUICE_PUMP_ERROR) {
-        int status = sluice_pump_failed_side(&c->pump) == SLUICE_SIDE_SINK
-                         ? 500
-                         : sluice_http_error_status(sluice_pump_error(&c->pump));
+        sluice_side side;
+        int code = sluice_pump_error(&c->pump, &side);
+        int status = side == SLUICE_SIDE_SINK ? 500 : sluice_http_error_status(code);
         discard_store(c);
         return status ? error_reply(c, status) : -1;
     }
@@ -438,7 +438,7 @@ static int drive(srv_conn *sc)
 
 static void conn_reset(conn *c)
 {
-    sluice_pump_reset(&c->pump);
+    sluice_pump_close(&c->pump);
     discard_store(c);
     sluice_sink_close(c->out);
     sluice_sink_close(c->interim);
@@ -556,7 +556,7 @@ int main(int argc, char **argv)
     if (sluice_pool_new(NULL, &ss.pool) < 0)
         return 1;
     int rc = srv_main(&ss.srv, &sk_ops, &addr, workers);
-    sluice_pool_free(ss.pool);
+    sluice_pool_close(ss.pool);
     return rc;
 bad:
     usage(stderr);

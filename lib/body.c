@@ -464,23 +464,21 @@ static int body_new(sluice_pool *pool, sluice_reader *r, enum kind kind,
     return 0;
 }
 
-int sluice_body_length_new(sluice_pool *pool, sluice_reader *r, uint64_t length,
-                           const sluice_body_config *cfg, sluice_stream **out)
+int sluice_body_new(sluice_pool *pool, sluice_reader *r, const sluice_http_framing *framing,
+                    const sluice_body_config *cfg, sluice_stream **out)
 {
-    int rc = body_new(pool, r, K_LENGTH, cfg, out);
-    if (rc == 0)
-        ((body *)*out)->remaining = length;
+    static const enum kind kinds[] = {
+        [SLUICE_HTTP_BODY_NONE] = K_LENGTH, /* of length 0: EOF at once */
+        [SLUICE_HTTP_BODY_LENGTH] = K_LENGTH,
+        [SLUICE_HTTP_BODY_CHUNKED] = K_CHUNKED,
+        [SLUICE_HTTP_BODY_CLOSE] = K_CLOSE,
+    };
+    if ((unsigned)framing->body > SLUICE_HTTP_BODY_CLOSE) {
+        *out = NULL;
+        return SLUICE_EINVAL;
+    }
+    int rc = body_new(pool, r, kinds[framing->body], cfg, out);
+    if (rc == 0 && framing->body == SLUICE_HTTP_BODY_LENGTH)
+        ((body *)*out)->remaining = framing->length;
     return rc;
-}
-
-int sluice_body_chunked_new(sluice_pool *pool, sluice_reader *r, const sluice_body_config *cfg,
-                            sluice_stream **out)
-{
-    return body_new(pool, r, K_CHUNKED, cfg, out);
-}
-
-int sluice_body_close_new(sluice_pool *pool, sluice_reader *r, const sluice_body_config *cfg,
-                          sluice_stream **out)
-{
-    return body_new(pool, r, K_CLOSE, cfg, out);
 }

@@ -70,13 +70,13 @@ static int boundary_param(const unsigned char *s, size_t len, char *out)
     if (!found || blen == 0 || out[blen - 1] == ' ')
         return SLUICE_EBAD_BOUNDARY;
     out[blen] = '\0';
-    return (int)blen;
+    return (int)blen; /* <= 70 */
 }
 
-int sluice_multipart_boundary(const char *content_type, size_t len,
+ssize_t sluice_multipart_boundary(const char *content_type, size_t len,
                               char out[SLUICE_MULTIPART_BOUNDARY_MAX + 1])
 {
-    int n = boundary_param((const unsigned char *)content_type, len, out);
+    ssize_t n = boundary_param((const unsigned char *)content_type, len, out);
     if (n < 0)
         out[0] = '\0';
     return n;

@@ -124,7 +124,7 @@ int sluice_pool_new(const sluice_pool_config *cfg, sluice_pool **out)
     return 0;
 }
 
-void sluice_pool_free(sluice_pool *p)
+void sluice_pool_close(sluice_pool *p)
 {
     if (!p)
         return;
@@ -147,7 +147,7 @@ void sluice_pool_free(sluice_pool *p)
         pool_destroy(p);
 }
 
-void sluice_pool_stats_get(sluice_pool *p, sluice_pool_stats *st)
+void sluice_pool_stats(sluice_pool *p, sluice_pool_counters *st)
 {
     lock(p);
     st->blocks_live = p->blocks_live;
@@ -161,7 +161,7 @@ void sluice_pool_stats_get(sluice_pool *p, sluice_pool_stats *st)
     unlock(p);
 }
 
-size_t sluice_pool_block_size(const sluice_pool *p)
+size_t sluice__pool_block_size(const sluice_pool *p)
 {
     return p->block_size;
 }
@@ -251,7 +251,7 @@ int sluice_block_get(sluice_pool *p, sluice_block **out)
     return block_get(p, true, out);
 }
 
-int sluice_block_get_reserve(sluice_pool *p, sluice_block **out)
+int sluice__block_get_reserve(sluice_pool *p, sluice_block **out)
 {
     return block_get(p, false, out);
 }
@@ -271,7 +271,7 @@ size_t sluice_block_capacity(const sluice_block *b)
     return b->cap;
 }
 
-sluice_block *sluice_block_ref(sluice_block *b)
+sluice_block *sluice__block_ref(sluice_block *b)
 {
     assert(b->magic == BLOCK_MAGIC);
     size_t old = atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
@@ -327,7 +327,7 @@ int sluice_block_view(sluice_block *b, size_t off, size_t len, sluice_bytes *out
     *out = (sluice_bytes){0};
     if (off > b->cap || len > b->cap - off)
         return SLUICE_ERANGE;
-    out->owner = sluice_block_ref(b);
+    out->owner = sluice__block_ref(b);
     out->data = b->data + off;
     out->len = len;
     return 0;
@@ -389,7 +389,7 @@ int sluice_bytes_wrap(sluice_pool *p, void *data, size_t len,
 sluice_bytes sluice_bytes_ref(sluice_bytes b)
 {
     if (b.owner)
-        sluice_block_ref(b.owner);
+        sluice__block_ref(b.owner);
     return b;
 }
 
@@ -407,26 +407,6 @@ int sluice_bytes_slice(const sluice_bytes *b, size_t off, size_t len, sluice_byt
     }
     *out = sluice_bytes_ref((sluice_bytes){b->owner, b->data + off, len});
     return 0;
-}
-
-int sluice_bytes_split_to(sluice_bytes *b, size_t n, sluice_bytes *head)
-{
-    int rc = sluice_bytes_slice(b, 0, n, head);
-    if (rc == 0)
-        sluice_bytes_advance(b, n);
-    return rc;
-}
-
-int sluice_bytes_split_off(sluice_bytes *b, size_t n, sluice_bytes *tail)
-{
-    if (n > b->len) {
-        *tail = (sluice_bytes){0};
-        return SLUICE_ERANGE;
-    }
-    int rc = sluice_bytes_slice(b, n, b->len - n, tail);
-    if (rc == 0)
-        b->len = n;
-    return rc;
 }
 
 void sluice_bytes_advance(sluice_bytes *b, size_t n)

@@ -24,7 +24,7 @@ static int put(sluice_http_head_builder *b, const void *data, size_t n)
 {
     if (!b->_block) {
         /* a head is small and one per message: not refused by the body budget */
-        int r = sluice_block_get_reserve(b->_pool, &b->_block);
+        int r = sluice__block_get_reserve(b->_pool, &b->_block);
         if (r < 0) {
             b->_block = NULL;
             return setfail(b, r);

@@ -88,8 +88,9 @@ int sluice_http_list_has(const char *list, size_t len, const char *token)
     return list_each(list, len, is_token, (void *)token);
 }
 
-int sluice_http_header_has_token(const sluice_http_header *hdrs, size_t n, const char *name,
-                                 const char *token)
+/* 1 if any field named `name` lists `token` (Connection may repeat). */
+static int has_token(const sluice_http_header *hdrs, size_t n, const char *name,
+                     const char *token)
 {
     for (const sluice_http_header *h = NULL; (h = sluice_http_header_next(hdrs, n, name, h));)
         if (sluice_http_list_has(h->value, h->value_len, token))
@@ -127,9 +128,9 @@ int sluice_http_header_is_hop_by_hop(const sluice_http_header *hdrs, size_t n,
 
 static int keep_alive(const sluice_http_header *h, size_t n, int minor)
 {
-    if (sluice_http_header_has_token(h, n, "connection", "close"))
+    if (has_token(h, n, "connection", "close"))
         return 0;
-    return minor >= 1 || sluice_http_header_has_token(h, n, "connection", "keep-alive");
+    return minor >= 1 || has_token(h, n, "connection", "keep-alive");
 }
 
 int sluice_http_request_keep_alive(const sluice_http_request *req)

@@ -353,7 +353,7 @@ static int result(cur *c, int r, const unsigned char *b, const unsigned char *e,
     return r;
 }
 
-int sluice_http_parse_request(const void *buf, size_t len, const sluice_http_limits *lim,
+ssize_t sluice_http_parse_request(const void *buf, size_t len, const sluice_http_limits *lim,
                               sluice_http_request *req, sluice_http_header *hdrs,
                               size_t hdrs_cap)
 {
@@ -373,10 +373,10 @@ int sluice_http_parse_request(const void *buf, size_t len, const sluice_http_lim
     req->headers = hdrs;
     req->head_len = (size_t)(p - b);
     req->error_offset = 0;
-    return (int)req->head_len;
+    return (ssize_t)req->head_len;
 }
 
-int sluice_http_parse_response(const void *buf, size_t len, const sluice_http_limits *lim,
+ssize_t sluice_http_parse_response(const void *buf, size_t len, const sluice_http_limits *lim,
                                sluice_http_response *res, sluice_http_header *hdrs,
                                size_t hdrs_cap)
 {
@@ -396,5 +396,5 @@ int sluice_http_parse_response(const void *buf, size_t len, const sluice_http_li
     res->headers = hdrs;
     res->head_len = (size_t)(p - b);
     res->error_offset = 0;
-    return (int)res->head_len;
+    return (ssize_t)res->head_len;
 }

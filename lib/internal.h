@@ -6,8 +6,26 @@
 #define SLUICE_INTERNAL_H
 
 #include "sluice.h"
+#include "testing.h"
 
 #include <stdbool.h>
+
+/*
+ * Like sluice_block_get, but not refused at max_blocks (still counted):
+ * for a consumer that holds no block at all and must still make progress
+ * (the socket reader when it holds nothing), and for small needs bounded per
+ * message (a head being built, or copied because it spans two blocks), so
+ * that a budget spent on bodies neither deadlocks nor turns into errors.
+ * Callers must keep to those uses, or the cap means nothing.
+ * Errors: SLUICE_ENOMEM.
+ */
+int sluice__block_get_reserve(sluice_pool *pool, sluice_block **out);
+
+/* Adds one reference to b. Returns b. */
+sluice_block *sluice__block_ref(sluice_block *b);
+
+/* The pool's block payload size in bytes. */
+size_t sluice__pool_block_size(const sluice_pool *pool);
 
 /* Allocation through the pool's allocator hook, not counted as objects
  * (for arrays owned by objects). sluice__free keeps errno and ignores NULL. */
@@ -44,11 +62,42 @@ void sluice__reader_bypassed(sluice_reader *r, uint64_t n);
 int sluice__part_new(sluice_pool *pool, size_t head, size_t info_off, const unsigned char *blk,
                      size_t n, void **mem, size_t *size, size_t *bad, const char **why);
 
+/* The splice pump's engine (splice.c), driven through sluice_pump. */
+typedef struct sluice__splice sluice__splice;
+int sluice__splice_new(sluice_pool *pool, sluice_reader *src, sluice_io *dst, uint64_t length,
+                       sluice_bytes *head, const sluice_splice_config *cfg,
+                       sluice__splice **out);
+sluice_pump_status sluice__splice_step(sluice__splice *s, sluice_interest *want);
+int sluice__splice_error(const sluice__splice *s, sluice_side *side);
+uint64_t sluice__splice_moved(const sluice__splice *s);
+uint64_t sluice__splice_spliced(const sluice__splice *s);
+void sluice__splice_free(sluice__splice *s);
+
 /* References a block holds now (1: only the caller's, so it may write
  * anywhere in it). */
 size_t sluice__block_refs(const sluice_block *b);
 
 #define SLUICE__UNUSED(x) ((void)(x))
+
+/* Records a failure unless one is already recorded (errors stick). why
+ * must be static or NULL (then the code's message). */
+static inline void sluice__error_set(sluice_error_info *e, int code, const char *why,
+                                     uint64_t offset)
+{
+    if (e->code)
+        return;
+    e->code = code ? code : SLUICE_EINVAL;
+    e->message = why ? why : sluice_strerror(e->code);
+    e->offset = offset;
+}
+
+/* Copies the record to *out (may be NULL) and returns its code. */
+static inline int sluice__error_get(const sluice_error_info *e, sluice_error_info *out)
+{
+    if (out)
+        *out = e->code ? *e : (sluice_error_info){0, "", 0};
+    return e->code;
+}
 
 /*
  * The idle timeout shared by body streams, writers and splice: "no progress

@@ -167,7 +167,7 @@ static ssize_t mem_readv(sluice_io *io, const struct iovec *iov, int iovcnt)
     mem_io *m = (mem_io *)io;
     if (m->pos == m->len)
         return 0;
-    if ((m->flags & SLUICE_IO_MEM_EAGAIN) && !m->again_given) {
+    if ((m->flags & SLUICE__IO_MEM_EAGAIN) && !m->again_given) {
         m->again_given = 1;
         return -EAGAIN;
     }
@@ -209,7 +209,7 @@ static void mem_close(sluice_io *io)
 static const sluice_io_vtable mem_vt = {"memory", mem_readv, mem_writev, mem_shutdown, NULL,
                                         mem_close};
 
-int sluice_io_mem_new(sluice_pool *pool, const void *data, size_t len, size_t max_read,
+int sluice__io_mem_new(sluice_pool *pool, const void *data, size_t len, size_t max_read,
                       unsigned flags, sluice_io **out)
 {
     *out = NULL;
@@ -228,7 +228,7 @@ int sluice_io_mem_new(sluice_pool *pool, const void *data, size_t len, size_t ma
     return 0;
 }
 
-long long sluice_io_mem_written(const sluice_io *io)
+ssize_t sluice__io_mem_written(const sluice_io *io)
 {
     if (io->vt != &mem_vt)
         return SLUICE_EINVAL;

@@ -105,9 +105,7 @@ struct sluice_multipart {
     size_t hcap, hused;
     uint64_t hstart;        /* body offset of the header block               */
 
-    int err;
-    const char *why;
-    uint64_t err_offset;
+    sluice_error_info error; /* sticky; parts report it too */
 };
 
 typedef struct part_stream {
@@ -231,7 +229,7 @@ sluice_poll sluice_multipart_find(sluice_multipart *m, const char *name, size_t 
         sluice_poll r = sluice_multipart_next(m, part);
         if (r != SLUICE_READY)
             return r;
-        const sluice_part *p = sluice_part_get(*part);
+        const sluice_part *p = sluice_multipart_info(*part);
         if (name ? p->name && p->name_len == name_len && !memcmp(p->name, name, name_len)
                  : p->filename != NULL)
             return SLUICE_READY;
@@ -245,26 +243,9 @@ void sluice_multipart_ready(sluice_multipart *m, sluice_interest *want)
     sluice_stream_ready(m->body, want);
 }
 
-int sluice_multipart_error(const sluice_multipart *m)
+int sluice_multipart_error(const sluice_multipart *m, sluice_error_info *info)
 {
-    return m->err;
-}
-
-const char *sluice_multipart_error_message(const sluice_multipart *m)
-{
-    if (!m->err)
-        return "";
-    return m->why ? m->why : sluice_strerror(m->err);
-}
-
-uint64_t sluice_multipart_error_offset(const sluice_multipart *m)
-{
-    return m->err_offset;
-}
-
-size_t sluice_multipart_count(const sluice_multipart *m)
-{
-    return m->nparts;
+    return sluice__error_get(&m->error, info);
 }
 
 void sluice_multipart_close(sluice_multipart *m)
@@ -293,11 +274,7 @@ static sluice_multipart *mp_ref(sluice_multipart *m)
 
 static sluice_poll mp_fail(sluice_multipart *m, int code, const char *why, uint64_t off)
 {
-    if (!m->err) {
-        m->err = code ? code : SLUICE_EINVAL;
-        m->why = why;
-        m->err_offset = off;
-    }
+    sluice__error_set(&m->error, code, why, off);
     m->state = ST_FAILED;
     return SLUICE_ERROR;
 }
@@ -337,8 +314,7 @@ static sluice_poll pull(sluice_multipart *m)
                        m->pos);
     }
     if (r != SLUICE_READY)
-        return mp_fail(m, sluice_stream_error(m->body), sluice_stream_error_message(m->body),
-                       m->pos);
+        return mp_fail(m, m->body->_error.code, m->body->_error.message, m->pos);
     uint64_t max = m->lim.max_body_bytes;
     if (max && b.len > max - m->pos) {
         /* Keep the bytes within the limit, so errors before it are still
@@ -588,7 +564,8 @@ static sluice_poll mp_scan(sluice_multipart *m, bool deliver, sluice_bytes *out)
                 *out = m->cur;
                 m->cur = (sluice_bytes){0};
             } else {
-                sluice_bytes_split_to(&m->cur, p, out);
+                sluice_bytes_slice(&m->cur, 0, p, out); /* p < cur.len: cannot fail */
+                sluice_bytes_advance(&m->cur, p);
             }
             m->pos += p;
             return SLUICE_READY;
@@ -757,7 +734,7 @@ static sluice_poll make_part(sluice_multipart *m, sluice_stream **out)
 
 static sluice_poll fail_from(sluice_stream *s, const sluice_multipart *m)
 {
-    return sluice_stream_fail(s, m->err, m->why, m->err_offset);
+    return sluice_stream_fail(s, m->error.code, m->error.message, m->error.offset);
 }
 
 static sluice_poll part_poll(sluice_stream *s, sluice_bytes *out)
@@ -798,7 +775,7 @@ static void part_close(sluice_stream *s)
 static const sluice_stream_vtable part_vt = {"multipart part", part_poll, part_ready,
                                              part_close};
 
-const sluice_part *sluice_part_get(const sluice_stream *s)
+const sluice_part *sluice_multipart_info(const sluice_stream *s)
 {
     return s && s->vt == &part_vt ? &((const part_stream *)s)->info : NULL;
 }
@@ -816,9 +793,8 @@ static sluice_poll concat_poll(sluice_stream *s, sluice_bytes *out)
         }
         sluice_poll r = sluice_stream_poll_next(c->part, out);
         if (r == SLUICE_ERROR)
-            return sluice_stream_fail(s, sluice_stream_error(c->part),
-                                      sluice_stream_error_message(c->part),
-                                      sluice_stream_error_offset(c->part));
+            return sluice_stream_fail(s, c->part->_error.code, c->part->_error.message,
+                                      c->part->_error.offset);
         if (r != SLUICE_EOF)
             return r;
         sluice_stream_close(c->part);

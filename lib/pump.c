@@ -1,5 +1,6 @@
 /*
- * pump.c — stream -> sink with a bound on unwritten bytes.
+ * pump.c — stream -> sink with a bound on unwritten bytes (and the entry
+ * points of the splice pump, whose engine is splice.c).
  *
  * One chunk is held at a time; the sink may queue more (for batched writev)
  * but the pump stops pulling once the sink holds max_inflight bytes and
@@ -29,12 +30,31 @@ void sluice_pump_init(sluice_pump *p, sluice_stream *src, sluice_sink *dst, size
     p->_max_inflight = max_inflight ? max_inflight : SLUICE_PUMP_DEFAULT_INFLIGHT;
 }
 
+int sluice_pump_splice_init(sluice_pump *p, sluice_pool *pool, sluice_reader *src,
+                            sluice_io *dst, uint64_t length, sluice_bytes *head,
+                            const sluice_splice_config *cfg)
+{
+    *p = (sluice_pump){0};
+    return sluice__splice_new(pool, src, dst, length, head, cfg, &p->_splice);
+}
+
+/* A splice pump's step: the engine's, its error copied into the pump. */
+static sluice_pump_status splice_step(sluice_pump *p, sluice_interest *want)
+{
+    sluice_pump_status st = sluice__splice_step(p->_splice, want);
+    if (st == SLUICE_PUMP_ERROR)
+        p->_err = sluice__splice_error(p->_splice, &p->_failed);
+    return st;
+}
+
 sluice_pump_status sluice_pump_step(sluice_pump *p, sluice_interest *want)
 {
     sluice_interest dummy;
     if (!want)
         want = &dummy;
     *want = (sluice_interest){-1, 0, -1};
+    if (p->_splice)
+        return splice_step(p, want);
     if (p->_phase == PH_DONE)
         return SLUICE_PUMP_DONE;
     if (p->_phase == PH_ERROR)
@@ -50,7 +70,7 @@ sluice_pump_status sluice_pump_step(sluice_pump *p, sluice_interest *want)
             }
             if (r == SLUICE_PENDING)
                 return wait_on_sink(p, want);
-            return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst));
+            return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst, NULL));
         }
         if (p->_held.len) {
             size_t len = p->_held.len;
@@ -58,7 +78,7 @@ sluice_pump_status sluice_pump_step(sluice_pump *p, sluice_interest *want)
             if (r == SLUICE_PENDING)
                 return wait_on_sink(p, want);
             if (r == SLUICE_ERROR)
-                return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst));
+                return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst, NULL));
             p->_moved += len;
             continue;
         }
@@ -67,7 +87,7 @@ sluice_pump_status sluice_pump_step(sluice_pump *p, sluice_interest *want)
             if (r == SLUICE_PENDING)
                 return wait_on_sink(p, want);
             if (r == SLUICE_ERROR)
-                return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst));
+                return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst, NULL));
             continue;
         }
         r = sluice_stream_poll_next(p->_src, &p->_held);
@@ -79,7 +99,7 @@ sluice_pump_status sluice_pump_step(sluice_pump *p, sluice_interest *want)
             continue;
         case SLUICE_ERROR:
             sluice_sink_abort(p->_dst);
-            return fail(p, SLUICE_SIDE_SOURCE, sluice_stream_error(p->_src));
+            return fail(p, SLUICE_SIDE_SOURCE, sluice_stream_error(p->_src, NULL));
         case SLUICE_PENDING:
             /* Source dry: push out what the sink holds before waiting. */
             sluice_stream_ready(p->_src, want);
@@ -88,7 +108,7 @@ sluice_pump_status sluice_pump_step(sluice_pump *p, sluice_interest *want)
                 if (r == SLUICE_PENDING)
                     return wait_on_sink(p, want);
                 if (r == SLUICE_ERROR)
-                    return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst));
+                    return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst, NULL));
                 /* Bytes arrived while the flush ran, most likely (and a
                  * source at the pool's cap can go on: the flush released
                  * blocks): poll again before waiting, as a read/write relay
@@ -109,7 +129,7 @@ int sluice_pump_run(sluice_pump *p, int timeout_ms)
         if (st == SLUICE_PUMP_DONE)
             return 0;
         if (st == SLUICE_PUMP_ERROR)
-            return p->_err;
+            return sluice_pump_error(p, NULL);
         int64_t now = sluice_now_ms();
         if (end >= 0 && now >= end)
             return SLUICE_ETIMEDOUT;
@@ -129,24 +149,28 @@ int sluice_pump_run(sluice_pump *p, int timeout_ms)
     }
 }
 
-sluice_side sluice_pump_failed_side(const sluice_pump *p)
+int sluice_pump_error(const sluice_pump *p, sluice_side *side)
 {
-    return p->_failed;
-}
-
-int sluice_pump_error(const sluice_pump *p)
-{
+    if (side)
+        *side = p->_failed;
     return p->_err;
 }
 
 uint64_t sluice_pump_moved(const sluice_pump *p)
 {
-    return p->_moved;
+    return p->_splice ? sluice__splice_moved(p->_splice) : p->_moved;
 }
 
-void sluice_pump_reset(sluice_pump *p)
+uint64_t sluice_pump_spliced(const sluice_pump *p)
+{
+    return p->_splice ? sluice__splice_spliced(p->_splice) : 0;
+}
+
+void sluice_pump_close(sluice_pump *p)
 {
     sluice_bytes_release(&p->_held);
+    sluice__splice_free(p->_splice);
+    p->_splice = NULL;
 }
 
 static sluice_pump_status wait_on_sink(sluice_pump *p, sluice_interest *want)

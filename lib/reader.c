@@ -57,7 +57,7 @@ int sluice_reader_new(sluice_pool *pool, sluice_io *io, const sluice_reader_conf
         return SLUICE_EINVAL;
     if (c.max_iov == 0)
         c.max_iov = DEFAULT_IOV;
-    size_t bs = sluice_pool_block_size(pool);
+    size_t bs = sluice__pool_block_size(pool);
     if (c.max_buffered == 0)
         c.max_buffered = c.max_iov * bs;
     sluice_reader *r = sluice_pool_object_alloc(pool, sizeof *r);
@@ -79,7 +79,7 @@ int sluice_reader_new(sluice_pool *pool, sluice_io *io, const sluice_reader_conf
     return 0;
 }
 
-void sluice_reader_free(sluice_reader *r)
+void sluice_reader_close(sluice_reader *r)
 {
     if (!r)
         return;
@@ -142,7 +142,7 @@ sluice_poll sluice_reader_fill(sluice_reader *r)
              * Holding nothing, take one anyway: every connection keeps
              * moving, so nobody waits on a pool that only waiters hold. */
             if (r->n == 0) {
-                rc = sluice_block_get_reserve(r->pool, &b);
+                rc = sluice__block_get_reserve(r->pool, &b);
             } else if (compact(r)) {
                 seg *t = at(r, r->n - 1);
                 size_t space = sluice_block_capacity(t->b) - t->end;
@@ -222,8 +222,8 @@ int sluice_reader_peek(sluice_reader *r, size_t max, sluice_bytes *out)
     sluice_block *b = NULL;
     unsigned char *dst;
     int rc;
-    if (want <= sluice_pool_block_size(r->pool)) {
-        if ((rc = sluice_block_get_reserve(r->pool, &b)) < 0) /* a head: bounded */
+    if (want <= sluice__pool_block_size(r->pool)) {
+        if ((rc = sluice__block_get_reserve(r->pool, &b)) < 0) /* a head: bounded */
             return rc;
         dst = sluice_block_data(b);
     } else if (!(dst = sluice__alloc(r->pool, want))) {
@@ -256,7 +256,7 @@ size_t sluice_reader_take(sluice_reader *r, size_t max, sluice_bytes *out)
     size_t k = s->end - s->start < max ? s->end - s->start : max;
     if (k == 0)
         return 0;
-    *out = (sluice_bytes){sluice_block_ref(s->b), sluice_block_data(s->b) + s->start, k};
+    *out = (sluice_bytes){sluice__block_ref(s->b), sluice_block_data(s->b) + s->start, k};
     sluice_reader_skip(r, k);
     return k;
 }
@@ -291,11 +291,6 @@ void sluice_reader_skip(sluice_reader *r, size_t n)
             break;
         pop_front(r);
     }
-}
-
-int sluice_reader_eof(const sluice_reader *r)
-{
-    return r->eof;
 }
 
 int sluice_reader_error(const sluice_reader *r)

@@ -10,7 +10,7 @@
 
 sluice_poll sluice_sink_poll_write(sluice_sink *k, sluice_bytes *chunk)
 {
-    if (k->_err)
+    if (k->_error.code)
         return SLUICE_ERROR;
     if (k->_state != SLUICE_SINK_OPEN)
         return sluice_sink_fail(k, SLUICE_ECLOSED, "write after finish or abort");
@@ -27,7 +27,7 @@ sluice_poll sluice_sink_poll_write(sluice_sink *k, sluice_bytes *chunk)
 
 sluice_poll sluice_sink_flush(sluice_sink *k)
 {
-    if (k->_err)
+    if (k->_error.code)
         return SLUICE_ERROR;
     if (k->_state == SLUICE_SINK_ABORTED)
         return sluice_sink_fail(k, SLUICE_EABORTED, NULL);
@@ -38,7 +38,7 @@ sluice_poll sluice_sink_flush(sluice_sink *k)
 
 sluice_poll sluice_sink_finish(sluice_sink *k)
 {
-    if (k->_err)
+    if (k->_error.code)
         return SLUICE_ERROR;
     if (k->_state == SLUICE_SINK_ABORTED)
         return sluice_sink_fail(k, SLUICE_EABORTED, NULL);
@@ -64,7 +64,7 @@ void sluice_sink_ready(sluice_sink *k, sluice_interest *want)
     want->fd = -1;
     want->events = 0;
     want->deadline_ms = -1;
-    if (!k->_err && k->vt->ready)
+    if (!k->_error.code && k->vt->ready)
         k->vt->ready(k, want);
 }
 
@@ -81,7 +81,7 @@ void sluice_sink_close(sluice_sink *k)
     k->vt->close(k);
 }
 
-sluice_sink_state sluice_sink_get_state(const sluice_sink *k)
+sluice_sink_state sluice_sink_status(const sluice_sink *k)
 {
     return k->_state;
 }
@@ -91,24 +91,14 @@ uint64_t sluice_sink_written(const sluice_sink *k)
     return k->_written;
 }
 
-int sluice_sink_error(const sluice_sink *k)
+int sluice_sink_error(const sluice_sink *k, sluice_error_info *info)
 {
-    return k->_err;
-}
-
-const char *sluice_sink_error_message(const sluice_sink *k)
-{
-    if (!k->_err)
-        return "";
-    return k->_why ? k->_why : sluice_strerror(k->_err);
+    return sluice__error_get(&k->_error, info);
 }
 
 sluice_poll sluice_sink_fail(sluice_sink *k, int code, const char *why)
 {
-    if (!k->_err) {
-        k->_err = code ? code : SLUICE_EINVAL;
-        k->_why = why;
-    }
+    sluice__error_set(&k->_error, code, why, k->_written);
     return SLUICE_ERROR;
 }
 
@@ -170,7 +160,7 @@ int sluice_vecsink_new(sluice_pool *pool, sluice_sink **out)
     return 0;
 }
 
-int sluice_vecsink_set_blocked(sluice_sink *k, int blocked)
+int sluice__vecsink_set_blocked(sluice_sink *k, int blocked)
 {
     if (k->vt != &vec_vt)
         return SLUICE_EINVAL;
@@ -187,7 +177,7 @@ int sluice_vecsink_chunks(const sluice_sink *k, const sluice_bytes **chunks, siz
     return 0;
 }
 
-long long sluice_vecsink_copy(const sluice_sink *k, void *buf, size_t cap)
+ssize_t sluice_vecsink_copy(const sluice_sink *k, void *buf, size_t cap)
 {
     if (k->vt != &vec_vt)
         return SLUICE_EINVAL;
@@ -199,5 +189,5 @@ long long sluice_vecsink_copy(const sluice_sink *k, void *buf, size_t cap)
             memcpy((char *)buf + total, c->data, c->len < cap - total ? c->len : cap - total);
         total += c->len;
     }
-    return (long long)total;
+    return (ssize_t)total;
 }

@@ -109,7 +109,7 @@ sluice_sniff_state sluice_sniff_end(sluice_sniff *s)
     return s->state;
 }
 
-const char *sluice_image_type_name(sluice_image_type t)
+const char *sluice_sniff_type_name(sluice_image_type t)
 {
     switch (t) {
     case SLUICE_IMAGE_PNG:
@@ -125,13 +125,13 @@ const char *sluice_image_type_name(sluice_image_type t)
     }
 }
 
-int sluice_sniff_format(const sluice_sniff *s, char *buf, size_t cap)
+ssize_t sluice_sniff_format(const sluice_sniff *s, char *buf, size_t cap)
 {
     if (cap)
         buf[0] = '\0';
     if (s->state != SLUICE_SNIFF_FOUND)
         return SLUICE_EINVAL;
-    int n = snprintf(buf, cap, "%s %" PRIu32 "x%" PRIu32, sluice_image_type_name(s->type),
+    int n = snprintf(buf, cap, "%s %" PRIu32 "x%" PRIu32, sluice_sniff_type_name(s->type),
                      s->width, s->height);
     if (n < 0 || (size_t)n >= cap) {
         if (cap)

@@ -41,7 +41,7 @@ typedef struct stage {
     uint64_t n;               /* body bytes this stage moves */
 } stage;
 
-struct sluice_splice {
+struct sluice__splice {
     sluice_pool *pool;
     sluice_reader *r;
     sluice_io *dst;
@@ -61,22 +61,22 @@ struct sluice_splice {
     int err;
 };
 
-static int stage_start(sluice_splice *s, sluice_reader *r, uint64_t n);
-static void stage_end(sluice_splice *s);
-static sluice_pump_status splice_loop(sluice_splice *s, sluice_interest *want);
-static sluice_pump_status fail(sluice_splice *s, sluice_side side, int code);
-static int open_pipe(sluice_splice *s);
+static int stage_start(sluice__splice *s, sluice_reader *r, uint64_t n);
+static void stage_end(sluice__splice *s);
+static sluice_pump_status splice_loop(sluice__splice *s, sluice_interest *want);
+static sluice_pump_status fail(sluice__splice *s, sluice_side side, int code);
+static int open_pipe(sluice__splice *s);
 static bool sigpipe_ignored(void);
 
-int sluice_splice_new(sluice_pool *pool, sluice_reader *src, sluice_io *dst, uint64_t length,
-                      sluice_bytes *head, const sluice_splice_config *cfg, sluice_splice **out)
+int sluice__splice_new(sluice_pool *pool, sluice_reader *src, sluice_io *dst, uint64_t length,
+                      sluice_bytes *head, const sluice_splice_config *cfg, sluice__splice **out)
 {
     *out = NULL;
     sluice_splice_config c = {0};
     if (cfg)
         c = *cfg;
     int rc = SLUICE_EINVAL;
-    sluice_splice *s = NULL;
+    sluice__splice *s = NULL;
     if (c.flags & ~SLUICE_SPLICE_COPY)
         goto fail;
     rc = SLUICE_ENOMEM;
@@ -110,7 +110,7 @@ fail:
     return rc;
 }
 
-sluice_pump_status sluice_splice_step(sluice_splice *s, sluice_interest *want)
+sluice_pump_status sluice__splice_step(sluice__splice *s, sluice_interest *want)
 {
     sluice_interest dummy;
     if (!want)
@@ -144,8 +144,9 @@ sluice_pump_status sluice_splice_step(sluice_splice *s, sluice_interest *want)
             if (ps == SLUICE_PUMP_ERROR) {
                 /* after a source error the pump aborted the writer: dst is
                  * shut down */
-                return fail(s, sluice_pump_failed_side(&s->st.pump),
-                            sluice_pump_error(&s->st.pump));
+                sluice_side side;
+                int code = sluice_pump_error(&s->st.pump, &side);
+                return fail(s, side, code);
             }
             s->moved += s->st.n;
             if (s->phase != P_DRAIN)
@@ -181,17 +182,14 @@ sluice_pump_status sluice_splice_step(sluice_splice *s, sluice_interest *want)
     }
 }
 
-sluice_side sluice_splice_failed_side(const sluice_splice *s)
+int sluice__splice_error(const sluice__splice *s, sluice_side *side)
 {
-    return s->failed;
-}
-
-int sluice_splice_error(const sluice_splice *s)
-{
+    if (side)
+        *side = s->failed;
     return s->err;
 }
 
-uint64_t sluice_splice_moved(const sluice_splice *s)
+uint64_t sluice__splice_moved(const sluice__splice *s)
 {
     uint64_t n = s->moved;
     if (s->phase == P_PREFIX || s->phase == P_DRAIN || s->phase == P_COPY)
@@ -199,12 +197,12 @@ uint64_t sluice_splice_moved(const sluice_splice *s)
     return n;
 }
 
-uint64_t sluice_splice_spliced(const sluice_splice *s)
+uint64_t sluice__splice_spliced(const sluice__splice *s)
 {
     return s->spliced;
 }
 
-void sluice_splice_free(sluice_splice *s)
+void sluice__splice_free(sluice__splice *s)
 {
     if (!s)
         return;
@@ -225,7 +223,7 @@ void sluice_splice_free(sluice_splice *s)
  * DONE when the last byte left the pipe; also DONE (with s->phase changed)
  * when dst refused splice and the drain stage takes over.
  */
-static sluice_pump_status splice_loop(sluice_splice *s, sluice_interest *want)
+static sluice_pump_status splice_loop(sluice__splice *s, sluice_interest *want)
 {
     for (;;) {
         bool progress = false, out_again = false;
@@ -305,7 +303,7 @@ static sluice_pump_status splice_loop(sluice_splice *s, sluice_interest *want)
  * A copy stage over n bytes of r (NULL: of the pipe), into a raw writer that
  * carries the head if it was not written yet. Returns 0 or SLUICE_ENOMEM.
  */
-static int stage_start(sluice_splice *s, sluice_reader *r, uint64_t n)
+static int stage_start(sluice__splice *s, sluice_reader *r, uint64_t n)
 {
     stage *st = &s->st;
     memset(st, 0, sizeof *st);
@@ -318,8 +316,8 @@ static int stage_start(sluice_splice *s, sluice_reader *r, uint64_t n)
     }
     sluice_body_config bc = {.idle_timeout_ms = s->idle.ms};
     sluice_writer_config wc = {.idle_timeout_ms = s->idle.ms};
-    if (sluice_body_length_new(s->pool, r, n, &bc, &st->body) < 0 ||
-        sluice_raw_writer_new(s->pool, s->dst, &s->head, &wc, &st->w) < 0)
+    if (sluice_body_new(s->pool, r, SLUICE_FRAMING_LENGTH(n), &bc, &st->body) < 0 ||
+        sluice_writer_new(s->pool, s->dst, SLUICE_FRAMING_CLOSE, &s->head, &wc, &st->w) < 0)
         goto fail;
     sluice_pump_init(&st->pump, st->body, st->w, s->max_inflight);
     return 0;
@@ -329,13 +327,13 @@ fail:
     return SLUICE_ENOMEM;
 }
 
-static void stage_end(sluice_splice *s)
+static void stage_end(sluice__splice *s)
 {
     stage *st = &s->st;
-    sluice_pump_reset(&st->pump);
+    sluice_pump_close(&st->pump);
     sluice_sink_close(st->w); /* aborts (shuts dst down) unless finished */
     sluice_stream_close(st->body);
-    sluice_reader_free(st->pipe_rd);
+    sluice_reader_close(st->pipe_rd);
     sluice_io_close(st->pipe_io);
     memset(st, 0, sizeof *st);
 }
@@ -344,7 +342,7 @@ static void stage_end(sluice_splice *s)
 
 /* Records the error. Anything but a destination error leaves dst shut
  * down (closing an unfinished writer does it too), so the body looks cut. */
-static sluice_pump_status fail(sluice_splice *s, sluice_side side, int code)
+static sluice_pump_status fail(sluice__splice *s, sluice_side side, int code)
 {
     if (side != SLUICE_SIDE_SINK)
         sluice_io_shutdown(s->dst);
@@ -356,7 +354,7 @@ static sluice_pump_status fail(sluice_splice *s, sluice_side side, int code)
 }
 
 /* The pipe, sized once. -1 when none can be had: the copy path then. */
-static int open_pipe(sluice_splice *s)
+static int open_pipe(sluice__splice *s)
 {
     if (pipe2(s->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
         s->pipe[0] = s->pipe[1] = -1;

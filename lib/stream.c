@@ -19,16 +19,12 @@ int64_t sluice_now_ms(void)
 
 /* ---- contract ------------------------------------------------------------ */
 
-/* Set in _why of a stream that reported EOF, so EOF repeats without polling
- * the implementation again. Never shown as a message (_err stays 0). */
-static const char eof_mark[] = "eof";
-
 sluice_poll sluice_stream_poll_next(sluice_stream *s, sluice_bytes *out)
 {
     *out = (sluice_bytes){0};
-    if (s->_err)
+    if (s->_error.code)
         return SLUICE_ERROR;
-    if (s->_why == eof_mark)
+    if (s->_eof)
         return SLUICE_EOF;
     sluice_poll r;
     for (;;) {
@@ -38,9 +34,9 @@ sluice_poll sluice_stream_poll_next(sluice_stream *s, sluice_bytes *out)
         sluice_bytes_release(out); /* READY chunks are never empty: skip */
     }
     if (r == SLUICE_EOF)
-        s->_why = eof_mark;
-    else if (r == SLUICE_ERROR && !s->_err)
-        s->_err = SLUICE_EINVAL; /* an implementation forgot to say why */
+        s->_eof = 1;
+    else if (r == SLUICE_ERROR) /* in case an implementation forgot to say why */
+        sluice__error_set(&s->_error, SLUICE_EINVAL, NULL, 0);
     return r;
 }
 
@@ -49,7 +45,7 @@ void sluice_stream_ready(sluice_stream *s, sluice_interest *want)
     want->fd = -1;
     want->events = 0;
     want->deadline_ms = -1;
-    if (!s->_err && s->_why != eof_mark && s->vt->ready)
+    if (!s->_error.code && !s->_eof && s->vt->ready)
         s->vt->ready(s, want);
 }
 
@@ -59,30 +55,14 @@ void sluice_stream_close(sluice_stream *s)
         s->vt->close(s);
 }
 
-int sluice_stream_error(const sluice_stream *s)
+int sluice_stream_error(const sluice_stream *s, sluice_error_info *info)
 {
-    return s->_err;
-}
-
-const char *sluice_stream_error_message(const sluice_stream *s)
-{
-    if (!s->_err)
-        return "";
-    return s->_why ? s->_why : sluice_strerror(s->_err);
-}
-
-uint64_t sluice_stream_error_offset(const sluice_stream *s)
-{
-    return s->_err_offset;
+    return sluice__error_get(&s->_error, info);
 }
 
 sluice_poll sluice_stream_fail(sluice_stream *s, int code, const char *why, uint64_t offset)
 {
-    if (!s->_err) {
-        s->_err = code ? code : SLUICE_EINVAL;
-        s->_why = why;
-        s->_err_offset = offset;
-    }
+    sluice__error_set(&s->_error, code, why, offset);
     return SLUICE_ERROR;
 }
 
@@ -159,7 +139,7 @@ int sluice_memstream_new(sluice_pool *pool, sluice_bytes *chunks, size_t n, unsi
     return 0;
 }
 
-long sluice_memstream_yielded(const sluice_stream *s)
+ssize_t sluice__memstream_yielded(const sluice_stream *s)
 {
     if (s->vt != &mem_vt)
         return SLUICE_EINVAL;
@@ -182,8 +162,7 @@ static sluice_poll tap_poll(sluice_stream *s, sluice_bytes *out)
     if (r == SLUICE_READY)
         t->fn(t->ud, out);
     else if (r == SLUICE_ERROR)
-        sluice_stream_fail(s, sluice_stream_error(t->inner), t->inner->_why,
-                           sluice_stream_error_offset(t->inner));
+        s->_error = t->inner->_error;
     return r;
 }
 

@@ -251,29 +251,28 @@ fail:
     return rc;
 }
 
-int sluice_chunked_writer_new(sluice_pool *pool, sluice_io *io, sluice_bytes *head,
-                              const sluice_writer_config *cfg, sluice_sink **out)
+int sluice_writer_new(sluice_pool *pool, sluice_io *io, const sluice_http_framing *framing,
+                      sluice_bytes *head, const sluice_writer_config *cfg, sluice_sink **out)
 {
-    return writer_new(pool, io, M_CHUNKED, head, cfg, out);
-}
-
-int sluice_length_writer_new(sluice_pool *pool, sluice_io *io, uint64_t length,
-                             sluice_bytes *head, const sluice_writer_config *cfg,
-                             sluice_sink **out)
-{
-    int rc = writer_new(pool, io, M_LENGTH, head, cfg, out);
-    if (rc == 0)
-        ((writer *)*out)->length = length;
+    static const enum mode modes[] = {
+        [SLUICE_HTTP_BODY_NONE] = M_LENGTH, /* of length 0: a head alone */
+        [SLUICE_HTTP_BODY_LENGTH] = M_LENGTH,
+        [SLUICE_HTTP_BODY_CHUNKED] = M_CHUNKED,
+        [SLUICE_HTTP_BODY_CLOSE] = M_RAW,
+    };
+    if ((unsigned)framing->body > SLUICE_HTTP_BODY_CLOSE) {
+        *out = NULL;
+        if (head)
+            sluice_bytes_release(head);
+        return SLUICE_EINVAL;
+    }
+    int rc = writer_new(pool, io, modes[framing->body], head, cfg, out);
+    if (rc == 0 && framing->body == SLUICE_HTTP_BODY_LENGTH)
+        ((writer *)*out)->length = framing->length;
     return rc;
 }
 
-int sluice_raw_writer_new(sluice_pool *pool, sluice_io *io, sluice_bytes *head,
-                          const sluice_writer_config *cfg, sluice_sink **out)
-{
-    return writer_new(pool, io, M_RAW, head, cfg, out);
-}
-
-int sluice_chunked_writer_trailers(sluice_sink *k, sluice_bytes *fields)
+int sluice_writer_trailers(sluice_sink *k, sluice_bytes *fields)
 {
     int rc = 0;
     writer *w = (writer *)k;

@@ -100,12 +100,12 @@ int main(int argc, char **argv)
             return 2;
         }
         tests[i].fn();
-        sluice_pool_stats st;
-        sluice_pool_stats_get(pool, &st);
+        sluice_pool_counters st;
+        sluice_pool_stats(pool, &st);
         if (st.blocks_live || st.objects_live)
             harness_fail(tests[i].file, 0, "leak: %zu blocks, %zu objects still live",
                          st.blocks_live, st.objects_live);
-        sluice_pool_free(pool);
+        sluice_pool_close(pool);
         pool = NULL;
         if (failed_now) {
             failed++;

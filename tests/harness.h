@@ -15,6 +15,7 @@
 #define SLUICE_TEST_HARNESS_H
 
 #include "sluice.h"
+#include "../lib/testing.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -50,9 +50,9 @@ static sluice_stream *make_body(sluice_reader *r, const bcase *c)
 {
     sluice_body_config cfg = {.max_body = c->max_body, .max_trailer_bytes = c->max_trailer};
     sluice_stream *s = NULL;
-    int rc = c->kind == LEN       ? sluice_body_length_new(T_POOL, r, (uint64_t)c->length, &cfg, &s)
-             : c->kind == CHUNKED ? sluice_body_chunked_new(T_POOL, r, &cfg, &s)
-                                  : sluice_body_close_new(T_POOL, r, &cfg, &s);
+    int rc = c->kind == LEN       ? sluice_body_new(T_POOL, r, SLUICE_FRAMING_LENGTH((uint64_t)c->length), &cfg, &s)
+             : c->kind == CHUNKED ? sluice_body_new(T_POOL, r, SLUICE_FRAMING_CHUNKED, &cfg, &s)
+                                  : sluice_body_new(T_POOL, r, SLUICE_FRAMING_CLOSE, &cfg, &s);
     EXPECT_EQ(rc, 0);
     return s;
 }
@@ -109,8 +109,8 @@ static void run_body(const bcase *c, const size_t *cuts, size_t ncuts, result *r
     if (p == SLUICE_PENDING)
         p = drain(s, res);
     res->end = p;
-    res->err = sluice_stream_error(s);
-    res->off = sluice_stream_error_offset(s);
+    res->err = sluice_stream_error(s, NULL);
+    res->off = t_stream_where(s);
     if (p == SLUICE_EOF && c->kind == CHUNKED) {
         const sluice_http_header *t;
         EXPECT_EQ(sluice_body_trailers(s, &t, &res->ntrailers), 0);
@@ -136,7 +136,7 @@ static void run_body(const bcase *c, const size_t *cuts, size_t ncuts, result *r
                 break;
         }
     }
-    sluice_reader_free(r);
+    sluice_reader_close(r);
     sluice_io_close(io);
     close(sv[0]);
 }
@@ -364,8 +364,8 @@ TEST(body_trailers_only_for_chunked_at_eof)
     REQUIRE(sluice_io_fd_new(T_POOL, sv[1], SLUICE_IO_CLOSE_FD, &io) == 0);
     REQUIRE(sluice_reader_new(T_POOL, io, NULL, &r) == 0);
     sluice_stream *s, *l;
-    REQUIRE(sluice_body_chunked_new(T_POOL, r, NULL, &s) == 0);
-    REQUIRE(sluice_body_length_new(T_POOL, r, 0, NULL, &l) == 0);
+    REQUIRE(sluice_body_new(T_POOL, r, SLUICE_FRAMING_CHUNKED, NULL, &s) == 0);
+    REQUIRE(sluice_body_new(T_POOL, r, SLUICE_FRAMING_LENGTH(0), NULL, &l) == 0);
     const sluice_http_header *t;
     size_t n = 7;
     EXPECT_ERR(sluice_body_trailers(s, &t, &n), SLUICE_EINVAL); /* not at EOF */
@@ -380,7 +380,7 @@ TEST(body_trailers_only_for_chunked_at_eof)
     EXPECT_EQ(n, 0);
     sluice_stream_close(s);
     sluice_stream_close(l);
-    sluice_reader_free(r);
+    sluice_reader_close(r);
     sluice_io_close(io);
     close(sv[0]);
 }
@@ -438,7 +438,7 @@ TEST(body_large_chunks_are_views_of_reader_blocks)
     REQUIRE(sluice_io_fd_new(T_POOL, sv[1], SLUICE_IO_CLOSE_FD, &io) == 0);
     REQUIRE(sluice_reader_new(T_POOL, io, NULL, &r) == 0);
     sluice_stream *s;
-    REQUIRE(sluice_body_chunked_new(T_POOL, r, NULL, &s) == 0);
+    REQUIRE(sluice_body_new(T_POOL, r, SLUICE_FRAMING_CHUNKED, NULL, &s) == 0);
     size_t sent = 0, got = 0;
     sluice_poll p = SLUICE_PENDING;
     while (p != SLUICE_EOF && p != SLUICE_ERROR) {
@@ -459,7 +459,7 @@ TEST(body_large_chunks_are_views_of_reader_blocks)
     EXPECT_EQ(p, SLUICE_EOF);
     EXPECT_EQ(got, N);
     sluice_stream_close(s);
-    sluice_reader_free(r);
+    sluice_reader_close(r);
     sluice_io_close(io);
     close(sv[0]);
 }
@@ -474,7 +474,7 @@ TEST(body_idle_timeout)
     REQUIRE(sluice_reader_new(T_POOL, io, NULL, &r) == 0);
     sluice_body_config cfg = {.idle_timeout_ms = 30};
     sluice_stream *s;
-    REQUIRE(sluice_body_length_new(T_POOL, r, 10, &cfg, &s) == 0);
+    REQUIRE(sluice_body_new(T_POOL, r, SLUICE_FRAMING_LENGTH(10), &cfg, &s) == 0);
     sluice_bytes b;
     int64_t t0 = sluice_now_ms();
     EXPECT_EQ(sluice_stream_poll_next(s, &b), SLUICE_PENDING);
@@ -495,10 +495,10 @@ TEST(body_idle_timeout)
     while (sluice_now_ms() < w.deadline_ms)
         nanosleep(&ts, NULL);
     EXPECT_EQ(sluice_stream_poll_next(s, &b), SLUICE_ERROR);
-    EXPECT_ERR(sluice_stream_error(s), SLUICE_ETIMEDOUT);
-    EXPECT_EQ(sluice_stream_error_offset(s), 3);
+    EXPECT_ERR(sluice_stream_error(s, NULL), SLUICE_ETIMEDOUT);
+    EXPECT_EQ(t_stream_where(s), 3);
     sluice_stream_close(s);
-    sluice_reader_free(r);
+    sluice_reader_close(r);
     sluice_io_close(io);
     close(sv[0]);
 }
@@ -513,14 +513,14 @@ TEST(body_io_error_passes_through)
     REQUIRE(sluice_io_fd_new(T_POOL, pp[1], SLUICE_IO_CLOSE_FD, &io) == 0);
     REQUIRE(sluice_reader_new(T_POOL, io, NULL, &r) == 0);
     sluice_stream *s;
-    REQUIRE(sluice_body_chunked_new(T_POOL, r, NULL, &s) == 0);
+    REQUIRE(sluice_body_new(T_POOL, r, SLUICE_FRAMING_CHUNKED, NULL, &s) == 0);
     sluice_bytes b;
     EXPECT_EQ(sluice_stream_poll_next(s, &b), SLUICE_ERROR);
-    EXPECT_ERR(sluice_stream_error(s), -EBADF);
+    EXPECT_ERR(sluice_stream_error(s, NULL), -EBADF);
     EXPECT_ERR(sluice_reader_error(r), -EBADF);
     EXPECT_EQ(sluice_reader_fill(r), SLUICE_ERROR); /* sticky */
     sluice_stream_close(s);
-    sluice_reader_free(r);
+    sluice_reader_close(r);
     sluice_io_close(io);
     close(pp[0]);
 }
@@ -542,12 +542,12 @@ TEST(body_chunked_round_trip_random)
         REQUIRE(sluice_io_fd_new(T_POOL, sv[1], 0, &rio) == 0);
         sluice_writer_config wc = {.max_chunks = 1 + (unsigned)(t_rand(&seed) % 64)};
         sluice_sink *k;
-        REQUIRE(sluice_chunked_writer_new(T_POOL, wio, NULL, &wc, &k) == 0);
+        REQUIRE(sluice_writer_new(T_POOL, wio, SLUICE_FRAMING_CHUNKED, NULL, &wc, &k) == 0);
         sluice_reader_config rc = {.max_iov = 1 + (unsigned)(t_rand(&seed) % 4)};
         sluice_reader *r;
         REQUIRE(sluice_reader_new(T_POOL, rio, &rc, &r) == 0);
         sluice_stream *s;
-        REQUIRE(sluice_body_chunked_new(T_POOL, r, NULL, &s) == 0);
+        REQUIRE(sluice_body_new(T_POOL, r, SLUICE_FRAMING_CHUNKED, NULL, &s) == 0);
         size_t total = (size_t)(t_rand(&seed) % sizeof payload), sent = 0, got = 0;
         size_t maxchunk = 1 + (size_t)(t_rand(&seed) % (round < 6 ? 100 : 70000));
         sluice_bytes pending = {0};
@@ -567,7 +567,7 @@ TEST(body_chunked_round_trip_random)
                                             : sluice_sink_finish(k);
                 EXPECT(w != SLUICE_ERROR);
                 finished = !pending.len && w == SLUICE_READY && sent == total &&
-                           sluice_sink_get_state(k) == SLUICE_SINK_FINISHED;
+                           sluice_sink_status(k) == SLUICE_SINK_FINISHED;
                 if (w != SLUICE_READY) {
                     break;
                 } else if (t_rand(&seed) % 8 == 0) {
@@ -585,12 +585,12 @@ TEST(body_chunked_round_trip_random)
         }
         EXPECT_EQ(p, SLUICE_EOF);
         EXPECT_EQ(got, total);
-        EXPECT_EQ(sluice_sink_get_state(k), SLUICE_SINK_FINISHED);
+        EXPECT_EQ(sluice_sink_status(k), SLUICE_SINK_FINISHED);
         EXPECT_EQ(sluice_reader_available(r), 0);
         sluice_bytes_release(&pending);
         sluice_stream_close(s);
         sluice_sink_close(k);
-        sluice_reader_free(r);
+        sluice_reader_close(r);
         sluice_io_close(wio);
         sluice_io_close(rio);
         close(sv[0]);
@@ -616,11 +616,11 @@ TEST(body_alloc_failures_return_cleanly)
         sluice_io *io = NULL;
         sluice_reader *r = NULL;
         sluice_stream *s = NULL;
-        int rc = sluice_io_mem_new(pool, in, sizeof in - 1, 3, SLUICE_IO_MEM_EAGAIN, &io);
+        int rc = sluice__io_mem_new(pool, in, sizeof in - 1, 3, SLUICE__IO_MEM_EAGAIN, &io);
         if (rc == 0)
             rc = sluice_reader_new(pool, io, NULL, &r);
         if (rc == 0)
-            rc = sluice_body_chunked_new(pool, r, NULL, &s);
+            rc = sluice_body_new(pool, r, SLUICE_FRAMING_CHUNKED, NULL, &s);
         if (rc < 0) {
             EXPECT_ERR(rc, SLUICE_ENOMEM);
         } else {
@@ -636,13 +636,13 @@ TEST(body_alloc_failures_return_cleanly)
                 EXPECT_EQ(got, 3);
                 completed = !fa.failed;
             } else {
-                EXPECT_ERR(sluice_stream_error(s), SLUICE_ENOMEM);
+                EXPECT_ERR(sluice_stream_error(s, NULL), SLUICE_ENOMEM);
             }
         }
         sluice_stream_close(s);
-        sluice_reader_free(r);
+        sluice_reader_close(r);
         sluice_io_close(io);
-        sluice_pool_free(pool);
+        sluice_pool_close(pool);
         EXPECT_EQ(fa.live, 0);
         EXPECT_EQ(fa.bytes_live, 0);
     }

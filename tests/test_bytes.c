@@ -5,16 +5,16 @@
 
 static size_t live_blocks(sluice_pool *p)
 {
-    sluice_pool_stats st;
-    sluice_pool_stats_get(p, &st);
+    sluice_pool_counters st;
+    sluice_pool_stats(p, &st);
     return st.blocks_live;
 }
 
 TEST(version)
 {
-    EXPECT_STR(sluice_version(), "0.1.0");
+    EXPECT_STR(sluice_version(), "0.2.0");
     EXPECT_EQ(SLUICE_VERSION_MAJOR, 0);
-    EXPECT_EQ(SLUICE_VERSION_MINOR, 1);
+    EXPECT_EQ(SLUICE_VERSION_MINOR, 2);
     EXPECT_EQ(SLUICE_VERSION_PATCH, 0);
 }
 
@@ -76,30 +76,31 @@ TEST(slice_edges)
     EXPECT_EQ(live_blocks(T_POOL), 0);
 }
 
-TEST(split_to_and_off)
+TEST(split_with_slice_advance_truncate)
 {
+    /* splitting a view is a slice plus advance or truncate: no copy */
     sluice_bytes b, h, t;
     REQUIRE(sluice_bytes_copy_from(T_POOL, "headtail", 8, &b) == 0);
-    EXPECT_EQ(sluice_bytes_split_to(&b, 4, &h), 0);
+    EXPECT_EQ(sluice_bytes_slice(&b, 0, 4, &h), 0);
+    sluice_bytes_advance(&b, 4);
     EXPECT_MEM(h.data, h.len, "head", 4);
+    EXPECT(h.owner == b.owner);
     sluice_bytes_release(&h);
     EXPECT_MEM(b.data, b.len, "tail", 4);
-    EXPECT_ERR(sluice_bytes_split_to(&b, 5, &t), SLUICE_ERANGE);
+    EXPECT_ERR(sluice_bytes_slice(&b, 0, 5, &t), SLUICE_ERANGE);
     EXPECT_MEM(b.data, b.len, "tail", 4); /* unchanged on error */
-    EXPECT_EQ(sluice_bytes_split_off(&b, 1, &t), 0);
+    EXPECT_EQ(sluice_bytes_slice(&b, 1, 3, &t), 0);
+    sluice_bytes_truncate(&b, 1);
     EXPECT_MEM(b.data, b.len, "t", 1);
     EXPECT_MEM(t.data, t.len, "ail", 3);
-    EXPECT_ERR(sluice_bytes_split_off(&b, 2, &h), SLUICE_ERANGE);
     sluice_bytes z;
-    EXPECT_EQ(sluice_bytes_split_off(&b, 1, &z), 0); /* at the end: empty tail */
+    EXPECT_EQ(sluice_bytes_slice(&b, 1, 0, &z), 0); /* at the end: empty */
     EXPECT_EQ(z.len, 0);
     sluice_bytes_release(&z);
-    EXPECT_EQ(sluice_bytes_split_to(&t, 0, &z), 0); /* at 0: empty head */
-    EXPECT_EQ(z.len, 0);
-    EXPECT_EQ(t.len, 3);
-    sluice_bytes_release(&z);
-    sluice_bytes_release(&b);
+    sluice_bytes_advance(&t, 5); /* clamped */
+    EXPECT_EQ(t.len, 0);
     sluice_bytes_release(&t);
+    sluice_bytes_release(&b);
     EXPECT_EQ(live_blocks(T_POOL), 0);
 }
 
@@ -129,15 +130,15 @@ TEST(copy_from_larger_than_block)
     sluice_bytes b;
     REQUIRE(sluice_bytes_copy_from(p, big, sizeof big, &b) == 0);
     EXPECT_MEM(b.data, b.len, big, sizeof big);
-    sluice_pool_stats st;
-    sluice_pool_stats_get(p, &st);
+    sluice_pool_counters st;
+    sluice_pool_stats(p, &st);
     EXPECT_EQ(st.blocks_live, 1);
     EXPECT_EQ(st.bytes_live, 1000);
     sluice_bytes_release(&b);
-    sluice_pool_stats_get(p, &st);
+    sluice_pool_stats(p, &st);
     EXPECT_EQ(st.blocks_live, 0);
     EXPECT_EQ(st.bytes_live, 0);
-    sluice_pool_free(p);
+    sluice_pool_close(p);
     EXPECT_ERR(sluice_pool_new(&(sluice_pool_config){.block_size = 8}, &p), SLUICE_EINVAL);
     EXPECT(p == NULL);
 }
@@ -176,23 +177,23 @@ TEST(pool_free_list_and_cap)
     EXPECT_EQ(sluice_block_get(p, &b), 0);
     EXPECT_ERR(sluice_block_get(p, &c), SLUICE_EPOOLFULL);
     EXPECT(c == NULL);
-    sluice_pool_stats st;
-    sluice_pool_stats_get(p, &st);
+    sluice_pool_counters st;
+    sluice_pool_stats(p, &st);
     EXPECT_EQ(st.blocks_live, 2);
     EXPECT_EQ(st.bytes_live, 512);
     sluice_block_release(a);
     sluice_block_release(b);
-    sluice_pool_stats_get(p, &st);
+    sluice_pool_stats(p, &st);
     EXPECT_EQ(st.blocks_live, 0);
 #if !defined(__SANITIZE_ADDRESS__)
     EXPECT_EQ(st.blocks_free, 1); /* spare capped at 1 */
     EXPECT_EQ(st.blocks_allocated, 2);
     EXPECT_EQ(sluice_block_get(p, &c), 0); /* reused, not allocated */
-    sluice_pool_stats_get(p, &st);
+    sluice_pool_stats(p, &st);
     EXPECT_EQ(st.blocks_allocated, 2);
     sluice_block_release(c);
 #endif
-    sluice_pool_free(p);
+    sluice_pool_close(p);
 }
 
 TEST(pool_outlives_handle_until_last_block)
@@ -204,7 +205,7 @@ TEST(pool_outlives_handle_until_last_block)
     REQUIRE(sluice_pool_new(&cfg, &p) == 0);
     sluice_bytes b;
     REQUIRE(sluice_bytes_copy_from(p, "x", 1, &b) == 0);
-    sluice_pool_free(p); /* host lets go first */
+    sluice_pool_close(p); /* host lets go first */
     EXPECT(fa.live > 0);
     EXPECT_EQ(b.data[0], 'x');
     sluice_bytes_release(&b);
@@ -245,11 +246,11 @@ TEST(alloc_failure_every_step)
                 int rr = sluice_pump_run(&pump, 1000);
                 EXPECT(rr == 0 || rr == SLUICE_ENOMEM);
                 if (rr == SLUICE_ENOMEM)
-                    EXPECT_EQ(sluice_pump_failed_side(&pump), SLUICE_SIDE_SINK);
+                    EXPECT_EQ(t_pump_side(&pump), SLUICE_SIDE_SINK);
             }
             sluice_stream_close(s);
             sluice_sink_close(v);
-            sluice_pool_free(p);
+            sluice_pool_close(p);
         } else {
             EXPECT_ERR(rc, SLUICE_ENOMEM);
             EXPECT(p == NULL);

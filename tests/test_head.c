@@ -19,7 +19,7 @@ static void pair_open(pair *p)
 
 static void pair_close(pair *p)
 {
-    sluice_reader_free(p->r);
+    sluice_reader_close(p->r);
     sluice_io_close(p->io);
     close(p->fd[1]);
 }
@@ -81,7 +81,7 @@ static void feed(size_t step, unsigned long long seed)
     close(p.fd[1]);
     p.fd[1] = -1;
     EXPECT_EQ(sluice_http_read_request(p.r, NULL, &req, hdrs, 8, &head, &err), SLUICE_EOF);
-    sluice_reader_free(p.r);
+    sluice_reader_close(p.r);
     sluice_io_close(p.io);
 }
 
@@ -156,11 +156,11 @@ TEST(read_response_spanning_blocks)
     EXPECT_MEM(hdrs[2].value, hdrs[2].value_len, "2", 1);
     EXPECT_EQ(sluice_reader_available(r), 2);
     sluice_bytes_release(&head);
-    sluice_reader_free(r);
+    sluice_reader_close(r);
     sluice_io_close(io);
     close(fd[1]);
-    sluice_pool_stats st;
-    sluice_pool_stats_get(pool, &st);
+    sluice_pool_counters st;
+    sluice_pool_stats(pool, &st);
     EXPECT_EQ(st.blocks_live, 0);
-    sluice_pool_free(pool);
+    sluice_pool_close(pool);
 }

@@ -1234,14 +1234,14 @@ TEST(http_builder_order_and_limits)
     EXPECT_EQ(sluice_http_head_status_line(&b, 200, NULL, 0), 0);
     EXPECT_EQ(sluice_http_head_add_header(&b, "X", 1, "01234567890123456789012345678901234567890", 41), 0);
     EXPECT_ERR(sluice_http_head_finish(&b, &out), SLUICE_ETOOBIG);
-    sluice_pool_stats st;
-    sluice_pool_stats_get(small, &st);
+    sluice_pool_counters st;
+    sluice_pool_stats(small, &st);
     EXPECT_EQ(st.blocks_live, 0);
-    sluice_pool_free(small);
+    sluice_pool_close(small);
 
     /* a pool whose budget bodies have spent still builds heads: a head is
      * one small block per message, and refusing it would turn backpressure
-     * into errors (see sluice_block_get_reserve) */
+     * into errors (see sluice__block_get_reserve) */
     sluice_pool_config one = {.max_blocks = 1};
     REQUIRE(sluice_pool_new(&one, &small) == 0);
     sluice_block *hold;
@@ -1250,11 +1250,11 @@ TEST(http_builder_order_and_limits)
     EXPECT_EQ(sluice_http_head_status_line(&b, 200, NULL, 0), 0);
     EXPECT_EQ(sluice_http_head_finish(&b, &out), 0);
     EXPECT_MEM(out.data, out.len, "HTTP/1.1 200 OK\r\n\r\n", 19);
-    sluice_pool_stats_get(small, &st);
+    sluice_pool_stats(small, &st);
     EXPECT_EQ(st.blocks_live, 2); /* counted, over the cap */
     sluice_bytes_release(&out);
     sluice_block_release(hold);
-    sluice_pool_free(small);
+    sluice_pool_close(small);
 }
 
 TEST(http_builder_alloc_failure)
@@ -1277,7 +1277,7 @@ TEST(http_builder_alloc_failure)
         EXPECT_EQ(r2, r1);
         if (r2 == 0)
             expect_head(&out, "HTTP/1.1 200 OK\r\n\r\n");
-        sluice_pool_free(p);
+        sluice_pool_close(p);
         EXPECT_EQ(fa.live, 0);
     }
 }

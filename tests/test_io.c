@@ -102,7 +102,7 @@ TEST(io_fd_alloc_failure_leaves_fd_alone)
     EXPECT_ERR(sluice_io_fd_new(p, pp[0], SLUICE_IO_CLOSE_FD, &io), SLUICE_ENOMEM);
     EXPECT_EQ(fcntl(pp[0], F_GETFL) & O_NONBLOCK, 0);
     EXPECT(fcntl(pp[0], F_GETFD) >= 0);
-    sluice_pool_free(p);
+    sluice_pool_close(p);
     EXPECT_EQ(fa.live, 0);
     close(pp[0]);
     close(pp[1]);
@@ -111,7 +111,7 @@ TEST(io_fd_alloc_failure_leaves_fd_alone)
 TEST(io_mem_reads_in_pieces_with_eagain)
 {
     sluice_io *io;
-    REQUIRE(sluice_io_mem_new(T_POOL, "abcdefg", 7, 3, SLUICE_IO_MEM_EAGAIN, &io) == 0);
+    REQUIRE(sluice__io_mem_new(T_POOL, "abcdefg", 7, 3, SLUICE__IO_MEM_EAGAIN, &io) == 0);
     EXPECT_EQ(io->fd, -1);
     char a[2], b[8];
     struct iovec iov[2] = {{a, 2}, {b, 8}};
@@ -127,13 +127,13 @@ TEST(io_mem_reads_in_pieces_with_eagain)
     EXPECT_EQ(sluice_io_readv(io, iov, 2), 0);
     struct iovec out[2] = {{"xy", 2}, {"z", 1}};
     EXPECT_EQ(sluice_io_writev(io, out, 2), 3);
-    EXPECT_EQ(sluice_io_mem_written(io), 3);
+    EXPECT_EQ(sluice__io_mem_written(io), 3);
     EXPECT_EQ(sluice_io_shutdown(io), 0);
     sluice_io_close(io);
     int sv[2];
     REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     REQUIRE(sluice_io_fd_new(T_POOL, sv[0], 0, &io) == 0);
-    EXPECT_ERR(sluice_io_mem_written(io), SLUICE_EINVAL);
+    EXPECT_ERR(sluice__io_mem_written(io), SLUICE_EINVAL);
     sluice_io_close(io);
     close(sv[0]);
     close(sv[1]);

@@ -19,8 +19,8 @@ static sluice_pool *small_pool(size_t block, size_t max_blocks)
 
 static size_t live(sluice_pool *p)
 {
-    sluice_pool_stats st;
-    sluice_pool_stats_get(p, &st);
+    sluice_pool_counters st;
+    sluice_pool_stats(p, &st);
     return st.blocks_live;
 }
 
@@ -121,9 +121,9 @@ TEST(reader_readv_offers_several_blocks)
     }
     EXPECT_MEM(got, n, alphabet, 248);
     EXPECT_EQ(sluice_reader_consumed(r), 248);
-    sluice_reader_free(r);
+    sluice_reader_close(r);
     EXPECT_EQ(live(p), 0);
-    sluice_pool_free(p);
+    sluice_pool_close(p);
 }
 
 TEST(reader_small_reads_share_a_block)
@@ -144,8 +144,8 @@ TEST(reader_small_reads_share_a_block)
     EXPECT_EQ(live(p), 1);
     sluice_bytes_release(&a);
     sluice_bytes_release(&b2);
-    sluice_reader_free(r);
-    sluice_pool_free(p);
+    sluice_reader_close(r);
+    sluice_pool_close(p);
 }
 
 TEST(reader_peek_zero_copy_and_across_blocks)
@@ -181,9 +181,9 @@ TEST(reader_peek_zero_copy_and_across_blocks)
     EXPECT_EQ(sluice_reader_take(r, 10, &v), 0);
     EXPECT_EQ(sluice_reader_peek(r, 10, &v), 0);
     EXPECT_EQ(v.len, 0);
-    sluice_reader_free(r);
+    sluice_reader_close(r);
     EXPECT_EQ(live(p), 0);
-    sluice_pool_free(p);
+    sluice_pool_close(p);
 }
 
 TEST(reader_bound_stops_reading)
@@ -202,8 +202,8 @@ TEST(reader_bound_stops_reading)
     EXPECT_EQ(c.reads, 2);
     EXPECT_EQ(c.last_offered, 30);
     EXPECT_EQ(sluice_reader_available(r), 100);
-    sluice_reader_free(r);
-    sluice_pool_free(p);
+    sluice_reader_close(r);
+    sluice_pool_close(p);
 }
 
 TEST(reader_pool_cap_is_backpressure)
@@ -228,8 +228,8 @@ TEST(reader_pool_cap_is_backpressure)
     EXPECT_EQ(w.fd, -1);
     EXPECT(w.deadline_ms >= t0 + SLUICE_READER_POOL_RETRY_MS &&
            w.deadline_ms <= sluice_now_ms() + SLUICE_READER_POOL_RETRY_MS);
-    sluice_pool_stats st;
-    sluice_pool_stats_get(p, &st);
+    sluice_pool_counters st;
+    sluice_pool_stats(p, &st);
     EXPECT_EQ(st.blocks_max, 2);
     EXPECT(st.pool_full >= 1);
     sluice_bytes_release(&a); /* a view came back: a fresh block */
@@ -273,9 +273,9 @@ TEST(reader_pool_cap_is_backpressure)
     sluice_bytes_release(&f);
     sluice_bytes_release(&d);
     sluice_bytes_release(&e);
-    sluice_reader_free(r2);
-    sluice_reader_free(r);
-    sluice_pool_free(p);
+    sluice_reader_close(r2);
+    sluice_reader_close(r);
+    sluice_pool_close(p);
 }
 
 TEST(reader_eof_is_remembered_and_bytes_stay)
@@ -294,13 +294,12 @@ TEST(reader_eof_is_remembered_and_bytes_stay)
     close(sv[0]);
     EXPECT_EQ(sluice_reader_fill(r), SLUICE_READY);
     EXPECT_EQ(sluice_reader_fill(r), SLUICE_EOF);
-    EXPECT_EQ(sluice_reader_eof(r), 1);
     EXPECT_EQ(sluice_reader_fill(r), SLUICE_EOF);
     sluice_bytes v;
     EXPECT_EQ(sluice_reader_peek(r, 100, &v), 0);
     EXPECT_MEM(v.data, v.len, "GET / HTTP/1.1\r\n\r\n", 18);
     sluice_bytes_release(&v);
-    sluice_reader_free(r);
+    sluice_reader_close(r);
     sluice_io_close(io);
 }
 
@@ -310,7 +309,7 @@ TEST(reader_head_then_body_then_next_request)
      * request's bytes are still there, through 1-byte reads */
     static const char in[] = "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /2 HTTP/1.1\r\n\r\n";
     sluice_io *io;
-    REQUIRE(sluice_io_mem_new(T_POOL, in, sizeof in - 1, 1, SLUICE_IO_MEM_EAGAIN, &io) == 0);
+    REQUIRE(sluice__io_mem_new(T_POOL, in, sizeof in - 1, 1, SLUICE__IO_MEM_EAGAIN, &io) == 0);
     sluice_reader *r;
     REQUIRE(sluice_reader_new(T_POOL, io, NULL, &r) == 0);
     size_t head_len = 0;
@@ -326,7 +325,7 @@ TEST(reader_head_then_body_then_next_request)
     }
     sluice_reader_skip(r, head_len);
     sluice_stream *s;
-    REQUIRE(sluice_body_length_new(T_POOL, r, 5, NULL, &s) == 0);
+    REQUIRE(sluice_body_new(T_POOL, r, SLUICE_FRAMING_LENGTH(5), NULL, &s) == 0);
     char body[8];
     size_t n = 0;
     sluice_poll p;
@@ -347,7 +346,7 @@ TEST(reader_head_then_body_then_next_request)
     EXPECT_EQ(sluice_reader_peek(r, 1024, &v), 0);
     EXPECT_MEM(v.data, v.len, "GET /2 HTTP/1.1\r\n\r\n", 19);
     sluice_bytes_release(&v);
-    sluice_reader_free(r);
+    sluice_reader_close(r);
     sluice_io_close(io);
 }
 
@@ -358,7 +357,7 @@ TEST(reader_config_checked)
     sluice_reader *r = (sluice_reader *)&c;
     EXPECT_ERR(sluice_reader_new(T_POOL, &c.base, &rc, &r), SLUICE_EINVAL);
     EXPECT(r == NULL);
-    sluice_reader_free(NULL);
+    sluice_reader_close(NULL);
 }
 
 TEST(reader_alloc_failures)
@@ -381,11 +380,11 @@ TEST(reader_alloc_failures)
             rc = sluice_reader_peek(r, 150, &v);
             EXPECT(rc == 0 || rc == SLUICE_ENOMEM);
             sluice_bytes_release(&v);
-            sluice_reader_free(r);
+            sluice_reader_close(r);
         } else {
             EXPECT_ERR(rc, SLUICE_ENOMEM);
         }
-        sluice_pool_free(p);
+        sluice_pool_close(p);
         EXPECT_EQ(fa.live, 0);
     }
 }

@@ -468,8 +468,8 @@ TEST(sniff_format)
         EXPECT_EQ(sluice_sniff_format(&s, buf, sizeof buf), (long long)strlen(v[i].want));
         EXPECT_STR(buf, v[i].want);
     }
-    EXPECT_STR(sluice_image_type_name(SLUICE_IMAGE_UNKNOWN), "");
-    EXPECT_STR(sluice_image_type_name(SLUICE_IMAGE_WEBP), "webp");
+    EXPECT_STR(sluice_sniff_type_name(SLUICE_IMAGE_UNKNOWN), "");
+    EXPECT_STR(sluice_sniff_type_name(SLUICE_IMAGE_WEBP), "webp");
 }
 
 TEST(sniff_tap_sees_a_stream_in_passing)

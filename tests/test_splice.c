@@ -58,7 +58,7 @@ static void rig_open(rig *g, int kind)
 
 static void rig_close(rig *g)
 {
-    sluice_reader_free(g->r);
+    sluice_reader_close(g->r);
     sluice_io_close(g->sio);
     sluice_io_close(g->dio);
     for (int i = 0; i < 2; i++) {
@@ -103,7 +103,7 @@ static int recv_some(rig *g, unsigned char *out, size_t cap, size_t *got, size_t
  */
 static int waits_on_dst; /* PENDINGs that named the destination */
 
-static sluice_pump_status drive(rig *g, sluice_splice *sp, const unsigned char *in, size_t len,
+static sluice_pump_status drive(rig *g, sluice_pump *sp, const unsigned char *in, size_t len,
                                 size_t piece, size_t rmax, int hangup, unsigned char *out,
                                 size_t cap, size_t *got, int *dst_eof)
 {
@@ -121,7 +121,7 @@ static sluice_pump_status drive(rig *g, sluice_splice *sp, const unsigned char *
             hangup = 2;
         }
         sluice_interest w;
-        sluice_pump_status st = sluice_splice_step(sp, &w);
+        sluice_pump_status st = sluice_pump_step(sp, &w);
         if (st != SLUICE_PUMP_PENDING) {
             while (!hangup && sent < len) { /* the pipelined tail, for later */
                 ssize_t n = send(g->src[1], in + sent, len - sent, MSG_NOSIGNAL);
@@ -203,8 +203,8 @@ static void one_case(int kind, size_t len, size_t pre, size_t piece, const char 
     uint64_t consumed0 = sluice_reader_consumed(g.r);
     sluice_bytes h = head ? sluice_bytes_static(head, hl) : (sluice_bytes){0};
     sluice_splice_config cfg = {.flags = flags, .pipe_size = 64 * 1024};
-    sluice_splice *sp;
-    REQUIRE(sluice_splice_new(T_POOL, g.r, g.dio, len, head ? &h : NULL, &cfg, &sp) == 0);
+    sluice_pump sp_pump, *sp = &sp_pump;
+    REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, len, head ? &h : NULL, &cfg) == 0);
     size_t got;
     int eof;
     sluice_pump_status st = drive(&g, sp, in + sent, total - sent, piece, 0, 0, out, hl + len,
@@ -216,13 +216,13 @@ static void one_case(int kind, size_t len, size_t pre, size_t piece, const char 
         EXPECT_MEM(out, hl < got ? hl : got, head, hl);
     if (got == hl + len)
         EXPECT_MEM(out + hl, len, in, len);
-    EXPECT_EQ(sluice_splice_moved(sp), len);
+    EXPECT_EQ(sluice_pump_moved(sp), len);
     EXPECT_EQ(sluice_reader_consumed(g.r) - consumed0, len);
     if (flags & SLUICE_SPLICE_COPY)
-        EXPECT_EQ(sluice_splice_spliced(sp), 0);
+        EXPECT_EQ(sluice_pump_spliced(sp), 0);
     else if (len > held + 4096)
-        EXPECT(sluice_splice_spliced(sp) > 0);
-    sluice_splice_free(sp);
+        EXPECT(sluice_pump_spliced(sp) > 0);
+    sluice_pump_close(sp);
     /* the pipelined request is intact, in the reader or still in the socket */
     unsigned char tail[64];
     size_t tl = 0;
@@ -283,15 +283,15 @@ TEST(splice_not_used_unless_sigpipe_is_ignored)
     rig_open(&g, T_UNIX);
     static unsigned char in[200000], out[200000];
     fill_random(in, sizeof in, 7);
-    sluice_splice *sp;
-    REQUIRE(sluice_splice_new(T_POOL, g.r, g.dio, sizeof in, NULL, NULL, &sp) == 0);
+    sluice_pump sp_pump, *sp = &sp_pump;
+    REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, sizeof in, NULL, NULL) == 0);
     size_t got;
     int eof;
     EXPECT_EQ(drive(&g, sp, in, sizeof in, 65536, 0, 0, out, sizeof out, &got, &eof),
               SLUICE_PUMP_DONE);
     EXPECT_MEM(out, got, in, sizeof in);
-    EXPECT_EQ(sluice_splice_spliced(sp), 0);
-    sluice_splice_free(sp);
+    EXPECT_EQ(sluice_pump_spliced(sp), 0);
+    sluice_pump_close(sp);
     rig_close(&g);
     sigaction(SIGPIPE, &old, NULL);
 }
@@ -306,31 +306,31 @@ TEST(splice_source_not_an_fd_uses_the_copy_path)
         rig_open(&g, T_UNIX);
         sluice_io *mio;
         sluice_reader *mr;
-        REQUIRE(sluice_io_mem_new(T_POOL, data, sizeof data - 1, max_read, SLUICE_IO_MEM_EAGAIN,
+        REQUIRE(sluice__io_mem_new(T_POOL, data, sizeof data - 1, max_read, SLUICE__IO_MEM_EAGAIN,
                                   &mio) == 0);
         REQUIRE(sluice_reader_new(T_POOL, mio, NULL, &mr) == 0);
         sluice_bytes h = sluice_bytes_static("H:", 2);
-        sluice_splice *sp;
-        REQUIRE(sluice_splice_new(T_POOL, mr, g.dio, 16, &h, NULL, &sp) == 0);
+        sluice_pump sp_pump, *sp = &sp_pump;
+        REQUIRE(sluice_pump_splice_init(sp, T_POOL, mr, g.dio, 16, &h, NULL) == 0);
         EXPECT_EQ(h.len, 0); /* the head moved in */
         sluice_pump_status st;
         int turns = 0;
-        while ((st = sluice_splice_step(sp, NULL)) == SLUICE_PUMP_PENDING && turns < 1000)
+        while ((st = sluice_pump_step(sp, NULL)) == SLUICE_PUMP_PENDING && turns < 1000)
             turns++;
         EXPECT_EQ(st, SLUICE_PUMP_DONE);
-        EXPECT_EQ(sluice_splice_spliced(sp), 0);
-        EXPECT_EQ(sluice_splice_moved(sp), 16);
+        EXPECT_EQ(sluice_pump_spliced(sp), 0);
+        EXPECT_EQ(sluice_pump_moved(sp), 16);
         char out[32];
         ssize_t n = recv(g.dst[1], out, sizeof out, MSG_DONTWAIT);
         EXPECT_MEM(out, n > 0 ? (size_t)n : 0, "H:0123456789abcdef", 18);
-        sluice_splice_free(sp);
+        sluice_pump_close(sp);
         sluice_bytes v;
         while (sluice_reader_available(mr) < 4 && sluice_reader_fill(mr) != SLUICE_EOF)
             ;
         sluice_reader_peek(mr, 16, &v);
         EXPECT_MEM(v.data, v.len, "NEXT", 4);
         sluice_bytes_release(&v);
-        sluice_reader_free(mr);
+        sluice_reader_close(mr);
         sluice_io_close(mio);
         rig_close(&g);
     }
@@ -348,19 +348,19 @@ TEST(splice_truncated_source_shuts_the_destination_down)
             static unsigned char in[500000], out[1000000];
             fill_random(in, sizeof in, 3);
             sluice_splice_config cfg = {.flags = flags};
-            sluice_splice *sp;
-            REQUIRE(sluice_splice_new(T_POOL, g.r, g.dio, 2 * sizeof in, NULL, &cfg, &sp) == 0);
+            sluice_pump sp_pump, *sp = &sp_pump;
+            REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, 2 * sizeof in, NULL, &cfg) == 0);
             size_t got;
             int eof;
             EXPECT_EQ(drive(&g, sp, in, sizeof in, 40000, 0, 1, out, sizeof out, &got, &eof),
                       SLUICE_PUMP_ERROR);
-            EXPECT_EQ(sluice_splice_failed_side(sp), SLUICE_SIDE_SOURCE);
-            EXPECT_ERR(sluice_splice_error(sp), SLUICE_ETRUNCATED);
-            EXPECT_EQ(sluice_splice_step(sp, NULL), SLUICE_PUMP_ERROR); /* sticky */
+            EXPECT_EQ(t_pump_side(sp), SLUICE_SIDE_SOURCE);
+            EXPECT_ERR(sluice_pump_error(sp, NULL), SLUICE_ETRUNCATED);
+            EXPECT_EQ(sluice_pump_step(sp, NULL), SLUICE_PUMP_ERROR); /* sticky */
             EXPECT(eof);          /* the receiver sees the body end early */
             EXPECT(got <= sizeof in);
             EXPECT_MEM(out, got, in, got);
-            sluice_splice_free(sp);
+            sluice_pump_close(sp);
             rig_close(&g);
         }
     sigaction(SIGPIPE, &old, NULL);
@@ -377,16 +377,16 @@ TEST(splice_destination_gone_is_a_sink_error)
         g.dst[1] = socket(AF_UNIX, SOCK_STREAM, 0); /* something to close later */
         static unsigned char in[100000];
         sluice_splice_config cfg = {.flags = flags};
-        sluice_splice *sp;
-        REQUIRE(sluice_splice_new(T_POOL, g.r, g.dio, sizeof in, NULL, &cfg, &sp) == 0);
+        sluice_pump sp_pump, *sp = &sp_pump;
+        REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, sizeof in, NULL, &cfg) == 0);
         send(g.src[1], in, sizeof in, MSG_DONTWAIT);
         sluice_pump_status st = SLUICE_PUMP_PENDING;
         for (int i = 0; i < 1000 && st == SLUICE_PUMP_PENDING; i++)
-            st = sluice_splice_step(sp, NULL);
+            st = sluice_pump_step(sp, NULL);
         EXPECT_EQ(st, SLUICE_PUMP_ERROR);
-        EXPECT_EQ(sluice_splice_failed_side(sp), SLUICE_SIDE_SINK);
-        EXPECT_ERR(sluice_splice_error(sp), -EPIPE);
-        sluice_splice_free(sp);
+        EXPECT_EQ(t_pump_side(sp), SLUICE_SIDE_SINK);
+        EXPECT_ERR(sluice_pump_error(sp, NULL), -EPIPE);
+        sluice_pump_close(sp);
         rig_close(&g);
     }
     sigaction(SIGPIPE, &old, NULL);
@@ -405,18 +405,18 @@ TEST(splice_slow_receiver_waits_on_the_destination)
         unsigned char *in = malloc(len), *out = malloc(len);
         fill_random(in, len, 11);
         sluice_splice_config cfg = {.flags = flags};
-        sluice_splice *sp;
-        REQUIRE(sluice_splice_new(T_POOL, g.r, g.dio, len, NULL, &cfg, &sp) == 0);
+        sluice_pump sp_pump, *sp = &sp_pump;
+        REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, len, NULL, &cfg) == 0);
         size_t got;
         int eof;
         waits_on_dst = 0;
         EXPECT_EQ(drive(&g, sp, in, len, 1u << 20, 3000, 0, out, len, &got, &eof),
                   SLUICE_PUMP_DONE);
-        EXPECT_ERR(sluice_splice_error(sp), 0);
+        EXPECT_ERR(sluice_pump_error(sp, NULL), 0);
         EXPECT_EQ(got, len);
         EXPECT_MEM(out, got, in, len);
         EXPECT(waits_on_dst > 0);
-        sluice_splice_free(sp);
+        sluice_pump_close(sp);
         free(in);
         free(out);
         rig_close(&g);
@@ -432,23 +432,23 @@ TEST(splice_idle_timeout)
         rig g;
         rig_open(&g, T_UNIX);
         sluice_splice_config cfg = {.flags = flags, .idle_timeout_ms = 20};
-        sluice_splice *sp;
-        REQUIRE(sluice_splice_new(T_POOL, g.r, g.dio, 100, NULL, &cfg, &sp) == 0);
+        sluice_pump sp_pump, *sp = &sp_pump;
+        REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, 100, NULL, &cfg) == 0);
         send(g.src[1], "abc", 3, 0);
         sluice_interest w;
         int64_t t0 = sluice_now_ms();
-        EXPECT_EQ(sluice_splice_step(sp, &w), SLUICE_PUMP_PENDING);
+        EXPECT_EQ(sluice_pump_step(sp, &w), SLUICE_PUMP_PENDING);
         EXPECT_EQ(w.fd, g.src[0]);
         EXPECT(w.deadline_ms >= t0 + 20 && w.deadline_ms <= sluice_now_ms() + 20);
-        EXPECT_EQ(sluice_splice_step(sp, &w), SLUICE_PUMP_PENDING); /* not yet */
+        EXPECT_EQ(sluice_pump_step(sp, &w), SLUICE_PUMP_PENDING); /* not yet */
         usleep(30000);
-        EXPECT_EQ(sluice_splice_step(sp, &w), SLUICE_PUMP_ERROR);
-        EXPECT_EQ(sluice_splice_failed_side(sp), SLUICE_SIDE_SOURCE);
-        EXPECT_ERR(sluice_splice_error(sp), SLUICE_ETIMEDOUT);
+        EXPECT_EQ(sluice_pump_step(sp, &w), SLUICE_PUMP_ERROR);
+        EXPECT_EQ(t_pump_side(sp), SLUICE_SIDE_SOURCE);
+        EXPECT_ERR(sluice_pump_error(sp, NULL), SLUICE_ETIMEDOUT);
         char buf[8];
         EXPECT_EQ(recv(g.dst[1], buf, sizeof buf, MSG_DONTWAIT), 3);
         EXPECT_EQ(recv(g.dst[1], buf, sizeof buf, MSG_DONTWAIT), 0); /* shut down */
-        sluice_splice_free(sp);
+        sluice_pump_close(sp);
         rig_close(&g);
     }
     sigaction(SIGPIPE, &old, NULL);
@@ -475,8 +475,8 @@ TEST(splice_refused_by_destination_drains_the_pipe)
     sluice_bytes h = sluice_bytes_static("HEAD", 4);
     send(g.src[1], in, 1000, 0);
     sluice_reader_fill(g.r); /* some buffered: a prefix stage first */
-    sluice_splice *sp;
-    REQUIRE(sluice_splice_new(T_POOL, g.r, fio, len, &h, NULL, &sp) == 0);
+    sluice_pump sp_pump, *sp = &sp_pump;
+    REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, fio, len, &h, NULL) == 0);
     size_t sent = 1000;
     sluice_pump_status st = SLUICE_PUMP_PENDING;
     for (int i = 0; i < 100000 && st == SLUICE_PUMP_PENDING; i++) {
@@ -485,15 +485,15 @@ TEST(splice_refused_by_destination_drains_the_pipe)
             if (n > 0)
                 sent += (size_t)n;
         }
-        st = sluice_splice_step(sp, NULL);
+        st = sluice_pump_step(sp, NULL);
     }
     EXPECT_EQ(st, SLUICE_PUMP_DONE);
-    EXPECT_EQ(sluice_splice_moved(sp), len);
-    EXPECT_EQ(sluice_splice_spliced(sp), 0);
+    EXPECT_EQ(sluice_pump_moved(sp), len);
+    EXPECT_EQ(sluice_pump_spliced(sp), 0);
     EXPECT_EQ(pread(fd, out, len + 8, 0), (ssize_t)(len + 4));
     EXPECT_MEM(out, 4, "HEAD", 4);
     EXPECT_MEM(out + 4, len, in, len);
-    sluice_splice_free(sp);
+    sluice_pump_close(sp);
     sluice_io_close(fio);
     close(fd);
     free(in);
@@ -508,12 +508,12 @@ TEST(splice_free_before_done_shuts_the_destination_down)
     ignore_sigpipe(&old);
     rig g;
     rig_open(&g, T_UNIX);
-    sluice_splice *sp;
-    REQUIRE(sluice_splice_new(T_POOL, g.r, g.dio, 10, NULL, NULL, &sp) == 0);
+    sluice_pump sp_pump, *sp = &sp_pump;
+    REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, 10, NULL, NULL) == 0);
     send(g.src[1], "12345", 5, 0);
-    EXPECT_EQ(sluice_splice_step(sp, NULL), SLUICE_PUMP_PENDING);
-    EXPECT_EQ(sluice_splice_moved(sp), 5);
-    sluice_splice_free(sp);
+    EXPECT_EQ(sluice_pump_step(sp, NULL), SLUICE_PUMP_PENDING);
+    EXPECT_EQ(sluice_pump_moved(sp), 5);
+    sluice_pump_close(sp);
     char buf[16];
     EXPECT_EQ(recv(g.dst[1], buf, sizeof buf, MSG_DONTWAIT), 5);
     EXPECT_EQ(recv(g.dst[1], buf, sizeof buf, MSG_DONTWAIT), 0);
@@ -523,12 +523,14 @@ TEST(splice_free_before_done_shuts_the_destination_down)
 
 TEST(splice_bad_flags_and_allocation_failure)
 {
-    sluice_splice *sp = (sluice_splice *)1;
+    sluice_pump sp;
+    memset(&sp, 0xa5, sizeof sp);
     sluice_splice_config cfg = {.flags = 0x80};
     sluice_bytes h;
     REQUIRE(sluice_bytes_copy_from(T_POOL, "x", 1, &h) == 0);
-    EXPECT_ERR(sluice_splice_new(T_POOL, NULL, NULL, 1, &h, &cfg, &sp), SLUICE_EINVAL);
-    EXPECT(sp == NULL);
+    EXPECT_ERR(sluice_pump_splice_init(&sp, T_POOL, NULL, NULL, 1, &h, &cfg), SLUICE_EINVAL);
+    EXPECT(sp._splice == NULL); /* a zeroed pump */
+    sluice_pump_close(&sp);
     EXPECT(h.owner == NULL); /* released, also on error */
 
     struct sigaction old;
@@ -545,7 +547,7 @@ TEST(splice_bad_flags_and_allocation_failure)
         socketpair(AF_UNIX, SOCK_STREAM, 0, dst);
         sluice_io *sio = NULL, *dio = NULL;
         sluice_reader *r = NULL;
-        sluice_splice *s = NULL;
+        sluice_pump pump = {0}, *s = &pump;
         if (sluice_io_fd_new(pool, src[0], 0, &sio) == 0 &&
             sluice_io_fd_new(pool, dst[0], 0, &dio) == 0 &&
             sluice_reader_new(pool, sio, NULL, &r) == 0) {
@@ -553,22 +555,22 @@ TEST(splice_bad_flags_and_allocation_failure)
             sluice_reader_fill(r);
             send(src[1], "abcdefghij", 10, 0);
             if (sluice_bytes_copy_from(pool, "HEAD", 4, &h) == 0 &&
-                sluice_splice_new(pool, r, dio, 20, &h, NULL, &s) == 0) {
+                sluice_pump_splice_init(s, pool, r, dio, 20, &h, NULL) == 0) {
                 sluice_pump_status st;
                 int turns = 0;
-                while ((st = sluice_splice_step(s, NULL)) == SLUICE_PUMP_PENDING && ++turns < 100)
+                while ((st = sluice_pump_step(s, NULL)) == SLUICE_PUMP_PENDING && ++turns < 100)
                     ;
                 if (st == SLUICE_PUMP_ERROR)
-                    EXPECT_ERR(sluice_splice_error(s), SLUICE_ENOMEM);
+                    EXPECT_ERR(sluice_pump_error(s, NULL), SLUICE_ENOMEM);
                 else
                     EXPECT_EQ(st, SLUICE_PUMP_DONE);
             }
         }
-        sluice_splice_free(s);
-        sluice_reader_free(r);
+        sluice_pump_close(s);
+        sluice_reader_close(r);
         sluice_io_close(sio);
         sluice_io_close(dio);
-        sluice_pool_free(pool);
+        sluice_pool_close(pool);
         EXPECT_EQ(fa.live, 0);
         close(src[0]), close(src[1]), close(dst[0]), close(dst[1]);
     }

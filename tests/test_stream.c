@@ -28,9 +28,9 @@ TEST(memstream_yields_in_order_then_eof)
     EXPECT_EQ(sluice_stream_poll_next(s, &b), SLUICE_EOF);
     EXPECT(b.len == 0 && b.owner == NULL);
     EXPECT_EQ(sluice_stream_poll_next(s, &b), SLUICE_EOF); /* repeats */
-    EXPECT_EQ(sluice_stream_error(s), 0);
-    EXPECT_STR(sluice_stream_error_message(s), "");
-    EXPECT_EQ(sluice_memstream_yielded(s), 3);
+    EXPECT_EQ(sluice_stream_error(s, NULL), 0);
+    EXPECT_STR(t_stream_why(s), "");
+    EXPECT_EQ(sluice__memstream_yielded(s), 3);
     sluice_stream_close(s);
 }
 
@@ -62,11 +62,11 @@ TEST(memstream_truncated_is_sticky_error)
         sluice_bytes_release(&b);
     }
     EXPECT_EQ(sluice_stream_poll_next(s, &b), SLUICE_ERROR);
-    EXPECT_ERR(sluice_stream_error(s), SLUICE_ETRUNCATED);
-    EXPECT_EQ(sluice_stream_error_offset(s), 11);
-    EXPECT_STR(sluice_stream_error_message(s), sluice_strerror(SLUICE_ETRUNCATED));
+    EXPECT_ERR(sluice_stream_error(s, NULL), SLUICE_ETRUNCATED);
+    EXPECT_EQ(t_stream_where(s), 11);
+    EXPECT_STR(t_stream_why(s), sluice_strerror(SLUICE_ETRUNCATED));
     EXPECT_EQ(sluice_stream_poll_next(s, &b), SLUICE_ERROR);
-    EXPECT_ERR(sluice_stream_error(s), SLUICE_ETRUNCATED);
+    EXPECT_ERR(sluice_stream_error(s, NULL), SLUICE_ETRUNCATED);
     sluice_stream_close(s);
 }
 
@@ -114,7 +114,7 @@ TEST(tap_sees_every_byte_once)
     size_t n;
     EXPECT_EQ(sluice_vecsink_chunks(v, &ch, &n), 0);
     EXPECT_EQ(n, 3);
-    EXPECT_EQ(sluice_sink_get_state(v), SLUICE_SINK_FINISHED);
+    EXPECT_EQ(sluice_sink_status(v), SLUICE_SINK_FINISHED);
     EXPECT_EQ(sluice_sink_written(v), 11);
     sluice_stream_close(t);
     sluice_sink_close(v);
@@ -134,9 +134,9 @@ TEST(tap_passes_errors_through)
     }
     EXPECT_EQ(r, SLUICE_ERROR);
     EXPECT_EQ(ready, 3);
-    EXPECT_ERR(sluice_stream_error(t), SLUICE_ETRUNCATED);
-    EXPECT_EQ(sluice_stream_error_offset(t), 11);
-    EXPECT_ERR(sluice_memstream_yielded(t), SLUICE_EINVAL); /* not a memory stream */
+    EXPECT_ERR(sluice_stream_error(t, NULL), SLUICE_ETRUNCATED);
+    EXPECT_EQ(t_stream_where(t), 11);
+    EXPECT_ERR(sluice__memstream_yielded(t), SLUICE_EINVAL); /* not a memory stream */
     sluice_stream_close(t);
 }
 
@@ -145,25 +145,25 @@ TEST(vecsink_contract)
     sluice_sink *v;
     REQUIRE(sluice_vecsink_new(T_POOL, &v) == 0);
     sluice_bytes b = sluice_bytes_static("abc", 3);
-    EXPECT_EQ(sluice_vecsink_set_blocked(v, 1), 0);
+    EXPECT_EQ(sluice__vecsink_set_blocked(v, 1), 0);
     EXPECT_EQ(sluice_sink_poll_write(v, &b), SLUICE_PENDING);
     EXPECT_EQ(b.len, 3); /* still ours */
     EXPECT_EQ(sluice_sink_flush(v), SLUICE_PENDING);
-    EXPECT_EQ(sluice_vecsink_set_blocked(v, 0), 0);
+    EXPECT_EQ(sluice__vecsink_set_blocked(v, 0), 0);
     EXPECT_EQ(sluice_sink_poll_write(v, &b), SLUICE_READY);
     EXPECT(b.data == NULL && b.len == 0); /* moved */
     EXPECT_EQ(sluice_sink_finish(v), SLUICE_READY);
-    EXPECT_EQ(sluice_sink_get_state(v), SLUICE_SINK_FINISHED);
+    EXPECT_EQ(sluice_sink_status(v), SLUICE_SINK_FINISHED);
     b = sluice_bytes_static("x", 1);
     EXPECT_EQ(sluice_sink_poll_write(v, &b), SLUICE_ERROR);
-    EXPECT_ERR(sluice_sink_error(v), SLUICE_ECLOSED);
+    EXPECT_ERR(sluice_sink_error(v, NULL), SLUICE_ECLOSED);
     sluice_sink_close(v);
 
     REQUIRE(sluice_vecsink_new(T_POOL, &v) == 0);
     sluice_sink_abort(v);
     sluice_sink_abort(v); /* idempotent */
-    EXPECT_EQ(sluice_sink_get_state(v), SLUICE_SINK_ABORTED);
+    EXPECT_EQ(sluice_sink_status(v), SLUICE_SINK_ABORTED);
     EXPECT_EQ(sluice_sink_finish(v), SLUICE_ERROR);
-    EXPECT_ERR(sluice_sink_error(v), SLUICE_EABORTED);
+    EXPECT_ERR(sluice_sink_error(v, NULL), SLUICE_EABORTED);
     sluice_sink_close(v);
 }

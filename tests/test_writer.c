@@ -96,14 +96,14 @@ TEST(chunked_writer_one_writev_with_head_and_terminator)
     rec_io *r = rec_new(0, 0);
     sluice_bytes head = bs("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
     sluice_sink *k;
-    REQUIRE(sluice_chunked_writer_new(T_POOL, &r->base, &head, NULL, &k) == 0);
+    REQUIRE(sluice_writer_new(T_POOL, &r->base, SLUICE_FRAMING_CHUNKED, &head, NULL, &k) == 0);
     EXPECT(head.owner == NULL && head.len == 0); /* moved in */
     EXPECT_EQ(put(k, "hello"), SLUICE_READY);
     EXPECT_EQ(put(k, "0123456789abcdefg"), SLUICE_READY);
     EXPECT_EQ(r->calls, 0); /* queued, nothing written yet */
     EXPECT_EQ(sluice_sink_buffered(k), 22);
     sluice_bytes t = bs("Digest: x\r\n");
-    EXPECT_EQ(sluice_chunked_writer_trailers(k, &t), 0);
+    EXPECT_EQ(sluice_writer_trailers(k, &t), 0);
     EXPECT_EQ(sluice_sink_finish(k), SLUICE_READY);
     EXPECT_EQ(r->calls, 1); /* head + 2 chunks + terminator: one writev */
     static const char want[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -112,7 +112,7 @@ TEST(chunked_writer_one_writev_with_head_and_terminator)
     EXPECT_EQ(sluice_sink_buffered(k), 0);
     EXPECT_EQ(sluice_sink_written(k), 22);
     EXPECT_EQ(put(k, "late"), SLUICE_ERROR);
-    EXPECT_ERR(sluice_sink_error(k), SLUICE_ECLOSED);
+    EXPECT_ERR(sluice_sink_error(k, NULL), SLUICE_ECLOSED);
     sluice_sink_close(k);
     EXPECT_EQ(r->shut, 0); /* finished: close does not cut the connection */
 }
@@ -124,7 +124,7 @@ TEST(chunked_writer_partial_writes_and_eagain)
     for (size_t max = 1; max < sizeof want; max++) {
         rec_io *r = rec_new(max, 1);
         sluice_sink *k;
-        REQUIRE(sluice_chunked_writer_new(T_POOL, &r->base, NULL, NULL, &k) == 0);
+        REQUIRE(sluice_writer_new(T_POOL, &r->base, SLUICE_FRAMING_CHUNKED, NULL, NULL, &k) == 0);
         EXPECT_EQ(put(k, "abc"), SLUICE_READY);
         EXPECT_EQ(put(k, "abcdefghijklmnopqrstuvwxyz"), SLUICE_READY);
         int pend = 0;
@@ -148,7 +148,7 @@ TEST(chunked_writer_queue_bound_forces_a_write)
     rec_io *r = rec_new(0, 0);
     sluice_writer_config cfg = {.max_chunks = 3};
     sluice_sink *k;
-    REQUIRE(sluice_chunked_writer_new(T_POOL, &r->base, NULL, &cfg, &k) == 0);
+    REQUIRE(sluice_writer_new(T_POOL, &r->base, SLUICE_FRAMING_CHUNKED, NULL, &cfg, &k) == 0);
     for (int i = 0; i < 3; i++)
         EXPECT_EQ(put(k, "x"), SLUICE_READY);
     EXPECT_EQ(r->calls, 0);
@@ -161,7 +161,7 @@ TEST(chunked_writer_queue_bound_forces_a_write)
 
     r = rec_new(0, 1); /* a peer that does not read: PENDING, chunk stays ours */
     cfg = (sluice_writer_config){.max_bytes = 4};
-    REQUIRE(sluice_chunked_writer_new(T_POOL, &r->base, NULL, &cfg, &k) == 0);
+    REQUIRE(sluice_writer_new(T_POOL, &r->base, SLUICE_FRAMING_CHUNKED, NULL, &cfg, &k) == 0);
     EXPECT_EQ(put(k, "abcd"), SLUICE_READY);
     sluice_bytes b = bs("ef");
     EXPECT_EQ(sluice_sink_poll_write(k, &b), SLUICE_PENDING);
@@ -177,27 +177,27 @@ TEST(chunked_writer_trailers_checked)
 {
     rec_io *r = rec_new(0, 0);
     sluice_sink *k;
-    REQUIRE(sluice_chunked_writer_new(T_POOL, &r->base, NULL, NULL, &k) == 0);
+    REQUIRE(sluice_writer_new(T_POOL, &r->base, SLUICE_FRAMING_CHUNKED, NULL, NULL, &k) == 0);
     sluice_bytes t = bs("X: y");
-    EXPECT_ERR(sluice_chunked_writer_trailers(k, &t), SLUICE_EINVAL);
+    EXPECT_ERR(sluice_writer_trailers(k, &t), SLUICE_EINVAL);
     EXPECT(t.owner == NULL); /* released anyway */
     t = bs("X: y\r\n");
-    EXPECT_EQ(sluice_chunked_writer_trailers(k, &t), 0);
+    EXPECT_EQ(sluice_writer_trailers(k, &t), 0);
     t = bs("Z: w\r\n"); /* replaces */
-    EXPECT_EQ(sluice_chunked_writer_trailers(k, &t), 0);
+    EXPECT_EQ(sluice_writer_trailers(k, &t), 0);
     EXPECT_EQ(sluice_sink_finish(k), SLUICE_READY);
     EXPECT_MEM(r->out, r->len, "0\r\nZ: w\r\n\r\n", 11);
     t = bs("A: b\r\n");
-    EXPECT_ERR(sluice_chunked_writer_trailers(k, &t), SLUICE_ECLOSED);
+    EXPECT_ERR(sluice_writer_trailers(k, &t), SLUICE_ECLOSED);
     sluice_sink_close(k);
     sluice_sink *l;
-    REQUIRE(sluice_length_writer_new(T_POOL, &r->base, 0, NULL, NULL, &l) == 0);
+    REQUIRE(sluice_writer_new(T_POOL, &r->base, SLUICE_FRAMING_LENGTH(0), NULL, NULL, &l) == 0);
     t = bs("A: b\r\n");
-    EXPECT_ERR(sluice_chunked_writer_trailers(l, &t), SLUICE_EINVAL);
+    EXPECT_ERR(sluice_writer_trailers(l, &t), SLUICE_EINVAL);
     sluice_sink_close(l);
     sluice_writer_config bad = {.max_chunks = 257};
     sluice_bytes head = bs("H");
-    EXPECT_ERR(sluice_chunked_writer_new(T_POOL, &r->base, &head, &bad, &k), SLUICE_EINVAL);
+    EXPECT_ERR(sluice_writer_new(T_POOL, &r->base, SLUICE_FRAMING_CHUNKED, &head, &bad, &k), SLUICE_EINVAL);
     EXPECT(head.owner == NULL); /* released on error too */
 }
 
@@ -206,32 +206,32 @@ TEST(length_writer_limits)
     rec_io *r = rec_new(0, 0);
     sluice_bytes head = bs("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
     sluice_sink *k;
-    REQUIRE(sluice_length_writer_new(T_POOL, &r->base, 5, &head, NULL, &k) == 0);
+    REQUIRE(sluice_writer_new(T_POOL, &r->base, SLUICE_FRAMING_LENGTH(5), &head, NULL, &k) == 0);
     EXPECT_EQ(put(k, "hel"), SLUICE_READY);
     sluice_bytes b = bs("lo!");
     EXPECT_EQ(sluice_sink_poll_write(k, &b), SLUICE_ERROR); /* at once */
-    EXPECT_ERR(sluice_sink_error(k), SLUICE_ETOOBIG);
+    EXPECT_ERR(sluice_sink_error(k, NULL), SLUICE_ETOOBIG);
     EXPECT_EQ(b.len, 3); /* still the caller's */
     sluice_bytes_release(&b);
     sluice_sink_close(k);
     EXPECT_EQ(r->shut, 1);
 
     r = rec_new(0, 0);
-    REQUIRE(sluice_length_writer_new(T_POOL, &r->base, 5, NULL, NULL, &k) == 0);
+    REQUIRE(sluice_writer_new(T_POOL, &r->base, SLUICE_FRAMING_LENGTH(5), NULL, NULL, &k) == 0);
     EXPECT_EQ(put(k, "hell"), SLUICE_READY);
     EXPECT_EQ(sluice_sink_finish(k), SLUICE_ERROR);
-    EXPECT_ERR(sluice_sink_error(k), SLUICE_ETRUNCATED);
+    EXPECT_ERR(sluice_sink_error(k, NULL), SLUICE_ETRUNCATED);
     sluice_sink_close(k);
     EXPECT_EQ(r->shut, 1); /* the peer must see the body cut short */
 
     r = rec_new(2, 1);
     head = bs("H\r\n\r\n");
-    REQUIRE(sluice_length_writer_new(T_POOL, &r->base, 5, &head, NULL, &k) == 0);
+    REQUIRE(sluice_writer_new(T_POOL, &r->base, SLUICE_FRAMING_LENGTH(5), &head, NULL, &k) == 0);
     EXPECT_EQ(put(k, "he"), SLUICE_READY);
     EXPECT_EQ(put(k, "llo"), SLUICE_READY);
     while (sluice_sink_finish(k) == SLUICE_PENDING)
         ;
-    EXPECT_EQ(sluice_sink_get_state(k), SLUICE_SINK_FINISHED);
+    EXPECT_EQ(sluice_sink_status(k), SLUICE_SINK_FINISHED);
     EXPECT_MEM(r->out, r->len, "H\r\n\r\nhello", 10);
     sluice_sink_close(k);
     EXPECT_EQ(r->shut, 0);
@@ -242,7 +242,7 @@ TEST(raw_writer_passes_bytes_through)
     rec_io *r = rec_new(0, 0);
     sluice_bytes head = bs("HTTP/1.0 200 OK\r\n\r\n");
     sluice_sink *k;
-    REQUIRE(sluice_raw_writer_new(T_POOL, &r->base, &head, NULL, &k) == 0);
+    REQUIRE(sluice_writer_new(T_POOL, &r->base, SLUICE_FRAMING_CLOSE, &head, NULL, &k) == 0);
     EXPECT_EQ(put(k, "any bytes"), SLUICE_READY);
     EXPECT_EQ(sluice_sink_flush(k), SLUICE_READY);
     EXPECT_EQ(r->calls, 1);
@@ -259,10 +259,10 @@ TEST(writer_io_error_is_sticky)
     REQUIRE(sluice_io_fd_new(T_POOL, sv[0], SLUICE_IO_CLOSE_FD, &io) == 0);
     close(sv[1]);
     sluice_sink *k;
-    REQUIRE(sluice_chunked_writer_new(T_POOL, io, NULL, NULL, &k) == 0);
+    REQUIRE(sluice_writer_new(T_POOL, io, SLUICE_FRAMING_CHUNKED, NULL, NULL, &k) == 0);
     EXPECT_EQ(put(k, "x"), SLUICE_READY);
     EXPECT_EQ(sluice_sink_flush(k), SLUICE_ERROR);
-    EXPECT_ERR(sluice_sink_error(k), -EPIPE);
+    EXPECT_ERR(sluice_sink_error(k, NULL), -EPIPE);
     EXPECT_EQ(sluice_sink_finish(k), SLUICE_ERROR);
     sluice_sink_close(k);
     sluice_io_close(io);
@@ -275,7 +275,7 @@ TEST(writer_idle_timeout)
     r->flip = 0;
     sluice_writer_config cfg = {.idle_timeout_ms = 20};
     sluice_sink *k;
-    REQUIRE(sluice_chunked_writer_new(T_POOL, &r->base, NULL, &cfg, &k) == 0);
+    REQUIRE(sluice_writer_new(T_POOL, &r->base, SLUICE_FRAMING_CHUNKED, NULL, &cfg, &k) == 0);
     EXPECT_EQ(put(k, "x"), SLUICE_READY);
     /* a peer that never reads: force EAGAIN on every call */
     r->max = 0;
@@ -292,7 +292,7 @@ TEST(writer_idle_timeout)
         nanosleep(&ts, NULL);
     r->flip = 0; /* the next call answers EAGAIN again */
     EXPECT_EQ(sluice_sink_flush(k), SLUICE_ERROR);
-    EXPECT_ERR(sluice_sink_error(k), SLUICE_ETIMEDOUT);
+    EXPECT_ERR(sluice_sink_error(k, NULL), SLUICE_ETIMEDOUT);
     sluice_sink_close(k);
 }
 
@@ -323,7 +323,7 @@ TEST(chunked_writer_tiny_sndbuf_non_reading_peer)
     REQUIRE(sluice_io_fd_new(T_POOL, c, SLUICE_IO_CLOSE_FD, &wio) == 0);
     REQUIRE(sluice_io_fd_new(T_POOL, s, SLUICE_IO_CLOSE_FD, &rio) == 0);
     sluice_sink *k;
-    REQUIRE(sluice_chunked_writer_new(T_POOL, wio, NULL, NULL, &k) == 0);
+    REQUIRE(sluice_writer_new(T_POOL, wio, SLUICE_FRAMING_CHUNKED, NULL, NULL, &k) == 0);
     enum { N = 1 << 20 };
     unsigned char *payload = malloc(N);
     unsigned long long seed = 7;
@@ -354,7 +354,7 @@ TEST(chunked_writer_tiny_sndbuf_non_reading_peer)
     sluice_reader *r;
     REQUIRE(sluice_reader_new(T_POOL, rio, NULL, &r) == 0);
     sluice_stream *body;
-    REQUIRE(sluice_body_chunked_new(T_POOL, r, NULL, &body) == 0);
+    REQUIRE(sluice_body_new(T_POOL, r, SLUICE_FRAMING_CHUNKED, NULL, &body) == 0);
     size_t got = 0;
     int finished = 0;
     sluice_poll rp = SLUICE_PENDING;
@@ -383,7 +383,7 @@ TEST(chunked_writer_tiny_sndbuf_non_reading_peer)
     EXPECT_EQ(got, N);
     free(payload);
     sluice_stream_close(body);
-    sluice_reader_free(r);
+    sluice_reader_close(r);
     sluice_sink_close(k);
     sluice_io_close(wio);
     sluice_io_close(rio);
@@ -397,25 +397,25 @@ TEST(chunked_writer_abort_is_truncation_for_the_peer)
     REQUIRE(sluice_io_fd_new(T_POOL, sv[0], SLUICE_IO_CLOSE_FD, &wio) == 0);
     REQUIRE(sluice_io_fd_new(T_POOL, sv[1], SLUICE_IO_CLOSE_FD, &rio) == 0);
     sluice_sink *k;
-    REQUIRE(sluice_chunked_writer_new(T_POOL, wio, NULL, NULL, &k) == 0);
+    REQUIRE(sluice_writer_new(T_POOL, wio, SLUICE_FRAMING_CHUNKED, NULL, NULL, &k) == 0);
     EXPECT_EQ(put(k, "partial"), SLUICE_READY);
     EXPECT_EQ(sluice_sink_flush(k), SLUICE_READY);
     EXPECT_EQ(put(k, "dropped"), SLUICE_READY);
     sluice_sink_abort(k);
-    EXPECT_EQ(sluice_sink_get_state(k), SLUICE_SINK_ABORTED);
+    EXPECT_EQ(sluice_sink_status(k), SLUICE_SINK_ABORTED);
     EXPECT_EQ(sluice_sink_buffered(k), 0);
     sluice_reader *r;
     REQUIRE(sluice_reader_new(T_POOL, rio, NULL, &r) == 0);
     sluice_stream *body;
-    REQUIRE(sluice_body_chunked_new(T_POOL, r, NULL, &body) == 0);
+    REQUIRE(sluice_body_new(T_POOL, r, SLUICE_FRAMING_CHUNKED, NULL, &body) == 0);
     sluice_bytes b;
     EXPECT_EQ(sluice_stream_poll_next(body, &b), SLUICE_READY);
     EXPECT_MEM(b.data, b.len, "partial", 7);
     sluice_bytes_release(&b);
     EXPECT_EQ(sluice_stream_poll_next(body, &b), SLUICE_ERROR);
-    EXPECT_ERR(sluice_stream_error(body), SLUICE_ETRUNCATED);
+    EXPECT_ERR(sluice_stream_error(body, NULL), SLUICE_ETRUNCATED);
     sluice_stream_close(body);
-    sluice_reader_free(r);
+    sluice_reader_close(r);
     sluice_sink_close(k);
     sluice_io_close(wio);
     sluice_io_close(rio);
@@ -433,9 +433,9 @@ TEST(pump_body_to_chunked_writer_over_sockets)
     sluice_reader *r;
     REQUIRE(sluice_reader_new(T_POOL, src_io, NULL, &r) == 0);
     sluice_stream *body;
-    REQUIRE(sluice_body_length_new(T_POOL, r, 11, NULL, &body) == 0);
+    REQUIRE(sluice_body_new(T_POOL, r, SLUICE_FRAMING_LENGTH(11), NULL, &body) == 0);
     sluice_sink *k;
-    REQUIRE(sluice_chunked_writer_new(T_POOL, dst_io, NULL, NULL, &k) == 0);
+    REQUIRE(sluice_writer_new(T_POOL, dst_io, SLUICE_FRAMING_CHUNKED, NULL, NULL, &k) == 0);
     EXPECT_EQ(write(in[0], "hello world", 11), 11);
     sluice_pump p;
     sluice_pump_init(&p, body, k, 0);
@@ -445,7 +445,7 @@ TEST(pump_body_to_chunked_writer_over_sockets)
     EXPECT_MEM(buf, n, "b\r\nhello world\r\n0\r\n\r\n", 21);
     sluice_stream_close(body);
     sluice_sink_close(k);
-    sluice_reader_free(r);
+    sluice_reader_close(r);
     sluice_io_close(src_io);
     sluice_io_close(dst_io);
     close(in[0]);
@@ -467,7 +467,7 @@ TEST(writer_alloc_failures)
         int rc = sluice_bytes_copy_from(p, "H", 1, &head);
         sluice_sink *k = NULL;
         if (rc == 0)
-            rc = sluice_chunked_writer_new(p, &r->base, &head, NULL, &k);
+            rc = sluice_writer_new(p, &r->base, SLUICE_FRAMING_CHUNKED, &head, NULL, &k);
         if (rc == 0) {
             EXPECT_EQ(sluice_sink_finish(k), SLUICE_READY);
             EXPECT_MEM(r->out, r->len, "H0\r\n\r\n", 6);
@@ -475,7 +475,7 @@ TEST(writer_alloc_failures)
             EXPECT_ERR(rc, SLUICE_ENOMEM);
         }
         sluice_sink_close(k);
-        sluice_pool_free(p);
+        sluice_pool_close(p);
         EXPECT_EQ(fa.live, 0);
     }
 }

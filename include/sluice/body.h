@@ -1,12 +1,17 @@
 /*
  * sluice/body.h — HTTP/1.1 message bodies as streams over a socket reader.
  *
- * The host parses the head, decides the framing, and creates the matching
- * body stream over the connection's reader:
+ * The host parses the head, asks for its framing and creates the body
+ * stream over the connection's reader; the framing picks the decoder:
  *
- *   Content-Length: n     sluice_body_length_new(pool, r, n, cfg, &s)
- *   chunked               sluice_body_chunked_new(pool, r, cfg, &s)
- *   until close           sluice_body_close_new(pool, r, cfg, &s)  (responses)
+ *   sluice_http_framing f;
+ *   if (sluice_http_request_framing(&req, &f) == 0)
+ *       sluice_body_new(pool, r, &f, &cfg, &body);
+ *
+ *   SLUICE_HTTP_BODY_LENGTH   exactly f.length bytes (Content-Length)
+ *   SLUICE_HTTP_BODY_CHUNKED  the chunked decoder
+ *   SLUICE_HTTP_BODY_CLOSE    until the peer closes (responses)
+ *   SLUICE_HTTP_BODY_NONE     no body: EOF at once
  *
  * Each yields the body's payload as zero-copy views into the reader's blocks
  * and ends with EOF only when the framing says the body is complete. A peer
@@ -58,23 +63,15 @@ typedef struct sluice_body_config {
 } sluice_body_config;
 
 /*
- * A stream of exactly `length` payload bytes from r (borrowed: it must
- * outlive the stream). cfg may be NULL. A length above cfg->max_body fails
- * the first poll with SLUICE_ETOOBIG before anything is read.
- * The caller owns *out (sluice_stream_close). Errors: SLUICE_ENOMEM.
+ * The body stream for `framing` over r (borrowed: it must outlive the
+ * stream). cfg may be NULL. A Content-Length above cfg->max_body fails the
+ * first poll with SLUICE_ETOOBIG before anything is read. The caller owns
+ * *out (sluice_stream_close); on error *out is NULL.
+ * Errors: SLUICE_ENOMEM, SLUICE_EINVAL (unknown framing).
  */
-SLUICE_API int sluice_body_length_new(sluice_pool *pool, sluice_reader *r, uint64_t length,
-                                      const sluice_body_config *cfg, sluice_stream **out);
-
-/* A chunked-coding decoder over r (borrowed). See the top of this file.
- * The caller owns *out. Errors: SLUICE_ENOMEM. */
-SLUICE_API int sluice_body_chunked_new(sluice_pool *pool, sluice_reader *r,
-                                       const sluice_body_config *cfg, sluice_stream **out);
-
-/* Everything r yields until the peer closes (a response without framing);
- * EOF at the peer's close. The caller owns *out. Errors: SLUICE_ENOMEM. */
-SLUICE_API int sluice_body_close_new(sluice_pool *pool, sluice_reader *r,
-                                     const sluice_body_config *cfg, sluice_stream **out);
+SLUICE_API int sluice_body_new(sluice_pool *pool, sluice_reader *r,
+                               const sluice_http_framing *framing,
+                               const sluice_body_config *cfg, sluice_stream **out);
 
 /*
  * The trailer fields of a chunked body that reached EOF, in arrival order,

@@ -44,7 +44,7 @@ typedef struct sluice_bytes {
  * windows shrink (a pump stops pulling, the kernel's receive window closes,
  * the peers are paused) instead of RSS growing with the number of
  * connections. One overdraft keeps it from deadlocking: a consumer that holds
- * no block at all may always take one (sluice_block_get_reserve), so every
+ * no block at all may always take one (sluice__block_get_reserve), so every
  * connection can make progress, and heads (built or copied) are not refused
  * either; the worst case is therefore max_blocks plus one block per
  * connection and per head in flight, reached only while all are starved.
@@ -57,7 +57,7 @@ typedef struct sluice_pool_config {
     const sluice_allocator *allocator; /* NULL: malloc/free. Copied.         */
 } sluice_pool_config;
 
-typedef struct sluice_pool_stats {
+typedef struct sluice_pool_counters {
     size_t blocks_live;   /* blocks of any kind with references held         */
     size_t blocks_free;   /* pool blocks on the free list                    */
     size_t bytes_live;    /* payload bytes of live blocks (capacity, not use) */
@@ -66,11 +66,11 @@ typedef struct sluice_pool_stats {
     uint64_t blocks_allocated; /* calls to the allocator for blocks, ever    */
     size_t blocks_max;    /* most pool blocks outstanding at once, ever      */
     uint64_t pool_full;   /* sluice_block_get calls refused at the cap, ever */
-} sluice_pool_stats;
+} sluice_pool_counters;
 
 /*
  * Creates a pool. cfg may be NULL for defaults. On success *out is owned by
- * the caller, who frees it with sluice_pool_free().
+ * the caller, who frees it with sluice_pool_close().
  * Errors: SLUICE_ENOMEM, SLUICE_EINVAL (block_size too small: < 64 bytes).
  * Thread-safe: pool functions may be called from several threads.
  */
@@ -81,13 +81,10 @@ SLUICE_API int sluice_pool_new(const sluice_pool_config *cfg, sluice_pool **out)
  * freed when its last live block and object are gone, so closing objects and
  * freeing the pool may happen in either order. NULL is a no-op.
  */
-SLUICE_API void sluice_pool_free(sluice_pool *pool);
+SLUICE_API void sluice_pool_close(sluice_pool *pool);
 
 /* Fills *st with a consistent snapshot of the counters. */
-SLUICE_API void sluice_pool_stats_get(sluice_pool *pool, sluice_pool_stats *st);
-
-/* The pool's block payload size in bytes. */
-SLUICE_API size_t sluice_pool_block_size(const sluice_pool *pool);
+SLUICE_API void sluice_pool_stats(sluice_pool *pool, sluice_pool_counters *st);
 
 /*
  * Allocates `size` bytes with the pool's allocator, for objects built on top
@@ -100,32 +97,18 @@ SLUICE_API void sluice_pool_object_free(sluice_pool *pool, void *obj, size_t siz
 /* ---- blocks -------------------------------------------------------------- */
 
 /*
- * Takes a writable block of sluice_pool_block_size() bytes with one
+ * Takes a writable block of sluice__pool_block_size() bytes with one
  * reference, owned by the caller. Errors: SLUICE_EPOOLFULL (max_blocks
  * outstanding: backpressure, try again when blocks are released),
  * SLUICE_ENOMEM.
  */
 SLUICE_API int sluice_block_get(sluice_pool *pool, sluice_block **out);
 
-/*
- * Like sluice_block_get, but not refused at max_blocks (still counted):
- * for a consumer that holds no block at all and must still make progress
- * (the socket reader when it holds nothing), and for small needs bounded per
- * message (a head being built, or copied because it spans two blocks), so
- * that a budget spent on bodies neither deadlocks nor turns into errors.
- * Callers must keep to those uses, or the cap means nothing.
- * Errors: SLUICE_ENOMEM.
- */
-SLUICE_API int sluice_block_get_reserve(sluice_pool *pool, sluice_block **out);
-
 /* Writable payload of a block and its capacity. Writing into a block that
  * views are already handed out for is the caller's business (the socket reader
  * only appends past what it has handed out). */
 SLUICE_API unsigned char *sluice_block_data(sluice_block *b);
 SLUICE_API size_t sluice_block_capacity(const sluice_block *b);
-
-/* Adds one reference. Returns b. */
-SLUICE_API sluice_block *sluice_block_ref(sluice_block *b);
 
 /* Drops one reference; the last one returns the block to its pool (or frees
  * it / calls the foreign free callback). NULL is a no-op. */
@@ -175,18 +158,6 @@ SLUICE_API void sluice_bytes_release(sluice_bytes *b);
  */
 SLUICE_API int sluice_bytes_slice(const sluice_bytes *b, size_t off, size_t len,
                                   sluice_bytes *out);
-
-/*
- * Splits *b at n: *head = b[0, n) (new reference, caller owns), *b keeps
- * b[n, len) with its existing reference. Errors: SLUICE_ERANGE if n > len.
- */
-SLUICE_API int sluice_bytes_split_to(sluice_bytes *b, size_t n, sluice_bytes *head);
-
-/*
- * Splits *b at n: *b keeps b[0, n), *tail = b[n, len) (new reference, caller
- * owns). Errors: SLUICE_ERANGE if n > len.
- */
-SLUICE_API int sluice_bytes_split_off(sluice_bytes *b, size_t n, sluice_bytes *tail);
 
 /* Drops the first n bytes of the view (no reference change). n is clamped
  * to len. */

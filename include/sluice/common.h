@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h> /* ssize_t: a byte count or a negative error code */
 
 #if defined(SLUICE_BUILDING) && (defined(__GNUC__) || defined(__clang__))
 #define SLUICE_API __attribute__((visibility("default")))
@@ -22,9 +23,9 @@
 #endif
 
 #define SLUICE_VERSION_MAJOR 0
-#define SLUICE_VERSION_MINOR 1
+#define SLUICE_VERSION_MINOR 2
 #define SLUICE_VERSION_PATCH 0
-#define SLUICE_VERSION_STRING "0.1.0"
+#define SLUICE_VERSION_STRING "0.2.0"
 
 /* A string literal and its length, for the (pointer, length) pairs the API
  * takes: sluice_http_head_add_header(&b, SLUICE_LIT("Server"), SLUICE_LIT("x")). */
@@ -117,6 +118,17 @@ SLUICE_API const char *sluice_strerror(int code);
 
 /* The symbolic name, e.g. "SLUICE_ETRUNCATED" or "ECONNRESET". Static string. */
 SLUICE_API const char *sluice_err_name(int code);
+
+/*
+ * A sticky failure: the first error an object met, kept by streams, sinks
+ * and the multipart splitter, and copied out by their *_error() functions.
+ */
+typedef struct sluice_error_info {
+    int code;            /* 0: no error; else a SLUICE_E* code or -errno      */
+    const char *message; /* static: the detail, else sluice_strerror(code);
+                            "" without an error                               */
+    uint64_t offset;     /* bytes into the object's input where it was found  */
+} sluice_error_info;
 
 /*
  * Allocator hook. Every allocation the library makes goes through one of

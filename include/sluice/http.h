@@ -106,17 +106,20 @@ typedef struct sluice_http_response {
  * The field count is limited by min(lim->max_headers, hdrs_cap). lim may be
  * NULL for defaults. Reads no byte at or past buf + len.
  */
-SLUICE_API int sluice_http_parse_request(const void *buf, size_t len,
-                                         const sluice_http_limits *lim,
-                                         sluice_http_request *req,
-                                         sluice_http_header *hdrs, size_t hdrs_cap);
+SLUICE_API ssize_t sluice_http_parse_request(const void *buf, size_t len,
+                                             const sluice_http_limits *lim,
+                                             sluice_http_request *req,
+                                             sluice_http_header *hdrs, size_t hdrs_cap);
 
 /* The same for a response head: `HTTP/1.x SP 3DIGIT SP reason CRLF`, then
- * fields. No empty lines are skipped before a status line. */
-SLUICE_API int sluice_http_parse_response(const void *buf, size_t len,
-                                          const sluice_http_limits *lim,
-                                          sluice_http_response *res,
-                                          sluice_http_header *hdrs, size_t hdrs_cap);
+ * fields. One empty line (CRLF) before the status line is skipped and
+ * counted in the head's length, as RFC 9112 section 2.2's robustness rule
+ * lets a recipient do (some servers send one after a 100 Continue); a
+ * second is SLUICE_EBAD_STATUS_LINE. */
+SLUICE_API ssize_t sluice_http_parse_response(const void *buf, size_t len,
+                                              const sluice_http_limits *lim,
+                                              sluice_http_response *res,
+                                              sluice_http_header *hdrs, size_t hdrs_cap);
 
 /*
  * The request's target form against its method (RFC 9112 section 3.2):
@@ -138,6 +141,14 @@ typedef struct sluice_http_framing {
     sluice_http_body body;
     uint64_t length;           /* LENGTH only; else 0                         */
 } sluice_http_framing;
+
+/* Framings to pass by pointer when the host decides one itself, e.g.
+ * sluice_writer_new(pool, io, SLUICE_FRAMING_CHUNKED, &head, NULL, &w)
+ * (C compound literals: C++ hosts declare a sluice_http_framing instead). */
+#define SLUICE_FRAMING_NONE (&(const sluice_http_framing){SLUICE_HTTP_BODY_NONE, 0})
+#define SLUICE_FRAMING_LENGTH(n) (&(const sluice_http_framing){SLUICE_HTTP_BODY_LENGTH, (n)})
+#define SLUICE_FRAMING_CHUNKED (&(const sluice_http_framing){SLUICE_HTTP_BODY_CHUNKED, 0})
+#define SLUICE_FRAMING_CLOSE (&(const sluice_http_framing){SLUICE_HTTP_BODY_CLOSE, 0})
 
 /*
  * How the request body is delimited (RFC 9112 section 6.3). Content-Length
@@ -189,10 +200,6 @@ SLUICE_API const sluice_http_header *sluice_http_header_next(const sluice_http_h
 /* 1 if the comma-separated list list[0, len) has an element equal to `token`
  * (NUL-terminated) ignoring case and surrounding SP / HTAB, else 0. */
 SLUICE_API int sluice_http_list_has(const char *list, size_t len, const char *token);
-
-/* 1 if any field named `name` lists `token` (e.g. "Connection", "close"). */
-SLUICE_API int sluice_http_header_has_token(const sluice_http_header *hdrs, size_t n,
-                                            const char *name, const char *token);
 
 /* 1 if field h must not be forwarded by a proxy: Connection, Proxy-Connection,
  * Keep-Alive, TE, Transfer-Encoding, Upgrade, or a name listed in one of the

@@ -63,20 +63,6 @@ struct sluice_io {
  */
 SLUICE_API int sluice_io_fd_new(sluice_pool *pool, int fd, unsigned flags, sluice_io **out);
 
-/*
- * An in-memory io for tests, fuzzers and benchmarks: reads return `data`
- * (borrowed: it must outlive io) at most max_read bytes per call (0: no cap),
- * then 0 (end of stream). With SLUICE_IO_MEM_EAGAIN every read that would
- * return data first returns -EAGAIN once, as a socket whose bytes arrive one
- * packet at a time. Writes are accepted whole and only counted (see
- * sluice_io_mem_written). fd is -1. Errors: SLUICE_ENOMEM.
- */
-#define SLUICE_IO_MEM_EAGAIN 1u
-SLUICE_API int sluice_io_mem_new(sluice_pool *pool, const void *data, size_t len,
-                                 size_t max_read, unsigned flags, sluice_io **out);
-
-/* Bytes written to an in-memory io so far; SLUICE_EINVAL for other ios. */
-SLUICE_API long long sluice_io_mem_written(const sluice_io *io);
 
 /* The vtable calls, for readers and writers and for hosts. See the vtable. */
 SLUICE_API ssize_t sluice_io_readv(sluice_io *io, const struct iovec *iov, int iovcnt);

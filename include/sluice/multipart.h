@@ -3,10 +3,10 @@
  * (RFC 2046 section 5.1, RFC 7578) whose parts are streams.
  *
  *   char b[SLUICE_MULTIPART_BOUNDARY_MAX + 1];
- *   int n = sluice_multipart_boundary(ct, ct_len, b);       415 / 400 on error
+ *   ssize_t n = sluice_multipart_boundary(ct, ct_len, b);   415 / 400 on error
  *   sluice_multipart_new(pool, body, b, n, NULL, &m);        takes the body
  *   while (sluice_multipart_next(m, &part) == SLUICE_READY)  one part at a time
- *       sluice_part_get(part)->name ... pump `part` anywhere, close it
+ *       sluice_multipart_info(part)->name ... pump `part` anywhere, close it
  *   sluice_multipart_close(m);
  *
  * A part's data is a sluice_stream of views into the body's own blocks: no
@@ -54,8 +54,8 @@
  * malformed (400). On error out is left as an empty string.
  * Thread-safe (no state).
  */
-SLUICE_API int sluice_multipart_boundary(const char *content_type, size_t len,
-                                         char out[SLUICE_MULTIPART_BOUNDARY_MAX + 1]);
+SLUICE_API ssize_t sluice_multipart_boundary(const char *content_type, size_t len,
+                                             char out[SLUICE_MULTIPART_BOUNDARY_MAX + 1]);
 
 /* Limits; all-zero gives the defaults. Each has its own error code. */
 typedef struct sluice_multipart_limits {
@@ -88,7 +88,7 @@ SLUICE_API int sluice_multipart_new(sluice_pool *pool, sluice_stream *body,
  * current part was not read.
  *   SLUICE_READY    *part is the next part's data stream; the caller owns it
  *                   and closes it with sluice_stream_close(). Its headers:
- *                   sluice_part_get().
+ *                   sluice_multipart_info().
  *   SLUICE_PENDING  the body stream is pending; sluice_multipart_ready() says
  *                   what to wait for; call again with no change made.
  *   SLUICE_EOF      no more parts: the close delimiter was seen and the body
@@ -120,14 +120,10 @@ SLUICE_API int sluice_multipart_concat_new(sluice_multipart *m, sluice_stream **
 /* What the host loop must wait for after PENDING: the body stream's interest. */
 SLUICE_API void sluice_multipart_ready(sluice_multipart *m, sluice_interest *want);
 
-/* 0 or the splitter's sticky error code, its message (a static string, ""
- * without an error) and the byte offset in the body where it was found. */
-SLUICE_API int sluice_multipart_error(const sluice_multipart *m);
-SLUICE_API const char *sluice_multipart_error_message(const sluice_multipart *m);
-SLUICE_API uint64_t sluice_multipart_error_offset(const sluice_multipart *m);
-
-/* Parts returned so far. */
-SLUICE_API size_t sluice_multipart_count(const sluice_multipart *m);
+/* 0 or the splitter's sticky error code; with info != NULL also its message
+ * (a static string, "" without an error) and the byte offset in the body
+ * where it was found. */
+SLUICE_API int sluice_multipart_error(const sluice_multipart *m, sluice_error_info *info);
 
 /* Drops the caller's handle. Parts still open keep the splitter (and the
  * body) alive until they are closed. NULL is a no-op. */
@@ -159,6 +155,6 @@ typedef struct sluice_part {
 
 /* The headers of a part stream returned by this module; NULL for any other
  * stream. Borrowed: valid until the part stream is closed. */
-SLUICE_API const sluice_part *sluice_part_get(const sluice_stream *part);
+SLUICE_API const sluice_part *sluice_multipart_info(const sluice_stream *part);
 
 #endif

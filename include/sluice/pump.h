@@ -34,9 +34,12 @@ typedef enum sluice_side {
 
 #define SLUICE_PUMP_DEFAULT_INFLIGHT (256u * 1024u)
 
+struct sluice__splice;
+
 typedef struct sluice_pump {
     sluice_stream *_src;
     sluice_sink *_dst;
+    struct sluice__splice *_splice; /* a splice pump (splice.h), else NULL */
     size_t _max_inflight;
     sluice_bytes _held;     /* pulled, not yet accepted by the sink */
     int _phase;             /* internal */
@@ -55,8 +58,8 @@ SLUICE_API void sluice_pump_init(sluice_pump *p, sluice_stream *src, sluice_sink
  *   DONE     stream at EOF and sink finished. Repeats if called again.
  *   PENDING  *want says what to wait for (the stream's readable fd or the
  *            sink's writable fd, with a deadline if either has one).
- *   ERROR    sluice_pump_failed_side() says which side, sluice_pump_error()
- *            the code. After a source error the sink has been aborted.
+ *   ERROR    sluice_pump_error() gives the code and the side that failed.
+ *            After a source error the sink has been aborted.
  * want may be NULL.
  */
 SLUICE_API sluice_pump_status sluice_pump_step(sluice_pump *p, sluice_interest *want);
@@ -69,12 +72,21 @@ SLUICE_API sluice_pump_status sluice_pump_step(sluice_pump *p, sluice_interest *
  */
 SLUICE_API int sluice_pump_run(sluice_pump *p, int timeout_ms);
 
-SLUICE_API sluice_side sluice_pump_failed_side(const sluice_pump *p);
-SLUICE_API int sluice_pump_error(const sluice_pump *p);
-/* Payload bytes moved into the sink so far. */
+/* 0 or the pump's error code (after ERROR); *side (may be NULL) says which
+ * side failed. */
+SLUICE_API int sluice_pump_error(const sluice_pump *p, sluice_side *side);
+
+/* Payload bytes moved into the sink so far (a splice pump: handed to its
+ * destination). */
 SLUICE_API uint64_t sluice_pump_moved(const sluice_pump *p);
-/* Releases the chunk the pump holds, if any (call when abandoning a pump
- * before DONE/ERROR). The stream and sink are not touched. */
-SLUICE_API void sluice_pump_reset(sluice_pump *p);
+
+/*
+ * Releases what the pump itself holds: the chunk it pulled and not yet
+ * passed on, and a splice pump's pipe (an unfinished splice shuts the
+ * destination's write side, so a cut body never looks complete). The stream
+ * and sink are not touched. Safe on a zeroed or already closed pump; call it
+ * when done with any pump, finished or not.
+ */
+SLUICE_API void sluice_pump_close(sluice_pump *p);
 
 #endif

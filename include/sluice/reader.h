@@ -31,7 +31,7 @@ typedef struct sluice_reader_config {
 
 /*
  * Creates a reader over io (borrowed). cfg may be NULL for defaults. The
- * caller owns *out and frees it with sluice_reader_free().
+ * caller owns *out and frees it with sluice_reader_close().
  * Errors: SLUICE_ENOMEM, SLUICE_EINVAL (max_iov > 64).
  */
 SLUICE_API int sluice_reader_new(sluice_pool *pool, sluice_io *io,
@@ -39,7 +39,7 @@ SLUICE_API int sluice_reader_new(sluice_pool *pool, sluice_io *io,
 
 /* Releases the reader's blocks (views already handed out stay valid) and
  * frees it. The io is not touched. NULL is a no-op. */
-SLUICE_API void sluice_reader_free(sluice_reader *r);
+SLUICE_API void sluice_reader_close(sluice_reader *r);
 
 /* How long a reader that met the pool's cap lets the host wait before it
  * tries again (the deadline of its interest), in milliseconds. */
@@ -57,7 +57,7 @@ SLUICE_API void sluice_reader_free(sluice_reader *r);
  *            are released (a pump retries at once after its sink's flush
  *            released some); the deadline covers blocks freed by other
  *            connections, without a busy loop. At the cap a reader that
- *            holds no block still takes one (sluice_block_get_reserve), and
+ *            holds no block still takes one (sluice__block_get_reserve), and
  *            one whose only block is full of a partly consumed, unshared
  *            buffer moves the unread bytes to its front, so no connection
  *            can wait forever on blocks that only waiting connections hold.
@@ -97,9 +97,6 @@ SLUICE_API size_t sluice_reader_front(const sluice_reader *r, const unsigned cha
 
 /* Consumes n unread bytes (clamped to what is available). */
 SLUICE_API void sluice_reader_skip(sluice_reader *r, size_t n);
-
-/* 1 once a fill saw the peer close, else 0. */
-SLUICE_API int sluice_reader_eof(const sluice_reader *r);
 
 /* 0 or the sticky error code of the last failed fill (-errno or SLUICE_E*). */
 SLUICE_API int sluice_reader_error(const sluice_reader *r);

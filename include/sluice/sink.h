@@ -50,9 +50,8 @@ struct sluice_sink {
     const sluice_sink_vtable *vt;
     sluice_pool *pool;
     sluice_sink_state _state;
-    int _err;
-    const char *_why;
-    uint64_t _written;      /* payload bytes accepted so far */
+    sluice_error_info _error;  /* the sticky error (code 0: none)            */
+    uint64_t _written;         /* payload bytes accepted so far              */
 };
 
 /* See the top of this file for the contract of each. Writing to a sink that is
@@ -65,11 +64,13 @@ SLUICE_API void sluice_sink_ready(sluice_sink *k, sluice_interest *want);
 SLUICE_API size_t sluice_sink_buffered(const sluice_sink *k);
 SLUICE_API void sluice_sink_close(sluice_sink *k); /* NULL is a no-op */
 
-SLUICE_API sluice_sink_state sluice_sink_get_state(const sluice_sink *k);
+/* Where the sink is in its life (open, finishing, finished, aborted). */
+SLUICE_API sluice_sink_state sluice_sink_status(const sluice_sink *k);
 /* Payload bytes the sink has accepted (not counting framing). */
 SLUICE_API uint64_t sluice_sink_written(const sluice_sink *k);
-SLUICE_API int sluice_sink_error(const sluice_sink *k);
-SLUICE_API const char *sluice_sink_error_message(const sluice_sink *k);
+/* 0 or the sink's sticky error code; with info != NULL also its message
+ * (offset: payload bytes accepted when it failed). */
+SLUICE_API int sluice_sink_error(const sluice_sink *k, sluice_error_info *info);
 
 /* For implementations: records the first error, returns SLUICE_ERROR. */
 SLUICE_API sluice_poll sluice_sink_fail(sluice_sink *k, int code, const char *why);
@@ -85,16 +86,12 @@ SLUICE_API sluice_poll sluice_sink_fail(sluice_sink *k, int code, const char *wh
  */
 SLUICE_API int sluice_vecsink_new(sluice_pool *pool, sluice_sink **out);
 
-/* While blocked, poll_write, flush and finish return PENDING (interest: none,
- * poll again), as a peer that stopped reading would. */
-SLUICE_API int sluice_vecsink_set_blocked(sluice_sink *k, int blocked);
-
 /* The chunks kept so far, borrowed (valid until the next write or close). */
 SLUICE_API int sluice_vecsink_chunks(const sluice_sink *k, const sluice_bytes **chunks,
                                      size_t *n);
 
 /* Copies up to cap bytes of the concatenated chunks into buf; returns the
  * total number of bytes kept (which may exceed cap), or SLUICE_EINVAL. */
-SLUICE_API long long sluice_vecsink_copy(const sluice_sink *k, void *buf, size_t cap);
+SLUICE_API ssize_t sluice_vecsink_copy(const sluice_sink *k, void *buf, size_t cap);
 
 #endif

@@ -75,7 +75,7 @@ SLUICE_API sluice_sniff_state sluice_sniff_feed(sluice_sniff *s, const void *dat
 SLUICE_API sluice_sniff_state sluice_sniff_end(sluice_sniff *s);
 
 /* "png", "jpeg", "gif", "webp", or "" for UNKNOWN. Static string. */
-SLUICE_API const char *sluice_image_type_name(sluice_image_type t);
+SLUICE_API const char *sluice_sniff_type_name(sluice_image_type t);
 
 /*
  * Writes "<png|jpeg|gif|webp> <W>x<H>" and a NUL into buf, for a response
@@ -83,7 +83,7 @@ SLUICE_API const char *sluice_image_type_name(sluice_image_type t);
  * Errors: SLUICE_EINVAL if s is not FOUND, SLUICE_ERANGE if cap is too small
  * (SLUICE_SNIFF_FORMAT_SIZE always fits); then buf is "" when cap > 0.
  */
-SLUICE_API int sluice_sniff_format(const sluice_sniff *s, char *buf, size_t cap);
+SLUICE_API ssize_t sluice_sniff_format(const sluice_sniff *s, char *buf, size_t cap);
 
 /*
  * A sluice_tap_fn: feeds each chunk passing through a tap to the sluice_sniff

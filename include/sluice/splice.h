@@ -1,7 +1,8 @@
 /*
- * sluice/splice.h — passthrough of a body that nothing needs to see: exactly
- * `length` bytes from a connection's reader to a destination io, with
- * splice(2) when it can and the copy path when it cannot.
+ * sluice/splice.h — the splice pump: passthrough of a body that nothing
+ * needs to see, exactly `length` bytes from a connection's reader to a
+ * destination io, with splice(2) when it can and the copy path when it
+ * cannot. It is a sluice_pump: stepped, queried and closed like one.
  *
  *   [head]  the destination's head (optional), written first;
  *   then    the body bytes the reader already buffered, written from its
@@ -24,7 +25,7 @@
  * stays in the reader or the socket, and sluice_reader_consumed() advances
  * by exactly `length`.
  *
- * Stepping mirrors sluice_pump_step: DONE, PENDING with one interest (the
+ * sluice_pump_step: DONE, PENDING with one interest (the
  * source's readable fd while it is the one blocking, the destination's
  * writable fd otherwise; a deadline with an idle timeout), or ERROR with the
  * side that failed. A source that ends before `length` bytes gives ERROR
@@ -32,8 +33,8 @@
  * shut down without anything more, so the receiver sees a short body, never a
  * complete one. PENDING is returned only after an fd said EAGAIN.
  *
- * The object borrows the reader and the destination io (the host closes them
- * after sluice_splice_free), owns its pipe, and is used by one thread at a
+ * The pump borrows the reader and the destination io (the host closes them
+ * after sluice_pump_close), owns its pipe, and is used by one thread at a
  * time, the one that uses the reader.
  */
 #ifndef SLUICE_SPLICE_H
@@ -41,8 +42,6 @@
 
 #include "pump.h"
 #include "reader.h"
-
-typedef struct sluice_splice sluice_splice;
 
 /* Never splice: always the copy path (tests, or a host that wants the bytes
  * to cross user space). */
@@ -68,45 +67,21 @@ typedef struct sluice_splice_config {
 } sluice_splice_config;
 
 /*
- * Prepares moving `length` body bytes from src (borrowed; its io must stay
- * open) to dst (borrowed). head may be NULL; otherwise its reference moves to
- * the object (*head is zeroed), also when this fails. cfg may be NULL.
- * Nothing is read or written until the first step. The caller owns *out
- * (sluice_splice_free). Errors: SLUICE_ENOMEM, SLUICE_EINVAL (unknown flags).
+ * Makes p a splice pump moving `length` body bytes from src (borrowed; its
+ * io must stay open) to dst (borrowed). head may be NULL; otherwise its
+ * reference moves to the pump (*head is zeroed), also when this fails. cfg
+ * may be NULL. Nothing is read or written until the first step. Errors
+ * (p is then a zeroed pump): SLUICE_ENOMEM, SLUICE_EINVAL (unknown flags).
+ * After ERROR, sluice_pump_error() gives the side: the source
+ * (SLUICE_ETRUNCATED, -errno, SLUICE_ETIMEDOUT; dst's write side has been
+ * shut down) or the destination (-EPIPE, -errno, SLUICE_ETIMEDOUT).
  */
-SLUICE_API int sluice_splice_new(sluice_pool *pool, sluice_reader *src, sluice_io *dst,
-                                 uint64_t length, sluice_bytes *head,
-                                 const sluice_splice_config *cfg, sluice_splice **out);
+SLUICE_API int sluice_pump_splice_init(sluice_pump *p, sluice_pool *pool, sluice_reader *src,
+                                       sluice_io *dst, uint64_t length, sluice_bytes *head,
+                                       const sluice_splice_config *cfg);
 
-/*
- * Moves as much as it can without blocking.
- *   DONE     all `length` bytes (and the head) were written to dst. Repeats.
- *   PENDING  *want says what to wait for.
- *   ERROR    sluice_splice_failed_side() / sluice_splice_error() say what
- *            failed: the source (SLUICE_ETRUNCATED, -errno, SLUICE_ETIMEDOUT;
- *            dst's write side has been shut down) or the destination
- *            (-EPIPE, -errno, SLUICE_ETIMEDOUT). Sticky.
- * want may be NULL.
- */
-SLUICE_API sluice_pump_status sluice_splice_step(sluice_splice *s, sluice_interest *want);
-
-SLUICE_API sluice_side sluice_splice_failed_side(const sluice_splice *s);
-SLUICE_API int sluice_splice_error(const sluice_splice *s);
-
-/* Body bytes handed to dst so far (written, or queued in the copy path's
- * writer); `length` once DONE. The head is not counted. */
-SLUICE_API uint64_t sluice_splice_moved(const sluice_splice *s);
-
-/* Of those, the bytes that went through the pipe without entering user
- * space (0 on the copy path). */
-SLUICE_API uint64_t sluice_splice_spliced(const sluice_splice *s);
-
-/*
- * Releases the pipe and everything the object holds and frees it. Freed
- * before DONE or ERROR, it shuts dst's write side down, as closing an
- * unfinished writer does: a body cut short must not look complete.
- * The reader and dst are not closed. NULL is a no-op.
- */
-SLUICE_API void sluice_splice_free(sluice_splice *s);
+/* Of the bytes moved, those that went through the pipe without entering
+ * user space (0 on the copy path and for other pumps). */
+SLUICE_API uint64_t sluice_pump_spliced(const sluice_pump *p);
 
 #endif

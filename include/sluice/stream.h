@@ -67,10 +67,9 @@ typedef struct sluice_stream_vtable {
 
 struct sluice_stream {
     const sluice_stream_vtable *vt;
-    sluice_pool *pool;     /* what s was allocated from                     */
-    int _err;              /* 0, or the sticky error code                   */
-    const char *_why;      /* static detail for _err, or NULL               */
-    uint64_t _err_offset;  /* byte offset in the stream's input at the error */
+    sluice_pool *pool;         /* what s was allocated from                  */
+    sluice_error_info _error;  /* the sticky error (code 0: none)            */
+    int _eof;                  /* EOF was reported: it repeats               */
 };
 
 /* ---- using a stream ------------------------------------------------------ */
@@ -85,15 +84,10 @@ SLUICE_API void sluice_stream_ready(sluice_stream *s, sluice_interest *want);
 /* Releases everything s owns and frees it. NULL is a no-op. */
 SLUICE_API void sluice_stream_close(sluice_stream *s);
 
-/* 0 or the stream's sticky error code. */
-SLUICE_API int sluice_stream_error(const sluice_stream *s);
-
-/* A human message for the error: the stream's detail if it has one, else
- * sluice_strerror(). Static string; "" when there is no error. */
-SLUICE_API const char *sluice_stream_error_message(const sluice_stream *s);
-
-/* Offset in the stream's input (bytes) where the error was found. */
-SLUICE_API uint64_t sluice_stream_error_offset(const sluice_stream *s);
+/* 0 or the stream's sticky error code. With info != NULL also the message
+ * (the stream's detail, else sluice_strerror(); "" without an error) and the
+ * offset in the stream's input where the error was found. */
+SLUICE_API int sluice_stream_error(const sluice_stream *s, sluice_error_info *info);
 
 /* ---- implementing a stream ----------------------------------------------- */
 
@@ -120,10 +114,6 @@ SLUICE_API sluice_poll sluice_stream_fail(sluice_stream *s, int code, const char
  */
 SLUICE_API int sluice_memstream_new(sluice_pool *pool, sluice_bytes *chunks, size_t n,
                                     unsigned flags, sluice_stream **out);
-
-/* How many chunks the memory stream has yielded so far (tests use it to see
- * how far a consumer pulled). Returns SLUICE_EINVAL if s is not a memory stream. */
-SLUICE_API long sluice_memstream_yielded(const sluice_stream *s);
 
 /* ---- tap ----------------------------------------------------------------- */
 

@@ -24,6 +24,7 @@
 #ifndef SLUICE_WRITER_H
 #define SLUICE_WRITER_H
 
+#include "http.h"
 #include "io.h"
 #include "sink.h"
 
@@ -36,14 +37,25 @@ typedef struct sluice_writer_config {
 } sluice_writer_config;
 
 /*
- * A chunked-coding writer to io (borrowed). head may be NULL; otherwise its
- * reference moves to the writer (*head is zeroed), also when this fails.
- * cfg may be NULL. finish() writes "0\r\n", the trailers if any, "\r\n".
- * The caller owns *out (sluice_sink_close).
- * Errors: SLUICE_ENOMEM, SLUICE_EINVAL (max_chunks > 256).
+ * A writer to io (borrowed) for a body framed as `framing` says:
+ *   SLUICE_HTTP_BODY_CHUNKED  chunked coding; finish() writes "0\r\n", the
+ *                             trailers if any (sluice_writer_trailers), "\r\n";
+ *   SLUICE_HTTP_BODY_LENGTH   exactly framing->length bytes: a write that would
+ *                             go past it fails at once with SLUICE_ETOOBIG
+ *                             (nothing of it is queued); finish() fails with
+ *                             SLUICE_ETRUNCATED if fewer were written;
+ *   SLUICE_HTTP_BODY_NONE     no body: as LENGTH with length 0 (a head alone);
+ *   SLUICE_HTTP_BODY_CLOSE    no framing: bytes go out as given (a body
+ *                             delimited by closing the connection, or any
+ *                             preformatted bytes); finish() only flushes.
+ * head may be NULL; otherwise its reference moves to the writer (*head is
+ * zeroed), also when this fails. cfg may be NULL. The caller owns *out
+ * (sluice_sink_close); on error *out is NULL.
+ * Errors: SLUICE_ENOMEM, SLUICE_EINVAL (max_chunks > 256, unknown framing).
  */
-SLUICE_API int sluice_chunked_writer_new(sluice_pool *pool, sluice_io *io, sluice_bytes *head,
-                                         const sluice_writer_config *cfg, sluice_sink **out);
+SLUICE_API int sluice_writer_new(sluice_pool *pool, sluice_io *io,
+                                 const sluice_http_framing *framing, sluice_bytes *head,
+                                 const sluice_writer_config *cfg, sluice_sink **out);
 
 /*
  * Trailer fields for a chunked writer's finish: preformatted "Name: value\r\n"
@@ -52,25 +64,6 @@ SLUICE_API int sluice_chunked_writer_new(sluice_pool *pool, sluice_io *io, sluic
  * Errors: SLUICE_EINVAL (not a chunked writer, or non-empty fields not ending
  * in CRLF), SLUICE_ECLOSED (finish already started, or aborted).
  */
-SLUICE_API int sluice_chunked_writer_trailers(sluice_sink *k, sluice_bytes *fields);
-
-/*
- * A writer for a body of exactly `length` bytes (Content-Length). A write
- * that would go past length fails at once with SLUICE_ETOOBIG (nothing of it
- * is queued); finish() fails with SLUICE_ETRUNCATED if fewer were written.
- * head and cfg as for the chunked writer. Errors: SLUICE_ENOMEM, SLUICE_EINVAL.
- */
-SLUICE_API int sluice_length_writer_new(sluice_pool *pool, sluice_io *io, uint64_t length,
-                                        sluice_bytes *head, const sluice_writer_config *cfg,
-                                        sluice_sink **out);
-
-/*
- * A writer without framing: bytes go out as given (a head followed by a
- * body delimited by closing the connection, or any preformatted bytes).
- * finish() only flushes. head and cfg as above. Errors: SLUICE_ENOMEM,
- * SLUICE_EINVAL.
- */
-SLUICE_API int sluice_raw_writer_new(sluice_pool *pool, sluice_io *io, sluice_bytes *head,
-                                     const sluice_writer_config *cfg, sluice_sink **out);
+SLUICE_API int sluice_writer_trailers(sluice_sink *k, sluice_bytes *fields);
 
 #endif

@@ -9,6 +9,7 @@
 #define SLUICE_BENCH_H
 
 #include "sluice.h"
+#include "testing.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -35,9 +35,9 @@ static double decode(sluice_pool *pool, const unsigned char *buf, size_t len, si
             sluice_io *io;
             sluice_reader *r;
             sluice_stream *s;
-            if (sluice_io_mem_new(pool, buf, len, 0, 0, &io) < 0 ||
+            if (sluice__io_mem_new(pool, buf, len, 0, 0, &io) < 0 ||
                 sluice_reader_new(pool, io, NULL, &r) < 0 ||
-                sluice_body_chunked_new(pool, r, NULL, &s) < 0)
+                sluice_body_new(pool, r, SLUICE_FRAMING_CHUNKED, NULL, &s) < 0)
                 abort();
             size_t got = 0;
             sluice_bytes b;
@@ -50,7 +50,7 @@ static double decode(sluice_pool *pool, const unsigned char *buf, size_t len, si
             if (p != SLUICE_EOF || got != payload)
                 abort();
             sluice_stream_close(s);
-            sluice_reader_free(r);
+            sluice_reader_close(r);
             sluice_io_close(io);
         }
         double gbps = (double)payload * reps / (bench_now() - t0) / 1e9;
@@ -127,7 +127,7 @@ static double encode_bench(sluice_pool *pool, size_t chunk, size_t total)
         copy_io cio = {.base = {&copy_vt, pool, -1}, .ring = ring, .cap = sizeof ring};
         sluice_io *io = &cio.base;
         sluice_sink *k;
-        if (sluice_chunked_writer_new(pool, io, NULL, NULL, &k) < 0)
+        if (sluice_writer_new(pool, io, SLUICE_FRAMING_CHUNKED, NULL, NULL, &k) < 0)
             abort();
         double t0 = bench_now();
         for (size_t sent = 0; sent < total; sent += chunk) {
@@ -162,15 +162,15 @@ int main(void)
     } sizes[] = {{"chunked_decode_1k", 1024}, {"chunked_decode_16k", 16384},
                  {"chunked_decode_1m", 1u << 20}};
     double d16 = 0;
-    sluice_pool_stats before, after;
+    sluice_pool_counters before, after;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         size_t len;
         unsigned char *buf = encode(sizes[i].chunk, total, &len);
         size_t payload = total / sizes[i].chunk * sizes[i].chunk;
         decode(pool, buf, len, payload, 1); /* warm the pool */
-        sluice_pool_stats_get(pool, &before);
+        sluice_pool_stats(pool, &before);
         double g = decode(pool, buf, len, payload, reps);
-        sluice_pool_stats_get(pool, &after);
+        sluice_pool_stats(pool, &after);
         bench_line(sizes[i].name, g, "GB/s");
         printf("pool: %s blocks_allocated %llu -> %llu (steady state: %s)\n", sizes[i].name,
                (unsigned long long)before.blocks_allocated,
@@ -180,10 +180,10 @@ int main(void)
             d16 = g;
         free(buf);
     }
-    sluice_pool_stats_get(pool, &before);
+    sluice_pool_stats(pool, &before);
     bench_line("chunked_encode_16k", encode_bench(pool, 16384, (size_t)(256u << 20) * scale),
                "GB/s");
-    sluice_pool_stats_get(pool, &after);
+    sluice_pool_stats(pool, &after);
     /* the in-memory io only counts what is written, so this is the writer's
      * own cost per byte (size lines, iovecs, references), not a copy */
     printf("pool: chunked_encode_16k blocks_allocated %llu -> %llu\n",
@@ -192,11 +192,11 @@ int main(void)
     double m = bench_memcpy_gbps(16384, (size_t)(1u << 30) * scale);
     bench_line("memcpy_16k", m, "GB/s");
     printf("chunked_decode_16k / memcpy_16k = %.0f%% (target >= 50%%)\n", 100.0 * d16 / m);
-    sluice_pool_stats st;
-    sluice_pool_stats_get(pool, &st);
+    sluice_pool_counters st;
+    sluice_pool_stats(pool, &st);
     printf("pool: blocks_live %zu blocks_free %zu objects_live %zu blocks_allocated %llu\n",
            st.blocks_live, st.blocks_free, st.objects_live,
            (unsigned long long)st.blocks_allocated);
-    sluice_pool_free(pool);
+    sluice_pool_close(pool);
     return 0;
 }

@@ -159,8 +159,8 @@ static double run(const body *b, uint64_t *copied, sluice_block **sorted)
     sluice_bytes *views = malloc(b->nblocks * sizeof *views);
     for (size_t i = 0; i < b->nblocks; i++)
         sluice_block_view(b->blocks[i], 0, i + 1 < b->nblocks ? BLOCK : b->used, &views[i]);
-    sluice_pool_stats st0, st1;
-    sluice_pool_stats_get(pool, &st0);
+    sluice_pool_counters st0, st1;
+    sluice_pool_stats(pool, &st0);
     double t0 = bench_now();
     sluice_stream *s;
     sluice_multipart *m;
@@ -190,10 +190,10 @@ static double run(const body *b, uint64_t *copied, sluice_block **sorted)
     }
     double t = bench_now() - t0;
     if (r != SLUICE_EOF) {
-        fprintf(stderr, "bench_multipart: %s\n", sluice_multipart_error_message(m));
+        fprintf(stderr, "bench_multipart: %s\n", t_multipart_why(m));
         abort();
     }
-    sluice_pool_stats_get(pool, &st1);
+    sluice_pool_stats(pool, &st1);
     if (copied)
         *copied += (st1.blocks_allocated - st0.blocks_allocated) * BLOCK;
     sluice_multipart_close(m);
@@ -270,6 +270,6 @@ int main(void)
     bench_line("multipart_one_part_random", best_gbps(&b, reps), "GB/s");
     body_free(&b);
 
-    sluice_pool_free(pool);
+    sluice_pool_close(pool);
     return 0;
 }

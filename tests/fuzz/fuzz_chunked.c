@@ -9,6 +9,7 @@
  * the next reader), or both fail.
  */
 #include "sluice.h"
+#include "testing.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -211,7 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sluice_reader *r;
     sluice_stream *s;
     if (sluice_reader_new(pool, &io.base, &rc, &r) < 0 ||
-        sluice_body_chunked_new(pool, r, NULL, &s) < 0)
+        sluice_body_new(pool, r, SLUICE_FRAMING_CHUNKED, NULL, &s) < 0)
         abort();
     uint8_t *got = malloc(size + 1), *want = malloc(size + 1);
     size_t got_len = 0, want_len;
@@ -242,11 +243,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(got);
     free(want);
     sluice_stream_close(s);
-    sluice_reader_free(r);
-    sluice_pool_stats st;
-    sluice_pool_stats_get(pool, &st);
+    sluice_reader_close(r);
+    sluice_pool_counters st;
+    sluice_pool_stats(pool, &st);
     if (st.blocks_live || st.objects_live)
         abort();
-    sluice_pool_free(pool);
+    sluice_pool_close(pool);
     return 0;
 }

@@ -10,6 +10,7 @@
  * rebuilt by the builder parses back to the same fields.
  */
 #include "sluice.h"
+#include "testing.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -184,10 +185,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
                     sluice_http_header_is_hop_by_hop(req.headers, req.num_headers, &req.headers[i]);
                 round_trip_request(pool, &req);
             }
-            sluice_pool_stats st;
-            sluice_pool_stats_get(pool, &st);
+            sluice_pool_counters st;
+            sluice_pool_stats(pool, &st);
             check(st.blocks_live == 0);
-            sluice_pool_free(pool);
+            sluice_pool_close(pool);
         }
     } else if (r < 0) {
         size_t off = response ? res.error_offset : req.error_offset;

@@ -9,6 +9,7 @@
  * data chunk must be a view into the input; nothing may stay allocated.
  */
 #include "sluice.h"
+#include "testing.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,7 +84,7 @@ static void split(sluice_pool *pool, const sluice_bytes *body, const uint8_t *cu
                 continue;
             if (r != SLUICE_READY)
                 break;
-            const sluice_part *info = sluice_part_get(p);
+            const sluice_part *info = sluice_multipart_info(p);
             if (!info)
                 abort();
             put_str(res, info->name, info->name_len);
@@ -109,8 +110,8 @@ static void split(sluice_pool *pool, const sluice_bytes *body, const uint8_t *cu
             sluice_bytes_release(&c);
         }
         if (r == SLUICE_ERROR && cat) { /* the concatenation reports the error */
-            res->err = sluice_stream_error(cat);
-            res->off = sluice_stream_error_offset(cat);
+            res->err = sluice_stream_error(cat, NULL);
+            res->off = t_stream_where(cat);
         }
         sluice_stream_close(p);
         if (cat)
@@ -118,10 +119,10 @@ static void split(sluice_pool *pool, const sluice_bytes *body, const uint8_t *cu
         put(res, "|", 1);
     }
     if (!cat) {
-        res->err = sluice_multipart_error(m);
-        res->off = sluice_multipart_error_offset(m);
+        res->err = sluice_multipart_error(m, NULL);
+        res->off = t_multipart_where(m);
     }
-    if (res->err && res->err != sluice_multipart_error(m))
+    if (res->err && res->err != sluice_multipart_error(m, NULL))
         abort();
     sluice_multipart_close(m);
 }
@@ -172,10 +173,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(a.log);
     free(b.log);
     sluice_bytes_release(&body);
-    sluice_pool_stats st;
-    sluice_pool_stats_get(pool, &st);
+    sluice_pool_counters st;
+    sluice_pool_stats(pool, &st);
     if (st.blocks_live || st.objects_live)
         abort(); /* leak */
-    sluice_pool_free(pool);
+    sluice_pool_close(pool);
     return 0;
 }

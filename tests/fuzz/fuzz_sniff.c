@@ -7,6 +7,7 @@
  * time and in the chosen chunks, each chunk from its own exact-size copy.
  */
 #include "sluice.h"
+#include "testing.h"
 
 #include <stdint.h>
 #include <stdlib.h>

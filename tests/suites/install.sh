@@ -3,6 +3,7 @@
 # program with pkg-config against the shared and the static library, run
 # both, then `make uninstall` and check that nothing is left behind.
 set -u
+SOVERSION=$(sed -n "s/^SOVERSION *:= *//p" Makefile)
 BUILD=${BUILD:-build}
 MAKE=${MAKE:-make}
 CC=${CC:-cc}
@@ -41,7 +42,7 @@ int main(void)
     if (sluice_bytes_copy_from(pool, "hi", 2, &b) < 0)
         return 1;
     sluice_bytes_release(&b);
-    sluice_pool_free(pool);
+    sluice_pool_close(pool);
     printf("%s\n", sluice_version());
     return 0;
 }
@@ -63,10 +64,10 @@ if $CC -std=c11 -Wall -Werror -o "$tmp/hello-shared" "$tmp/hello.c" \
 else
     cat "$tmp/cc.log"; bad "shared link"
 fi
-if ldd "$tmp/hello-shared" 2>/dev/null | grep -q 'libsluice.so.0 =>'; then
-    ok "shared binary depends on libsluice.so.0"
+if ldd "$tmp/hello-shared" 2>/dev/null | grep -q "libsluice.so.$SOVERSION =>"; then
+    ok "shared binary depends on libsluice.so.$SOVERSION"
 else
-    bad "shared binary does not load libsluice.so.0"
+    bad "shared binary does not load libsluice.so.$SOVERSION"
 fi
 
 # static
@@ -84,16 +85,19 @@ else
     bad "static binary still loads libsluice"
 fi
 
-# only sluice_* exported
-if exported=$(nm -D --defined-only "$prefix/lib/libsluice.so" | awk '{print $3}' | grep -v '^SLUICE_0$') &&
-   [ -n "$exported" ] && ! echo "$exported" | grep -qv '^sluice_'; then
-    ok "only sluice_* symbols exported ($(echo "$exported" | wc -l))"
+# only the public sluice_* API is exported (no sluice__ internals), and it
+# stays small
+if exported=$(nm -D --defined-only "$prefix/lib/libsluice.so" | awk '{print $3}' |
+              grep -v '^SLUICE_[0-9]*$') &&
+   [ -n "$exported" ] && ! echo "$exported" | grep -qv '^sluice_[a-z0-9]' &&
+   [ "$(echo "$exported" | wc -l)" -le 120 ]; then
+    ok "only sluice_* symbols exported ($(echo "$exported" | wc -l), at most 120)"
 else
-    echo "$exported" | grep -v '^sluice_' | head; bad "exported symbols"
+    echo "$exported" | grep -v '^sluice_[a-z0-9]' | head; bad "exported symbols"
 fi
 
-if [ "$(readelf -d "$prefix/lib/libsluice.so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')" = libsluice.so.0 ]; then
-    ok "soname libsluice.so.0"
+if [ "$(readelf -d "$prefix/lib/libsluice.so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')" = libsluice.so.$SOVERSION ]; then
+    ok "soname libsluice.so.$SOVERSION"
 else
     bad "soname"
 fi

@@ -1,0 +1,69 @@
+/*
+ * testing.h — hooks for the project's own tests, fuzzers and benchmarks.
+ * Compiled into the library (so the static archive links them) but hidden
+ * from the shared one and never installed: not part of the API.
+ */
+#ifndef SLUICE_TESTING_H
+#define SLUICE_TESTING_H
+
+#include "sluice.h"
+
+/* How many chunks a memory stream has yielded so far (how far a consumer
+ * pulled). SLUICE_EINVAL if s is not a memory stream. */
+ssize_t sluice__memstream_yielded(const sluice_stream *s);
+
+/* While blocked, a vector sink's poll_write, flush and finish return PENDING
+ * (interest: none, poll again), as a peer that stopped reading would. */
+int sluice__vecsink_set_blocked(sluice_sink *k, int blocked);
+
+/*
+ * An in-memory io: reads return `data` (borrowed: it must outlive io) at
+ * most max_read bytes per call (0: no cap), then 0 (end of stream). With
+ * SLUICE__IO_MEM_EAGAIN every read that would return data first returns
+ * -EAGAIN once, as a socket whose bytes arrive one packet at a time. Writes
+ * are accepted whole and only counted. fd is -1. Errors: SLUICE_ENOMEM.
+ */
+#define SLUICE__IO_MEM_EAGAIN 1u
+int sluice__io_mem_new(sluice_pool *pool, const void *data, size_t len, size_t max_read,
+                       unsigned flags, sluice_io **out);
+
+/* Bytes written to an in-memory io so far; SLUICE_EINVAL for other ios. */
+ssize_t sluice__io_mem_written(const sluice_io *io);
+
+/* One field of an object's error record, for assertions. */
+static inline const char *t_stream_why(const sluice_stream *s)
+{
+    sluice_error_info e;
+    sluice_stream_error(s, &e);
+    return e.message;
+}
+
+static inline uint64_t t_stream_where(const sluice_stream *s)
+{
+    sluice_error_info e;
+    sluice_stream_error(s, &e);
+    return e.offset;
+}
+
+static inline const char *t_multipart_why(const sluice_multipart *m)
+{
+    sluice_error_info e;
+    sluice_multipart_error(m, &e);
+    return e.message;
+}
+
+static inline uint64_t t_multipart_where(const sluice_multipart *m)
+{
+    sluice_error_info e;
+    sluice_multipart_error(m, &e);
+    return e.offset;
+}
+
+static inline sluice_side t_pump_side(const sluice_pump *p)
+{
+    sluice_side side;
+    sluice_pump_error(p, &side);
+    return side;
+}
+
+#endif
