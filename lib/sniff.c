@@ -217,87 +217,80 @@ static void jpeg_marker(sluice_sniff *s, unsigned m)
         next(s, PH_JPEG_LEN); /* APPn, DQT, DHT, COM, DRI, ...: skip by length */
 }
 
-static void step(sluice_sniff *s)
+/* The first byte names the format; it is also the first of its header. */
+static void start(sluice_sniff *s, unsigned char c)
 {
-    const unsigned char *b = s->_buf;
-    switch ((enum phase)s->_phase) {
-    case PH_START:
-        s->_have = 1; /* the byte is the first of the format's header */
-        switch (b[0]) {
-        case 0x89:
-            next(s, PH_PNG);
-            break;
-        case 'G':
-            next(s, PH_GIF);
-            break;
-        case 'R':
-            next(s, PH_RIFF);
-            break;
-        case 0xff:
-            next(s, PH_SOI);
-            break;
-        default:
-            none(s);
-        }
+    s->_have = 1;
+    switch (c) {
+    case 0x89:
+        next(s, PH_PNG);
         break;
-    case PH_PNG: {
-        uint32_t w = be32(b + 16), h = be32(b + 20);
-        if (w > 0x7fffffff || h > 0x7fffffff)
-            none(s);
-        else
-            found(s, SLUICE_IMAGE_PNG, w, h);
+    case 'G':
+        next(s, PH_GIF);
         break;
+    case 'R':
+        next(s, PH_RIFF);
+        break;
+    case 0xff:
+        next(s, PH_SOI);
+        break;
+    default:
+        none(s);
     }
-    case PH_GIF:
-        if (b[4] != '7' && b[4] != '9')
-            none(s);
-        else
-            found(s, SLUICE_IMAGE_GIF, le16(b + 6), le16(b + 8));
-        break;
-    case PH_RIFF: {
-        uint32_t size = le32(b + 16);
-        if (b[15] == ' ' && size >= 10)
+}
+
+/* WebP: the RIFF header picks the first chunk, whose header has the size. */
+static void webp(sluice_sniff *s, enum phase ph, const unsigned char *b)
+{
+    uint32_t v;
+    switch (ph) {
+    case PH_RIFF:
+        v = le32(b + 16); /* the chunk's size */
+        if (b[15] == ' ' && v >= 10)
             next(s, PH_VP8);
-        else if (b[15] == 'L' && size >= 5)
+        else if (b[15] == 'L' && v >= 5)
             next(s, PH_VP8L);
-        else if (b[15] == 'X' && size == 10)
+        else if (b[15] == 'X' && v == 10)
             next(s, PH_VP8X);
         else
             none(s);
         break;
-    }
-    case PH_VP8: {
+    case PH_VP8:
         /* frame tag: bit 0 clear on a key frame, bits 1-3 the profile
          * (0..3), bit 4 set when shown; only key frames carry the size */
-        unsigned tag = b[0];
-        if ((tag & 1) || ((tag >> 1) & 7) > 3 || !(tag & 0x10))
+        v = b[0];
+        if ((v & 1) || ((v >> 1) & 7) > 3 || !(v & 0x10))
             none(s);
         else
             found(s, SLUICE_IMAGE_WEBP, le16(b + 6) & 0x3fff, le16(b + 8) & 0x3fff);
         break;
-    }
-    case PH_VP8L: {
-        uint32_t v = le32(b + 1); /* 14 bits w-1, 14 bits h-1, alpha, 3-bit version */
+    case PH_VP8L:
+        v = le32(b + 1); /* 14 bits w-1, 14 bits h-1, alpha, 3-bit version */
         if (v >> 29)
             none(s);
         else
             found(s, SLUICE_IMAGE_WEBP, (v & 0x3fff) + 1, ((v >> 14) & 0x3fff) + 1);
         break;
-    }
-    case PH_VP8X:
+    default: /* PH_VP8X */
         found(s, SLUICE_IMAGE_WEBP, le24(b + 4) + 1, le24(b + 7) + 1);
         break;
+    }
+}
+
+/* JPEG: markers and segments up to the first frame header. */
+static void jpeg(sluice_sniff *s, enum phase ph, const unsigned char *b)
+{
+    uint32_t len;
+    switch (ph) {
     case PH_SOI:
-        next(s, PH_JPEG_MARKER);
-        break;
     case PH_JPEG_FF:
         next(s, PH_JPEG_MARKER);
         break;
     case PH_JPEG_MARKER:
         jpeg_marker(s, b[0]);
         break;
-    case PH_JPEG_LEN: {
-        uint32_t len = be16(b);
+    case PH_JPEG_LEN:
+        len = be16(b);
         if (len < 2)
             none(s);
         else if (len == 2)
@@ -309,15 +302,36 @@ static void step(sluice_sniff *s)
             next(s, PH_SKIP);
         }
         break;
-    }
-    case PH_JPEG_SOF:
-        /* 8 bytes of header and 3 per component, at least one */
+    default: /* PH_JPEG_SOF: 8 bytes of header and 3 per component, >= 1 */
         if (be16(b) < 11)
             none(s);
         else
             found(s, SLUICE_IMAGE_JPEG, be16(b + 5), be16(b + 3));
         break;
-    case PH_SKIP:
-        break; /* not a record: handled in sluice_sniff_feed */
     }
+}
+
+/* A record is complete in _buf: decide. */
+static void step(sluice_sniff *s)
+{
+    const unsigned char *b = s->_buf;
+    enum phase ph = (enum phase)s->_phase;
+    if (ph == PH_START) {
+        start(s, b[0]);
+    } else if (ph == PH_PNG) {
+        uint32_t w = be32(b + 16), h = be32(b + 20);
+        if (w > 0x7fffffff || h > 0x7fffffff)
+            none(s);
+        else
+            found(s, SLUICE_IMAGE_PNG, w, h);
+    } else if (ph == PH_GIF) {
+        if (b[4] != '7' && b[4] != '9')
+            none(s);
+        else
+            found(s, SLUICE_IMAGE_GIF, le16(b + 6), le16(b + 8));
+    } else if (ph >= PH_RIFF && ph <= PH_VP8X) {
+        webp(s, ph, b);
+    } else if (ph >= PH_SOI && ph <= PH_JPEG_SOF) {
+        jpeg(s, ph, b);
+    } /* PH_SKIP is not a record: sluice_sniff_feed passes over it */
 }
