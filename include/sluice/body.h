@@ -39,7 +39,7 @@
  *   SLUICE_ETRUNCATED             the peer closed before the end
  *   SLUICE_ETIMEDOUT              no progress for idle_timeout_ms
  *   -errno, SLUICE_ENOMEM         from the reader
- * sluice_stream_error_offset() gives the offset of the offending byte,
+ * sluice_stream_error(s, &info) gives (info.offset) the offset of the offending byte,
  * counted from the first byte of the body (framing included).
  *
  * Readiness: after PENDING, sluice_stream_ready() gives the reader's read

@@ -93,10 +93,10 @@ SLUICE_API const char *sluice_version(void);
     /* multipart -1200.. */                                                   \
     X(ENOT_MULTIPART,        -1200, 415, "content type is not multipart/form-data") \
     X(EBAD_BOUNDARY,         -1201, 400, "boundary parameter missing or invalid") \
-    X(EPART_HEADER_TOO_LARGE, -1202, 400, "part header block exceeds its byte limit") \
+    X(EPART_HEADER_TOO_LARGE, -1202, 413, "part header block exceeds its byte limit") \
     X(EBAD_PART_HEADER,      -1203, 400, "malformed part header")              \
-    X(ETOO_MANY_PARTS,       -1204, 400, "more parts than the configured limit") \
-    X(EPART_TOO_LARGE,       -1205, 400, "part data exceeds its byte limit")   \
+    X(ETOO_MANY_PARTS,       -1204, 413, "more parts than the configured limit") \
+    X(EPART_TOO_LARGE,       -1205, 413, "part data exceeds its byte limit")   \
     X(EBODY_TOO_LARGE,       -1206, 413, "body exceeds the total byte limit")  \
     X(EBAD_DELIMITER,        -1207, 400, "junk after a boundary delimiter")    \
     X(ENO_PART,              -1208, 400, "no part matched")                    \

@@ -232,8 +232,8 @@ SLUICE_API const char *sluice_http_reason_phrase(int status);
  * The status a server should answer when anything about reading a request
  * failed with `code` (the status column of SLUICE_ERROR_MAP): 400 for a
  * malformed head, body, chunked framing, trailer or multipart body; 431 for
- * a head over its limits; 413 for a body over its limit (SLUICE_ETOOBIG,
- * SLUICE_EBODY_TOO_LARGE); 408 for a stall (SLUICE_ETIMEDOUT); 415 for a
+ * a head over its limits; 413 for a body or multipart part over its limit
+ * (SLUICE_ETOOBIG, SLUICE_EBODY_TOO_LARGE, SLUICE_EPART_TOO_LARGE...); 408 for a stall (SLUICE_ETIMEDOUT); 415 for a
  * body that is not multipart/form-data; 505 for an HTTP version other than
  * 1.x; 500 / 503 for the server's own failures (SLUICE_ENOMEM,
  * SLUICE_EPOOLFULL...). 0 when nobody is left to answer (the peer vanished:
