@@ -34,6 +34,15 @@ size_t sluice__block_refs(const sluice_block *b);
 
 #define SLUICE__UNUSED(x) ((void)(x))
 
+/* Zeroes key material in a way the compiler may not drop as a dead store
+ * (a plain memset before a buffer goes out of scope can be elided). */
+static inline void sluice__wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n--)
+        *v++ = 0;
+}
+
 /*
  * The idle timeout shared by body streams, writers and splice: "no progress
  * for `ms`". The deadline is armed when an operation pends after progress

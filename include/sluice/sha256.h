@@ -13,6 +13,11 @@
  * a portable C version runs. Both give the same digests. sluice_sha256()
  * does init, update and final in one call.
  *
+ * HMAC-SHA256 (RFC 2104) has the same three steps over sluice_hmac_sha256_ctx,
+ * keyed at init, and a one-shot sluice_hmac_sha256(). A keyed context may be
+ * copied (plain struct assignment) before any update to MAC several messages
+ * under one key without hashing the key again; SigV4 chunk signing does that.
+ *
  * Nothing here allocates or fails. Thread-safety: a context is used by one
  * thread at a time; different contexts are independent.
  */
@@ -57,5 +62,32 @@ SLUICE_API void sluice_sha256_hex(const unsigned char digest[SLUICE_SHA256_SIZE]
  *   sluice_tap_new(pool, body, sluice_sha256_tap, &ctx, &tapped);
  */
 SLUICE_API void sluice_sha256_tap(void *ud, const sluice_bytes *chunk);
+
+/* ---- HMAC-SHA256 -------------------------------------------------------------- */
+
+/* Both halves of HMAC, each already past its 64-byte key block. Holds key
+ * material: final() wipes it; wipe a copy you no longer need yourself. */
+typedef struct sluice_hmac_sha256_ctx {
+    sluice_sha256_ctx _inner;     /* H((K ^ ipad) || message ...) */
+    sluice_sha256_ctx _outer;     /* H((K ^ opad) || inner digest) */
+} sluice_hmac_sha256_ctx;
+
+/* Starts a MAC under key[0, key_len) (any length; keys longer than 64 bytes
+ * are hashed first, as RFC 2104 says). key may be NULL when key_len is 0.
+ * Unlike sluice_sha256_ctx, an all-zero context is not usable: init first. */
+SLUICE_API void sluice_hmac_sha256_init(sluice_hmac_sha256_ctx *c, const void *key,
+                                        size_t key_len);
+
+/* MACs len more bytes. data may be NULL when len is 0. */
+SLUICE_API void sluice_hmac_sha256_update(sluice_hmac_sha256_ctx *c, const void *data, size_t len);
+
+/* Writes the 32-byte MAC to out and wipes c (all-zero; init again to reuse). */
+SLUICE_API void sluice_hmac_sha256_final(sluice_hmac_sha256_ctx *c,
+                                         unsigned char out[SLUICE_SHA256_SIZE]);
+
+/* One-shot: out = HMAC-SHA256(key, data). out may overlap key or data (both
+ * are consumed before out is written), so k = HMAC(k, msg) works in place. */
+SLUICE_API void sluice_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+                                   unsigned char out[SLUICE_SHA256_SIZE]);
 
 #endif
