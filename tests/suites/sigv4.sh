@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# SigV4 differential suite: sluice's signer against botocore's on random S3
+# requests, and the aws-chunked framing against the AWS spec computed in
+# Python (tests/sigv4/botocore_diff.py). Needs python3 with botocore; fails
+# (never skips) without it. Env: BUILD (build dir, default build),
+# SIGV4_CASES (random requests, default 600), SIGV4_SEED.
+# Ends with "N passed, N failed", one case per request.
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+driver=$BUILD/tests/sigv4-driver
+if ! command -v python3 >/dev/null; then
+    echo "FAIL sigv4: python3 is not installed"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+if [ ! -x "$driver" ]; then
+    echo "FAIL sigv4: $driver is not built (make test builds it; or make $driver)"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+exec python3 tests/sigv4/botocore_diff.py --driver "$driver" -n "${SIGV4_CASES:-600}" \
+    ${SIGV4_SEED:+--seed "$SIGV4_SEED"}
