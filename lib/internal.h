@@ -34,6 +34,12 @@ size_t sluice__block_refs(const sluice_block *b);
 
 #define SLUICE__UNUSED(x) ((void)(x))
 
+/* sluice_hmac_sha256_init() with the SHA-256 state copied from fresh (a
+ * context just initialised and not updated), so a caller that keys several
+ * MACs pays sluice_sha256_init()'s CPU probe once (lib/sha256.c). */
+void sluice__hmac_sha256_init(sluice_hmac_sha256_ctx *c, const sluice_sha256_ctx *fresh,
+                              const void *key, size_t key_len);
+
 /* Zeroes key material in a way the compiler may not drop as a dead store
  * (a plain memset before a buffer goes out of scope can be elided). */
 static inline void sluice__wipe(void *p, size_t n)
