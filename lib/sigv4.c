@@ -53,6 +53,8 @@ typedef struct out {
 
 static void put(out *o, const void *p, size_t n)
 {
+    if (n == 0)
+        return; /* p may be NULL then (an empty key), which memcpy must not see */
     if (o->sha)
         sluice_sha256_update(o->sha, p, n);
     if (o->buf && o->len < o->cap) {
@@ -89,6 +91,8 @@ static int unreserved(unsigned char c)
 /* Writes s[0, n) encoded: unreserved runs in one piece, the rest as %XX. */
 static void put_encoded(out *o, const char *s, size_t n, int keep_slash)
 {
+    if (n == 0)
+        return; /* s may be NULL */
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -124,10 +128,19 @@ static int enc_next(enc_iter *it)
     return '%';
 }
 
+static void enc_init(enc_iter *it, const char *s, size_t n)
+{
+    it->p = it->end = (const unsigned char *)s;
+    if (n) /* s may be NULL when n is 0: no arithmetic on it then */
+        it->end += n;
+    it->pending = 0;
+}
+
 static int cmp_encoded(const char *a, size_t an, const char *b, size_t bn)
 {
-    enc_iter x = {(const unsigned char *)a, (const unsigned char *)a + an, {0, 0}, 0};
-    enc_iter y = {(const unsigned char *)b, (const unsigned char *)b + bn, {0, 0}, 0};
+    enc_iter x, y;
+    enc_init(&x, a, an);
+    enc_init(&y, b, bn);
     for (;;) {
         int cx = enc_next(&x), cy = enc_next(&y);
         if (cx != cy)
