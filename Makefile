@@ -41,6 +41,8 @@ HEADERS    := $(wildcard include/sluice/*.h)
 STATIC     := $(BUILD)/lib/libsluice.a
 SHARED     := $(BUILD)/lib/libsluice.so.$(VERSION)
 UNIT       := $(BUILD)/tests/unit
+# Test programs other than the unit tests: tests/<dir>/driver.c -> $(BUILD)/tests/<dir>-driver
+DRIVERS    := $(patsubst tests/%/driver.c,$(BUILD)/tests/%-driver,$(wildcard tests/*/driver.c))
 
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
@@ -80,9 +82,13 @@ $(UNIT): $(TEST_OBJ) $(STATIC)
 	@mkdir -p $(@D)
 	$(CC) -o $@ $(TEST_OBJ) $(STATIC) $(LDFLAGS) $(LIBS_PRIVATE)
 
+$(BUILD)/tests/%-driver: $(BUILD)/obj/tests/%/driver.o $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) -o $@ $< $(STATIC) $(LDFLAGS) $(LIBS_PRIVATE)
+
 unit: $(UNIT)
 
-test: all $(UNIT)
+test: all $(UNIT) $(DRIVERS)
 	@BUILD=$(BUILD) SAN=$(SAN) MAKE="$(MAKE)" CC="$(CC)" bash tests/run.sh
 
 INSTALLED_HEADERS := $(HEADERS:include/%=$(DESTDIR)$(PREFIX)/include/%)
@@ -154,4 +160,5 @@ clean:
 # objects of examples and tests are not intermediate: keep them between runs
 .SECONDARY:
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(EXAMPLES:%=$(BUILD)/obj/examples/%.d)
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(EXAMPLES:%=$(BUILD)/obj/examples/%.d) \
+    $(patsubst tests/%.c,$(BUILD)/obj/tests/%.d,$(wildcard tests/*/driver.c))

@@ -11,6 +11,7 @@
 #include "sluice/sink.h"
 #include "sluice/pump.h"
 #include "sluice/sha256.h"
+#include "sluice/sigv4.h"
 #include "sluice/sniff.h"
 #include "sluice/io.h"
 #include "sluice/reader.h"

@@ -335,11 +335,6 @@ int sluice_block_view(sluice_block *b, size_t off, size_t len, sluice_bytes *out
 
 /* ---- bytes --------------------------------------------------------------- */
 
-sluice_bytes sluice_bytes_static(const void *data, size_t len)
-{
-    return (sluice_bytes){NULL, data, len};
-}
-
 int sluice_bytes_copy_from(sluice_pool *p, const void *data, size_t len, sluice_bytes *out)
 {
     *out = (sluice_bytes){0};
@@ -407,20 +402,6 @@ int sluice_bytes_slice(const sluice_bytes *b, size_t off, size_t len, sluice_byt
     }
     *out = sluice_bytes_ref((sluice_bytes){b->owner, b->data + off, len});
     return 0;
-}
-
-void sluice_bytes_advance(sluice_bytes *b, size_t n)
-{
-    if (n > b->len)
-        n = b->len;
-    b->data += n;
-    b->len -= n;
-}
-
-void sluice_bytes_truncate(sluice_bytes *b, size_t n)
-{
-    if (n < b->len)
-        b->len = n;
 }
 
 /* ---- helpers ------------------------------------------------------------- */

@@ -40,12 +40,6 @@ const sluice_http_header *sluice_http_header_next(const sluice_http_header *hdrs
     return NULL;
 }
 
-const sluice_http_header *sluice_http_header_find(const sluice_http_header *hdrs, size_t n,
-                                                  const char *name)
-{
-    return sluice_http_header_next(hdrs, n, name, NULL);
-}
-
 static size_t count(const sluice_http_header *hdrs, size_t n, const char *name)
 {
     size_t k = 0;

@@ -73,6 +73,10 @@ uint64_t sluice__splice_moved(const sluice__splice *s);
 uint64_t sluice__splice_spliced(const sluice__splice *s);
 void sluice__splice_free(sluice__splice *s);
 
+/* Fills *want with what to wait for before retrying an operation of `events`
+ * that returned -EAGAIN (deadline_ms is always -1 here). */
+void sluice__io_ready(sluice_io *io, int events, sluice_interest *want);
+
 /* References a block holds now (1: only the caller's, so it may write
  * anywhere in it). */
 size_t sluice__block_refs(const sluice_block *b);
@@ -97,6 +101,35 @@ static inline int sluice__error_get(const sluice_error_info *e, sluice_error_inf
     if (out)
         *out = e->code ? *e : (sluice_error_info){0, "", 0};
     return e->code;
+}
+
+/* Incremental HMAC-SHA256 (the one-shot sluice_hmac_sha256 is public). */
+/* Starts a MAC under key[0, key_len) (any length; keys longer than 64 bytes
+ * are hashed first, as RFC 2104 says). key may be NULL when key_len is 0.
+ * Unlike sluice_sha256_ctx, an all-zero context is not usable: init first. */
+void sluice__hmac_sha256_key(sluice_hmac_sha256_ctx *c, const void *key,
+                                        size_t key_len);
+
+/* MACs len more bytes. data may be NULL when len is 0. */
+void sluice__hmac_sha256_update(sluice_hmac_sha256_ctx *c, const void *data, size_t len);
+
+/* Writes the 32-byte MAC to out and wipes c (all-zero; init again to reuse). */
+void sluice__hmac_sha256_final(sluice_hmac_sha256_ctx *c,
+                                         unsigned char out[SLUICE_SHA256_SIZE]);
+
+/* sluice__hmac_sha256_key() with the SHA-256 state copied from fresh (a
+ * context just initialised and not updated), so a caller that keys several
+ * MACs pays sluice_sha256_init()'s CPU probe once (lib/sha256.c). */
+void sluice__hmac_sha256_init(sluice_hmac_sha256_ctx *c, const sluice_sha256_ctx *fresh,
+                              const void *key, size_t key_len);
+
+/* Zeroes key material in a way the compiler may not drop as a dead store
+ * (a plain memset before a buffer goes out of scope can be elided). */
+static inline void sluice__wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n--)
+        *v++ = 0;
 }
 
 /*

@@ -36,7 +36,7 @@ int sluice_io_shutdown(sluice_io *io)
     return io->vt->shutdown(io);
 }
 
-void sluice_io_ready(sluice_io *io, int events, sluice_interest *want)
+void sluice__io_ready(sluice_io *io, int events, sluice_interest *want)
 {
     want->fd = io->fd;
     want->events = events;

@@ -198,7 +198,7 @@ sluice_poll sluice_reader_fill(sluice_reader *r)
 void sluice_reader_ready(const sluice_reader *r, sluice_interest *want)
 {
     if (r->want_read) {
-        sluice_io_ready(r->io, SLUICE_WANT_READ, want);
+        sluice__io_ready(r->io, SLUICE_WANT_READ, want);
         return;
     }
     *want = (sluice_interest){-1, 0, r->pool_retry};

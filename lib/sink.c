@@ -177,7 +177,7 @@ int sluice_vecsink_chunks(const sluice_sink *k, const sluice_bytes **chunks, siz
     return 0;
 }
 
-ssize_t sluice_vecsink_copy(const sluice_sink *k, void *buf, size_t cap)
+ssize_t sluice__vecsink_copy(const sluice_sink *k, void *buf, size_t cap)
 {
     if (k->vt != &vec_vt)
         return SLUICE_EINVAL;

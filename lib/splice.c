@@ -285,9 +285,9 @@ static sluice_pump_status splice_loop(sluice__splice *s, sluice_interest *want)
          * the pipe holds bytes, on the source otherwise. */
         bool on_dst = s->in_pipe && out_again;
         if (on_dst)
-            sluice_io_ready(s->dst, SLUICE_WANT_WRITE, want);
+            sluice__io_ready(s->dst, SLUICE_WANT_WRITE, want);
         else
-            sluice_io_ready(sluice__reader_io(s->r), SLUICE_WANT_READ, want);
+            sluice__io_ready(sluice__reader_io(s->r), SLUICE_WANT_READ, want);
         if (!sluice__idle_pending(&s->idle)) {
             *want = (sluice_interest){-1, 0, -1};
             return fail(s, on_dst ? SLUICE_SIDE_SINK : SLUICE_SIDE_SOURCE, SLUICE_ETIMEDOUT);

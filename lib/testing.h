@@ -30,6 +30,27 @@ int sluice__io_mem_new(sluice_pool *pool, const void *data, size_t len, size_t m
 /* Bytes written to an in-memory io so far; SLUICE_EINVAL for other ios. */
 ssize_t sluice__io_mem_written(const sluice_io *io);
 
+/* Copies up to cap bytes of the concatenated chunks into buf; returns the
+ * total number of bytes kept (which may exceed cap), or SLUICE_EINVAL. */
+ssize_t sluice__vecsink_copy(const sluice_sink *k, void *buf, size_t cap);
+
+/* Debugging and test aids of the SigV4 signer (lib/sigv4.c). */
+/*
+ * Formats t (seconds since the epoch, UTC) as an amz date "YYYYMMDDTHHMMSSZ".
+ * SLUICE_EINVAL when the year is outside 0..9999.
+ */
+int sluice__sigv4_amz_date(time_t t, char out[SLUICE_SIGV4_AMZ_DATE_SIZE]);
+
+/*
+ * Writes the canonical request (the text whose SHA-256 is signed) and a NUL,
+ * as sluice_sigv4_target() writes the target. Not needed to sign; it is what
+ * to compare with the CanonicalRequest in an S3 SignatureDoesNotMatch error.
+ * SLUICE_EINVAL as for sluice_sigv4_sign().
+ */
+int sluice__sigv4_canonical_request(const sluice_sigv4_request *req,
+                                              const sluice_sigv4_credentials *cred, char *out,
+                                              size_t cap, size_t *len);
+
 /* One field of an object's error record, for assertions. */
 static inline const char *t_stream_why(const sluice_stream *s)
 {

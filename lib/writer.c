@@ -124,7 +124,7 @@ static void w_ready(sluice_sink *k, sluice_interest *want)
 {
     writer *w = (writer *)k;
     if (w->want_write)
-        sluice_io_ready(w->io, SLUICE_WANT_WRITE, want);
+        sluice__io_ready(w->io, SLUICE_WANT_WRITE, want);
     want->deadline_ms = sluice__idle_deadline(&w->idle);
 }
 

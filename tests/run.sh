@@ -16,6 +16,9 @@ missing=()
 for t in pkg-config:pkg-config curl:curl python3:python3; do
     command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t#*:}")
 done
+# the SigV4 suite compares with botocore's signer
+python3 -c 'import botocore' >/dev/null 2>&1 || /usr/bin/python3 -c 'import botocore' >/dev/null 2>&1 ||
+    missing+=(python3-botocore)
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

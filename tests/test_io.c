@@ -1,6 +1,7 @@
 /* test_io.c — the fd transport (non-blocking, EAGAIN, EPIPE without SIGPIPE,
  * shutdown, fd ownership) and the in-memory transport. */
 #include "harness.h"
+#include "../lib/internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +26,7 @@ TEST(io_fd_sets_nonblocking_and_maps_eagain)
     EXPECT_EQ(read(sv[0], buf, sizeof buf), 5);
     EXPECT_MEM(buf, 5, "abcde", 5);
     sluice_interest w;
-    sluice_io_ready(io, SLUICE_WANT_WRITE, &w);
+    sluice__io_ready(io, SLUICE_WANT_WRITE, &w);
     EXPECT_EQ(w.fd, sv[1]);
     EXPECT_EQ(w.events, SLUICE_WANT_WRITE);
     EXPECT_EQ(w.deadline_ms, -1);

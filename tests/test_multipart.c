@@ -1307,7 +1307,7 @@ TEST(multipart_part_outlives_splitter_and_pumps)
     sluice_pump_init(&pump, f, k, 0);
     EXPECT_EQ(sluice_pump_run(&pump, 1000), 0);
     char buf[16];
-    EXPECT_EQ(sluice_vecsink_copy(k, buf, sizeof buf), 6);
+    EXPECT_EQ(sluice__vecsink_copy(k, buf, sizeof buf), 6);
     EXPECT_MEM(buf, 6, "FFFFFF", 6);
     const sluice_bytes *chunks;
     size_t n;
@@ -1502,7 +1502,7 @@ TEST(multipart_part_pumped_on_another_thread)
     pthread_join(t, NULL); /* one thread at a time: the splitter waits */
     EXPECT_EQ(w.rc, 0);
     char buf[8];
-    EXPECT_EQ(sluice_vecsink_copy(w.sink, buf, sizeof buf), 6);
+    EXPECT_EQ(sluice__vecsink_copy(w.sink, buf, sizeof buf), 6);
     EXPECT_MEM(buf, 6, "FFFFFF", 6);
     sluice_stream *c;
     EXPECT_EQ(sluice_multipart_next(m, &c), SLUICE_READY);

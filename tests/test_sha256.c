@@ -1,5 +1,7 @@
-/* test_sha256.c — SHA-256 vectors, split invariance, both block functions, tap. */
+/* test_sha256.c — SHA-256 vectors, split invariance, both block functions, tap;
+ * HMAC-SHA256 (RFC 4231). */
 #include "harness.h"
+#include "../lib/internal.h"
 #include "sluice/sha256.h"
 
 #include <stdlib.h>
@@ -182,4 +184,109 @@ TEST(sha256_tap_digests_a_stream_in_passing)
     sluice_stream_close(tapped);
     sluice_sink_close(out);
     free(body);
+}
+
+/* ---- HMAC-SHA256 ------------------------------------------------------------ */
+
+static void fill(unsigned char *p, unsigned char b, size_t n)
+{
+    memset(p, b, n);
+}
+
+/* RFC 4231 section 4, test cases 1-7 (case 5 is compared on its first 128
+ * bits, as the RFC truncates it; 6 and 7 have keys longer than a block). */
+TEST(hmac_sha256_rfc4231_vectors)
+{
+    unsigned char k20b[20], k20a[20], k25[25], k20c[20], k131[131], d50dd[50], d50cd[50];
+    fill(k20b, 0x0b, 20);
+    fill(k20a, 0xaa, 20);
+    for (int i = 0; i < 25; i++)
+        k25[i] = (unsigned char)(i + 1);
+    fill(k20c, 0x0c, 20);
+    fill(k131, 0xaa, 131);
+    fill(d50dd, 0xdd, 50);
+    fill(d50cd, 0xcd, 50);
+    static const char long_data[] =
+        "This is a test using a larger than block-size key and a larger than block-size data. "
+        "The key needs to be hashed before being used by the HMAC algorithm.";
+    const struct {
+        const void *key;
+        size_t key_len;
+        const void *data;
+        size_t len;
+        size_t cmp; /* hex digits compared */
+        const char *hex;
+    } v[] = {
+        {k20b, 20, "Hi There", 8, 64,
+         "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+        {"Jefe", 4, "what do ya want for nothing?", 28, 64,
+         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+        {k20a, 20, d50dd, 50, 64, "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"},
+        {k25, 25, d50cd, 50, 64, "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"},
+        {k20c, 20, "Test With Truncation", 20, 32, "a3b6167473100ee06e0c796c2955552b"},
+        {k131, 131, "Test Using Larger Than Block-Size Key - Hash Key First", 54, 64,
+         "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
+        {k131, 131, long_data, sizeof long_data - 1, 64,
+         "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        unsigned char mac[32];
+        char hex[65];
+        sluice_hmac_sha256(v[i].key, v[i].key_len, v[i].data, v[i].len, mac);
+        sluice_sha256_hex(mac, hex);
+        hex[v[i].cmp] = '\0';
+        EXPECT_STR(hex, v[i].hex);
+
+        /* incremental, byte at a time, gives the same MAC */
+        sluice_hmac_sha256_ctx c;
+        sluice__hmac_sha256_key(&c, v[i].key, v[i].key_len);
+        for (size_t j = 0; j < v[i].len; j++)
+            sluice__hmac_sha256_update(&c, (const unsigned char *)v[i].data + j, 1);
+        sluice__hmac_sha256_final(&c, mac);
+        sluice_sha256_hex(mac, hex);
+        hex[v[i].cmp] = '\0';
+        EXPECT_STR(hex, v[i].hex);
+    }
+}
+
+TEST(hmac_sha256_key_lengths_around_the_block_and_copied_context)
+{
+    /* keys of 63, 64 and 65 bytes: 64 is used as is, 65 is hashed first, so
+     * HMAC(k65) == HMAC(SHA-256(k65)) must hold and HMAC(k64) must not equal it */
+    unsigned char key[65], hk[32], a[32], b[32];
+    for (int i = 0; i < 65; i++)
+        key[i] = (unsigned char)(0x40 + i);
+    sluice_sha256(key, 65, hk);
+    sluice_hmac_sha256(key, 65, "msg", 3, a);
+    sluice_hmac_sha256(hk, 32, "msg", 3, b);
+    EXPECT_MEM(a, 32, b, 32);
+    sluice_hmac_sha256(key, 64, "msg", 3, b);
+    EXPECT(memcmp(a, b, 32) != 0);
+    sluice_hmac_sha256(NULL, 0, NULL, 0, a); /* empty key and message */
+    char hex[65];
+    sluice_sha256_hex(a, hex);
+    EXPECT_STR(hex, "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+
+    /* a keyed context copied before update MACs two messages under one key */
+    sluice_hmac_sha256_ctx keyed, c, zero;
+    sluice__hmac_sha256_key(&keyed, "Jefe", 4);
+    c = keyed;
+    sluice__hmac_sha256_update(&c, "what do ya want ", 16);
+    sluice__hmac_sha256_update(&c, "for nothing?", 12);
+    sluice__hmac_sha256_final(&c, a);
+    sluice_sha256_hex(a, hex);
+    EXPECT_STR(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    memset(&zero, 0, sizeof zero);
+    EXPECT_MEM(&c, sizeof c, &zero, sizeof zero); /* final wiped it */
+    c = keyed;
+    sluice__hmac_sha256_update(&c, "Hi There", 8);
+    sluice__hmac_sha256_final(&c, a);
+    sluice_hmac_sha256("Jefe", 4, "Hi There", 8, b);
+    EXPECT_MEM(a, 32, b, 32);
+
+    /* in place: k = HMAC(k, msg) */
+    memcpy(a, hk, 32);
+    sluice_hmac_sha256(a, 32, "msg", 3, a);
+    sluice_hmac_sha256(hk, 32, "msg", 3, b);
+    EXPECT_MEM(a, 32, b, 32);
 }

@@ -498,7 +498,7 @@ TEST(sniff_tap_sees_a_stream_in_passing)
     EXPECT_EQ(sluice_sniff_format(&s, buf, sizeof buf), 14);
     EXPECT_STR(buf, "jpeg 4000x3000");
     unsigned char all[sizeof jpeg_exif_thumb]; /* passed through unchanged */
-    EXPECT_EQ(sluice_vecsink_copy(out, all, sizeof all), sizeof all);
+    EXPECT_EQ(sluice__vecsink_copy(out, all, sizeof all), sizeof all);
     EXPECT_MEM(all, sizeof all, jpeg_exif_thumb, sizeof jpeg_exif_thumb);
     sluice_stream_close(tapped);
     sluice_sink_close(out);

@@ -107,7 +107,7 @@ TEST(tap_sees_every_byte_once)
     EXPECT_MEM(x.buf, x.n, "onetwothree", 11);
     EXPECT_EQ(x.calls, 3);
     char out[32];
-    EXPECT_EQ(sluice_vecsink_copy(v, out, sizeof out), 11);
+    EXPECT_EQ(sluice__vecsink_copy(v, out, sizeof out), 11);
     EXPECT_MEM(out, 11, "onetwothree", 11);
     /* the sink holds the very views the tap saw: no copy */
     const sluice_bytes *ch;

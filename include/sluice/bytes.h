@@ -124,7 +124,7 @@ SLUICE_API int sluice_block_view(sluice_block *b, size_t off, size_t len, sluice
 /* ---- bytes --------------------------------------------------------------- */
 
 /* A view of static (never freed) memory: owner NULL, nothing to release. */
-SLUICE_API sluice_bytes sluice_bytes_static(const void *data, size_t len);
+static inline sluice_bytes sluice_bytes_static(const void *data, size_t len);
 
 /*
  * Copies len bytes into a new block: a pool block if they fit, else a
@@ -161,10 +161,32 @@ SLUICE_API int sluice_bytes_slice(const sluice_bytes *b, size_t off, size_t len,
 
 /* Drops the first n bytes of the view (no reference change). n is clamped
  * to len. */
-SLUICE_API void sluice_bytes_advance(sluice_bytes *b, size_t n);
+static inline void sluice_bytes_advance(sluice_bytes *b, size_t n);
 
 /* Keeps only the first n bytes of the view (no reference change). n is
  * clamped to len. */
-SLUICE_API void sluice_bytes_truncate(sluice_bytes *b, size_t n);
+static inline void sluice_bytes_truncate(sluice_bytes *b, size_t n);
+
+/* ---- inline definitions --------------------------------------------------- */
+
+static inline sluice_bytes sluice_bytes_static(const void *data, size_t len)
+{
+    sluice_bytes b = {NULL, (const unsigned char *)data, len};
+    return b;
+}
+
+static inline void sluice_bytes_advance(sluice_bytes *b, size_t n)
+{
+    if (n > b->len)
+        n = b->len;
+    b->data += n;
+    b->len -= n;
+}
+
+static inline void sluice_bytes_truncate(sluice_bytes *b, size_t n)
+{
+    if (n < b->len)
+        b->len = n;
+}
 
 #endif

@@ -188,8 +188,8 @@ SLUICE_API int sluice_http_request_host(const sluice_http_request *req,
 
 /* First field named `name` (NUL-terminated, compared case-insensitively), or
  * NULL. */
-SLUICE_API const sluice_http_header *sluice_http_header_find(const sluice_http_header *hdrs,
-                                                             size_t n, const char *name);
+static inline const sluice_http_header *sluice_http_header_find(const sluice_http_header *hdrs,
+                                                               size_t n, const char *name);
 
 /* The next field named `name` after `prev` (NULL: from the start), or NULL:
  *   for (h = NULL; (h = sluice_http_header_next(hs, n, "Via", h));) ... */
@@ -303,5 +303,13 @@ SLUICE_API int sluice_http_head_finish(sluice_http_head_builder *b, sluice_bytes
 /* Drops whatever the builder holds. Safe after finish() and on a zeroed
  * builder. */
 SLUICE_API void sluice_http_head_discard(sluice_http_head_builder *b);
+
+/* ---- inline definitions --------------------------------------------------- */
+
+static inline const sluice_http_header *sluice_http_header_find(const sluice_http_header *hdrs,
+                                                               size_t n, const char *name)
+{
+    return sluice_http_header_next(hdrs, n, name, NULL);
+}
 
 #endif

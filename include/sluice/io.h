@@ -69,10 +69,6 @@ SLUICE_API ssize_t sluice_io_readv(sluice_io *io, const struct iovec *iov, int i
 SLUICE_API ssize_t sluice_io_writev(sluice_io *io, const struct iovec *iov, int iovcnt);
 SLUICE_API int sluice_io_shutdown(sluice_io *io);
 
-/* Fills *want with what to wait for before retrying an operation of `events`
- * that returned -EAGAIN (deadline_ms is always -1 here). */
-SLUICE_API void sluice_io_ready(sluice_io *io, int events, sluice_interest *want);
-
 /* Closes io (and its fd if it owns it). NULL is a no-op. */
 SLUICE_API void sluice_io_close(sluice_io *io);
 

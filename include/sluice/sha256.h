@@ -11,7 +11,14 @@
  * works without init. On x86-64 CPUs with the SHA extensions the block
  * function uses them (chosen once per context, at its first use); elsewhere
  * a portable C version runs. Both give the same digests. sluice_sha256()
- * does init, update and final in one call.
+ * does init, update and final in one call. The choice asks cpuid, which
+ * costs microseconds in a virtual machine (~5 us measured, about what
+ * hashing 8 KiB costs): code that starts a digest per chunk inits one
+ * context and copies it (plain struct assignment) for each.
+ *
+ * HMAC-SHA256 (RFC 2104): sluice_hmac_sha256(), one-shot. (The library's
+ * SigV4 signer keys a sluice_hmac_sha256_ctx once and copies it to MAC each
+ * chunk without hashing the key again; that context is opaque here.)
  *
  * Nothing here allocates or fails. Thread-safety: a context is used by one
  * thread at a time; different contexts are independent.
@@ -57,5 +64,19 @@ SLUICE_API void sluice_sha256_hex(const unsigned char digest[SLUICE_SHA256_SIZE]
  *   sluice_tap_new(pool, body, sluice_sha256_tap, &ctx, &tapped);
  */
 SLUICE_API void sluice_sha256_tap(void *ud, const sluice_bytes *chunk);
+
+/* ---- HMAC-SHA256 -------------------------------------------------------------- */
+
+/* Both halves of HMAC, each already past its 64-byte key block: key
+ * material, held inside sluice_sigv4_signer (private fields). */
+typedef struct sluice_hmac_sha256_ctx {
+    sluice_sha256_ctx _inner;     /* H((K ^ ipad) || message ...) */
+    sluice_sha256_ctx _outer;     /* H((K ^ opad) || inner digest) */
+} sluice_hmac_sha256_ctx;
+
+/* One-shot: out = HMAC-SHA256(key, data). out may overlap key or data (both
+ * are consumed before out is written), so k = HMAC(k, msg) works in place. */
+SLUICE_API void sluice_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+                                   unsigned char out[SLUICE_SHA256_SIZE]);
 
 #endif

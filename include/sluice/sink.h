@@ -90,8 +90,4 @@ SLUICE_API int sluice_vecsink_new(sluice_pool *pool, sluice_sink **out);
 SLUICE_API int sluice_vecsink_chunks(const sluice_sink *k, const sluice_bytes **chunks,
                                      size_t *n);
 
-/* Copies up to cap bytes of the concatenated chunks into buf; returns the
- * total number of bytes kept (which may exceed cap), or SLUICE_EINVAL. */
-SLUICE_API ssize_t sluice_vecsink_copy(const sluice_sink *k, void *buf, size_t cap);
-
 #endif
