@@ -22,4 +22,12 @@
 #include "sluice/multipart.h"
 #include "sluice/splice.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
 #endif

@@ -52,6 +52,10 @@
 #include "http.h"
 #include "reader.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define SLUICE_CHUNK_SIZE_DIGITS 16
 #define SLUICE_CHUNK_EXT_MAX 4096
 #define SLUICE_TRAILER_DEFAULT_MAX 8192
@@ -81,5 +85,9 @@ SLUICE_API int sluice_body_new(sluice_pool *pool, sluice_reader *r,
  */
 SLUICE_API int sluice_body_trailers(const sluice_stream *s, const sluice_http_header **fields,
                                     size_t *n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

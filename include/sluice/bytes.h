@@ -23,6 +23,10 @@
 
 #include "common.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct sluice_pool sluice_pool;
 typedef struct sluice_block sluice_block;
 
@@ -188,5 +192,9 @@ static inline void sluice_bytes_truncate(sluice_bytes *b, size_t n)
     if (n < b->len)
         b->len = n;
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

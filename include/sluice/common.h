@@ -16,6 +16,10 @@
 #include <stdint.h>
 #include <sys/types.h> /* ssize_t: a byte count or a negative error code */
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #if defined(SLUICE_BUILDING) && (defined(__GNUC__) || defined(__clang__))
 #define SLUICE_API __attribute__((visibility("default")))
 #else
@@ -143,5 +147,9 @@ typedef struct sluice_allocator {
     void (*free)(void *ud, void *ptr, size_t size);
     void *ud;
 } sluice_allocator;
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -16,6 +16,10 @@
 #include "http.h"
 #include "reader.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /*
  * Reads a request head from r.
  *   SLUICE_READY    *req and hdrs[] are filled; *head holds the one reference
@@ -42,5 +46,9 @@ SLUICE_API sluice_poll sluice_http_read_response(sluice_reader *r,
                                                  sluice_http_response *res,
                                                  sluice_http_header *hdrs, size_t hdrs_cap,
                                                  sluice_bytes *head, int *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -28,6 +28,10 @@
 
 #include "bytes.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* A header field line: spans into the parsed buffer, not NUL-terminated. The
  * value has no leading or trailing SP / HTAB; it may be empty. */
 typedef struct sluice_http_header {
@@ -311,5 +315,9 @@ static inline const sluice_http_header *sluice_http_header_find(const sluice_htt
 {
     return sluice_http_header_next(hdrs, n, name, NULL);
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

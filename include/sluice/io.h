@@ -24,6 +24,10 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct sluice_io sluice_io;
 
 typedef struct sluice_io_vtable {
@@ -71,5 +75,9 @@ SLUICE_API int sluice_io_shutdown(sluice_io *io);
 
 /* Closes io (and its fd if it owns it). NULL is a no-op. */
 SLUICE_API void sluice_io_close(sluice_io *io);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -36,6 +36,10 @@
 
 #include "http.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* RFC 2046: a boundary is 1 to 70 characters. */
 #define SLUICE_MULTIPART_BOUNDARY_MAX 70
 
@@ -156,5 +160,9 @@ typedef struct sluice_part {
 /* The headers of a part stream returned by this module; NULL for any other
  * stream. Borrowed: valid until the part stream is closed. */
 SLUICE_API const sluice_part *sluice_multipart_info(const sluice_stream *part);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

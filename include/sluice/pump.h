@@ -20,6 +20,10 @@
 
 #include "sink.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum sluice_pump_status {
     SLUICE_PUMP_DONE = 0,
     SLUICE_PUMP_PENDING = 1,
@@ -88,5 +92,9 @@ SLUICE_API uint64_t sluice_pump_moved(const sluice_pump *p);
  * when done with any pump, finished or not.
  */
 SLUICE_API void sluice_pump_close(sluice_pump *p);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

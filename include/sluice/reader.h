@@ -22,6 +22,10 @@
 
 #include "io.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct sluice_reader sluice_reader;
 
 typedef struct sluice_reader_config {
@@ -103,5 +107,9 @@ SLUICE_API int sluice_reader_error(const sluice_reader *r);
 
 /* Bytes consumed (taken or skipped) since the reader was created. */
 SLUICE_API uint64_t sluice_reader_consumed(const sluice_reader *r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -28,6 +28,10 @@
 
 #include "stream.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define SLUICE_SHA256_SIZE 32 /* digest bytes */
 #define SLUICE_SHA256_HEX_SIZE 65 /* 64 lowercase hex digits and a NUL */
 
@@ -78,5 +82,9 @@ typedef struct sluice_hmac_sha256_ctx {
  * are consumed before out is written), so k = HMAC(k, msg) works in place. */
 SLUICE_API void sluice_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
                                    unsigned char out[SLUICE_SHA256_SIZE]);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -70,6 +70,10 @@
 
 #include <time.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Payload modes: the value of x-amz-content-sha256 for bodies not hashed
  * up front. */
 #define SLUICE_SIGV4_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
@@ -240,5 +244,9 @@ SLUICE_API int sluice_sigv4_encoded_length(const char *payload, uint64_t decoded
  * SLUICE_ERANGE: cap < SLUICE_SIGV4_BASE64_SIZE(len).
  */
 SLUICE_API int sluice_sigv4_base64(const void *in, size_t len, char *out, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -26,6 +26,10 @@
 
 #include "stream.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct sluice_sink sluice_sink;
 
 typedef struct sluice_sink_vtable {
@@ -89,5 +93,9 @@ SLUICE_API int sluice_vecsink_new(sluice_pool *pool, sluice_sink **out);
 /* The chunks kept so far, borrowed (valid until the next write or close). */
 SLUICE_API int sluice_vecsink_chunks(const sluice_sink *k, const sluice_bytes **chunks,
                                      size_t *n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -30,6 +30,10 @@
 
 #include "stream.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define SLUICE_SNIFF_LIMIT (256u * 1024u)
 
 /* Longest sluice_sniff_format() output with its NUL: "jpeg 4294967295x4294967295". */
@@ -91,5 +95,9 @@ SLUICE_API ssize_t sluice_sniff_format(const sluice_sniff *s, char *buf, size_t 
  * Costs nothing per chunk once decided.
  */
 SLUICE_API void sluice_sniff_tap(void *ud, const sluice_bytes *chunk);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

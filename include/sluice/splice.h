@@ -43,6 +43,10 @@
 #include "pump.h"
 #include "reader.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Never splice: always the copy path (tests, or a host that wants the bytes
  * to cross user space). */
 #define SLUICE_SPLICE_COPY 1u
@@ -83,5 +87,9 @@ SLUICE_API int sluice_pump_splice_init(sluice_pump *p, sluice_pool *pool, sluice
 /* Of the bytes moved, those that went through the pipe without entering
  * user space (0 on the copy path and for other pumps). */
 SLUICE_API uint64_t sluice_pump_spliced(const sluice_pump *p);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -28,6 +28,10 @@
 
 #include "bytes.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum sluice_poll {
     SLUICE_READY = 0,
     SLUICE_PENDING = 1,
@@ -131,5 +135,9 @@ typedef void (*sluice_tap_fn)(void *ud, const sluice_bytes *chunk);
  */
 SLUICE_API int sluice_tap_new(sluice_pool *pool, sluice_stream *inner, sluice_tap_fn fn,
                               void *ud, sluice_stream **out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

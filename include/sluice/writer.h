@@ -28,6 +28,10 @@
 #include "io.h"
 #include "sink.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct sluice_writer_config {
     unsigned max_chunks;      /* chunks queued before a write is forced;
                                  0: 64, at most 256                          */
@@ -65,5 +69,9 @@ SLUICE_API int sluice_writer_new(sluice_pool *pool, sluice_io *io,
  * in CRLF), SLUICE_ECLOSED (finish already started, or aborted).
  */
 SLUICE_API int sluice_writer_trailers(sluice_sink *k, sluice_bytes *fields);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -85,6 +85,22 @@ else
     bad "static binary still loads libsluice"
 fi
 
+# a C++ host: the headers carry extern "C" guards and compile as C++
+CXX=${CXX:-c++}
+if command -v "$CXX" >/dev/null 2>&1; then
+    cp "$tmp/hello.c" "$tmp/hello.cc"
+    if "$CXX" -std=c++11 -Wall -Wextra -Werror -o "$tmp/hello-cxx" "$tmp/hello.cc" \
+            $(pkg-config --cflags sluice) -Wl,-Bstatic $(pkg-config --static --libs sluice) \
+            -Wl,-Bdynamic 2>"$tmp/cc.log" &&
+       out=$("$tmp/hello-cxx") && [ "$out" = "$want" ]; then
+        ok "C++ host links and prints $want"
+    else
+        cat "$tmp/cc.log"; bad "C++ host"
+    fi
+else
+    echo "skip C++ host ($CXX not installed)"
+fi
+
 # only the public sluice_* API is exported (no sluice__ internals), and it
 # stays small
 if exported=$(nm -D --defined-only "$prefix/lib/libsluice.so" | awk '{print $3}' |
