@@ -240,7 +240,7 @@ int main(int argc, char **argv)
          * and the sink's finish (a server would call sluice_pump_step from
          * its event loop instead). */
         sluice_pump pump;
-        sluice_pump_init(&pump, tapped, sink, 0);
+        sluice_pump_init(&pump, tapped, sink, NULL);
         rc = sluice_pump_run(&pump, -1);
     }
     double secs = now_s() - t0;

@@ -432,7 +432,7 @@ static int step_buffer(conn *c)
     if (!c->buf) {
         if (sluice_vecsink_new(c->px->pool, &c->buf) < 0)
             return -1;
-        sluice_pump_init(&c->req_pump, c->src, c->buf, SIZE_MAX);
+        sluice_pump_init(&c->req_pump, c->src, c->buf, &(sluice_pump_config){.max_inflight = SIZE_MAX});
     }
     sluice_interest w;
     sluice_pump_status st = sluice_pump_step(&c->req_pump, &w);
@@ -577,7 +577,7 @@ static int step_connect(conn *c)
     sluice_bytes_release(&c->head);
     if (!c->src && sluice_memstream_new(px->pool, NULL, 0, 0, &c->src) < 0)
         return -1;
-    sluice_pump_init(&c->req_pump, c->src, c->usink, 0);
+    sluice_pump_init(&c->req_pump, c->src, c->usink, NULL);
     c->state = S_EXCHANGE;
     c->up_deadline = sluice_now_ms() + px->cfg.timeout_ms;
     return 0;
@@ -692,7 +692,7 @@ static int start_response(conn *c)
         rc = sluice_writer_new(px->pool, c->cl.io, SLUICE_FRAMING_CLOSE, &head, &wc, &c->csink);
     if (rc < 0)
         return -1;
-    sluice_pump_init(&c->res_pump, c->rbody, c->csink, 0);
+    sluice_pump_init(&c->res_pump, c->rbody, c->csink, NULL);
     return 0;
 }
 

@@ -345,7 +345,7 @@ static int step_head(conn *c)
         if (sluice_writer_new(c->ss->pool, c->cl.io, SLUICE_FRAMING_CLOSE, &h, NULL, &c->interim) < 0)
             return -1;
     }
-    sluice_pump_init(&c->pump, c->body, c->out, 0);
+    sluice_pump_init(&c->pump, c->body, c->out, NULL);
     c->state = S_BODY;
     return 0;
 }

@@ -22,12 +22,14 @@ enum { PH_RUN = 0, PH_FINISH, PH_DONE, PH_ERROR };
 static sluice_pump_status wait_on_sink(sluice_pump *p, sluice_interest *want);
 static sluice_pump_status fail(sluice_pump *p, sluice_side side, int code);
 
-void sluice_pump_init(sluice_pump *p, sluice_stream *src, sluice_sink *dst, size_t max_inflight)
+void sluice_pump_init(sluice_pump *p, sluice_stream *src, sluice_sink *dst,
+                      const sluice_pump_config *cfg)
 {
     *p = (sluice_pump){0};
     p->_src = src;
     p->_dst = dst;
-    p->_max_inflight = max_inflight ? max_inflight : SLUICE_PUMP_DEFAULT_INFLIGHT;
+    p->_max_inflight = cfg && cfg->max_inflight ? cfg->max_inflight : SLUICE_PUMP_DEFAULT_INFLIGHT;
+    p->_step_bytes = cfg && cfg->step_bytes ? cfg->step_bytes : SLUICE_PUMP_DEFAULT_STEP;
 }
 
 int sluice_pump_splice_init(sluice_pump *p, sluice_pool *pool, sluice_reader *src,
@@ -47,6 +49,64 @@ static sluice_pump_status splice_step(sluice_pump *p, sluice_interest *want)
     return st;
 }
 
+/* Step helpers return GO_ON to let the step continue, else its result. */
+#define GO_ON ((sluice_pump_status)-1)
+
+/* Writes out what the sink holds. GO_ON once it holds nothing. */
+static sluice_pump_status flush(sluice_pump *p, sluice_interest *want)
+{
+    sluice_poll r = sluice_sink_flush(p->_dst);
+    if (r == SLUICE_PENDING)
+        return wait_on_sink(p, want);
+    if (r == SLUICE_ERROR)
+        return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst, NULL));
+    return GO_ON;
+}
+
+/* Hands the held chunk to the sink. */
+static sluice_pump_status put(sluice_pump *p, sluice_interest *want, size_t *moved)
+{
+    size_t len = p->_held.len;
+    sluice_poll r = sluice_sink_poll_write(p->_dst, &p->_held);
+    if (r == SLUICE_PENDING)
+        return wait_on_sink(p, want);
+    if (r == SLUICE_ERROR)
+        return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst, NULL));
+    p->_moved += len;
+    *moved += len;
+    return GO_ON;
+}
+
+static sluice_pump_status finish(sluice_pump *p, sluice_interest *want)
+{
+    sluice_poll r = sluice_sink_finish(p->_dst);
+    if (r == SLUICE_READY) {
+        p->_phase = PH_DONE;
+        return SLUICE_PUMP_DONE;
+    }
+    if (r == SLUICE_PENDING)
+        return wait_on_sink(p, want);
+    return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst, NULL));
+}
+
+/* The source is dry (its interest is in *want): push out what the sink
+ * holds before waiting. After a flush, bytes most likely arrived while it
+ * ran (and a source at the pool's cap can go on: the flush released
+ * blocks), so the step polls again, as a read/write relay does, rather than
+ * pay a wake-up for them; except for a source that yielded (no fd, no
+ * deadline: "poll me again soon"), whose yield ends the step. */
+static sluice_pump_status dry(sluice_pump *p, sluice_interest *want)
+{
+    int yielded = want->fd < 0 && want->deadline_ms < 0;
+    if (sluice_sink_buffered(p->_dst) == 0)
+        return SLUICE_PUMP_PENDING;
+    sluice_pump_status st = flush(p, want);
+    if (st != GO_ON || !yielded)
+        return st;
+    *want = (sluice_interest){-1, 0, -1};
+    return SLUICE_PUMP_PENDING;
+}
+
 sluice_pump_status sluice_pump_step(sluice_pump *p, sluice_interest *want)
 {
     sluice_interest dummy;
@@ -55,69 +115,35 @@ sluice_pump_status sluice_pump_step(sluice_pump *p, sluice_interest *want)
     *want = (sluice_interest){-1, 0, -1};
     if (p->_splice)
         return splice_step(p, want);
-    if (p->_phase == PH_DONE)
-        return SLUICE_PUMP_DONE;
-    if (p->_phase == PH_ERROR)
-        return SLUICE_PUMP_ERROR;
-
-    for (;;) {
-        sluice_poll r;
-        if (p->_phase == PH_FINISH) {
-            r = sluice_sink_finish(p->_dst);
-            if (r == SLUICE_READY) {
-                p->_phase = PH_DONE;
-                return SLUICE_PUMP_DONE;
-            }
-            if (r == SLUICE_PENDING)
-                return wait_on_sink(p, want);
-            return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst, NULL));
-        }
+    size_t moved = 0; /* by this step: at step_bytes it yields */
+    sluice_pump_status st = GO_ON;
+    while (st == GO_ON && p->_phase == PH_RUN) {
         if (p->_held.len) {
-            size_t len = p->_held.len;
-            r = sluice_sink_poll_write(p->_dst, &p->_held);
-            if (r == SLUICE_PENDING)
-                return wait_on_sink(p, want);
-            if (r == SLUICE_ERROR)
-                return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst, NULL));
-            p->_moved += len;
-            continue;
-        }
-        if (sluice_sink_buffered(p->_dst) >= p->_max_inflight) {
-            r = sluice_sink_flush(p->_dst);
-            if (r == SLUICE_PENDING)
-                return wait_on_sink(p, want);
-            if (r == SLUICE_ERROR)
-                return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst, NULL));
-            continue;
-        }
-        r = sluice_stream_poll_next(p->_src, &p->_held);
-        switch (r) {
-        case SLUICE_READY:
-            continue;
-        case SLUICE_EOF:
-            p->_phase = PH_FINISH;
-            continue;
-        case SLUICE_ERROR:
-            sluice_sink_abort(p->_dst);
-            return fail(p, SLUICE_SIDE_SOURCE, sluice_stream_error(p->_src, NULL));
-        case SLUICE_PENDING:
-            /* Source dry: push out what the sink holds before waiting. */
-            sluice_stream_ready(p->_src, want);
-            if (sluice_sink_buffered(p->_dst) > 0) {
-                r = sluice_sink_flush(p->_dst);
-                if (r == SLUICE_PENDING)
-                    return wait_on_sink(p, want);
-                if (r == SLUICE_ERROR)
-                    return fail(p, SLUICE_SIDE_SINK, sluice_sink_error(p->_dst, NULL));
-                /* Bytes arrived while the flush ran, most likely (and a
-                 * source at the pool's cap can go on: the flush released
-                 * blocks): poll again before waiting, as a read/write relay
-                 * does, rather than pay a wake-up for them. */
-                continue;
+            st = put(p, want, &moved);
+        } else if (moved >= p->_step_bytes) {
+            st = flush(p, want);
+            if (st == GO_ON) /* the budget is spent: let the host run others */
+                st = SLUICE_PUMP_PENDING;
+        } else if (sluice_sink_buffered(p->_dst) >= p->_max_inflight) {
+            st = flush(p, want);
+        } else {
+            sluice_poll r = sluice_stream_poll_next(p->_src, &p->_held);
+            if (r == SLUICE_EOF) {
+                p->_phase = PH_FINISH;
+            } else if (r == SLUICE_ERROR) {
+                sluice_sink_abort(p->_dst);
+                st = fail(p, SLUICE_SIDE_SOURCE, sluice_stream_error(p->_src, NULL));
+            } else if (r == SLUICE_PENDING) {
+                sluice_stream_ready(p->_src, want);
+                st = dry(p, want);
             }
-            return SLUICE_PUMP_PENDING;
         }
     }
+    if (st != GO_ON)
+        return st;
+    if (p->_phase == PH_FINISH)
+        return finish(p, want);
+    return p->_phase == PH_DONE ? SLUICE_PUMP_DONE : SLUICE_PUMP_ERROR;
 }
 
 int sluice_pump_run(sluice_pump *p, int timeout_ms)

@@ -55,7 +55,8 @@ struct sluice__splice {
     int pipe[2];
     size_t in_pipe, pipe_cap, pipe_size;
     bool spliced_in;          /* some byte entered the pipe (EINVAL then is real) */
-    size_t max_inflight;
+    size_t max_inflight, step_bytes;
+    size_t step_moved;        /* bytes moved by the current step */
     sluice__idle idle;
     sluice_side failed;
     int err;
@@ -90,6 +91,7 @@ int sluice__splice_new(sluice_pool *pool, sluice_reader *src, sluice_io *dst, ui
     s->pipe[0] = s->pipe[1] = -1;
     s->pipe_size = c.pipe_size ? c.pipe_size : SLUICE_SPLICE_DEFAULT_PIPE;
     s->max_inflight = c.max_inflight;
+    s->step_bytes = c.step_bytes ? c.step_bytes : SLUICE_PUMP_DEFAULT_STEP;
     sluice__idle_init(&s->idle, c.idle_timeout_ms);
     s->src_fd = s->dst_fd = -1;
     if (!(c.flags & SLUICE_SPLICE_COPY)) {
@@ -116,6 +118,7 @@ sluice_pump_status sluice__splice_step(sluice__splice *s, sluice_interest *want)
     if (!want)
         want = &dummy;
     *want = (sluice_interest){-1, 0, -1};
+    s->step_moved = 0;
     for (;;) {
         switch (s->phase) {
         case P_START: {
@@ -260,6 +263,7 @@ static sluice_pump_status splice_loop(sluice__splice *s, sluice_interest *want)
                 s->in_pipe -= (size_t)put;
                 s->moved += (uint64_t)put;
                 s->spliced += (uint64_t)put;
+                s->step_moved += (size_t)put;
                 progress = true;
             } else if (put < 0 && errno == EINTR) {
                 continue;
@@ -279,7 +283,9 @@ static sluice_pump_status splice_loop(sluice__splice *s, sluice_interest *want)
             return SLUICE_PUMP_DONE;
         if (progress) {
             sluice__idle_progress(&s->idle);
-            continue;
+            if (s->step_moved < s->step_bytes)
+                continue;
+            return SLUICE_PUMP_PENDING; /* budget spent: "call again soon" */
         }
         /* Both sides said EAGAIN (or the pipe is full): wait on dst while
          * the pipe holds bytes, on the source otherwise. */
@@ -319,7 +325,8 @@ static int stage_start(sluice__splice *s, sluice_reader *r, uint64_t n)
     if (sluice_body_new(s->pool, r, SLUICE_FRAMING_LENGTH(n), &bc, &st->body) < 0 ||
         sluice_writer_new(s->pool, s->dst, SLUICE_FRAMING_CLOSE, &s->head, &wc, &st->w) < 0)
         goto fail;
-    sluice_pump_init(&st->pump, st->body, st->w, s->max_inflight);
+    sluice_pump_config pc = {s->max_inflight, s->step_bytes};
+    sluice_pump_init(&st->pump, st->body, st->w, &pc);
     return 0;
 fail:
     sluice_bytes_release(&s->head);

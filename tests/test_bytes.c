@@ -242,7 +242,7 @@ TEST(alloc_failure_every_step)
             EXPECT(r5 == 0 || r5 == SLUICE_ENOMEM);
             if (s && v) {
                 sluice_pump pump;
-                sluice_pump_init(&pump, s, v, 0);
+                sluice_pump_init(&pump, s, v, NULL);
                 int rr = sluice_pump_run(&pump, 1000);
                 EXPECT(rr == 0 || rr == SLUICE_ENOMEM);
                 if (rr == SLUICE_ENOMEM)

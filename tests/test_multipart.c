@@ -1304,7 +1304,7 @@ TEST(multipart_part_outlives_splitter_and_pumps)
     sluice_sink *k;
     REQUIRE(sluice_vecsink_new(T_POOL, &k) == 0);
     sluice_pump pump;
-    sluice_pump_init(&pump, f, k, 0);
+    sluice_pump_init(&pump, f, k, NULL);
     EXPECT_EQ(sluice_pump_run(&pump, 1000), 0);
     char buf[16];
     EXPECT_EQ(sluice__vecsink_copy(k, buf, sizeof buf), 6);
@@ -1484,7 +1484,7 @@ static void *pump_on_thread(void *arg)
 {
     worker *w = arg;
     sluice_pump pump;
-    sluice_pump_init(&pump, w->part, w->sink, 0);
+    sluice_pump_init(&pump, w->part, w->sink, NULL);
     w->rc = sluice_pump_run(&pump, 5000);
     sluice_stream_close(w->part); /* drops the splitter reference here */
     return NULL;

@@ -91,7 +91,7 @@ TEST(pump_stops_pulling_at_bound)
     sluice_stream *src = chunks_stream(40, 1000, 0);
     slowsink k = {.base = {.vt = &slow_vt, .pool = T_POOL}, .room = 1u << 20};
     sluice_pump p;
-    sluice_pump_init(&p, src, &k.base, 5000);
+    sluice_pump_init(&p, src, &k.base, &(sluice_pump_config){.max_inflight = 5000});
     EXPECT_EQ(sluice_pump_step(&p, NULL), SLUICE_PUMP_PENDING);
     /* 5 chunks fill the bound; nothing more is pulled while the sink is stuck */
     EXPECT_EQ(k.queued, 5000);
@@ -116,7 +116,7 @@ TEST(pump_blocked_sink_holds_one_chunk)
     REQUIRE(sluice_vecsink_new(T_POOL, &v) == 0);
     sluice__vecsink_set_blocked(v, 1);
     sluice_pump p;
-    sluice_pump_init(&p, src, v, 0);
+    sluice_pump_init(&p, src, v, NULL);
     for (int i = 0; i < 5; i++)
         EXPECT_EQ(sluice_pump_step(&p, NULL), SLUICE_PUMP_PENDING);
     EXPECT_EQ(sluice__memstream_yielded(src), 1);
@@ -134,7 +134,7 @@ TEST(pump_source_error_aborts_sink)
     sluice_sink *v;
     REQUIRE(sluice_vecsink_new(T_POOL, &v) == 0);
     sluice_pump p;
-    sluice_pump_init(&p, src, v, 0);
+    sluice_pump_init(&p, src, v, NULL);
     EXPECT_ERR(sluice_pump_run(&p, 1000), SLUICE_ETRUNCATED);
     EXPECT_EQ(t_pump_side(&p), SLUICE_SIDE_SOURCE);
     EXPECT_EQ(sluice_sink_status(v), SLUICE_SINK_ABORTED); /* never finished */
@@ -151,7 +151,7 @@ TEST(pump_sink_error_reported_as_sink)
     REQUIRE(sluice_vecsink_new(T_POOL, &v) == 0);
     sluice_sink_abort(v); /* writes now fail with ECLOSED */
     sluice_pump p;
-    sluice_pump_init(&p, src, v, 0);
+    sluice_pump_init(&p, src, v, NULL);
     EXPECT_ERR(sluice_pump_run(&p, 1000), SLUICE_ECLOSED);
     EXPECT_EQ(t_pump_side(&p), SLUICE_SIDE_SINK);
     EXPECT_EQ(sluice_stream_error(src, NULL), 0); /* the source is left alone */
@@ -167,7 +167,7 @@ TEST(pump_run_times_out_and_resumes)
     REQUIRE(sluice_vecsink_new(T_POOL, &v) == 0);
     sluice__vecsink_set_blocked(v, 1);
     sluice_pump p;
-    sluice_pump_init(&p, src, v, 0);
+    sluice_pump_init(&p, src, v, NULL);
     EXPECT_ERR(sluice_pump_run(&p, 20), SLUICE_ETIMEDOUT);
     sluice__vecsink_set_blocked(v, 0);
     EXPECT_EQ(sluice_pump_run(&p, 1000), 0);
@@ -183,7 +183,7 @@ TEST(pump_empty_stream_finishes)
     sluice_sink *v;
     REQUIRE(sluice_vecsink_new(T_POOL, &v) == 0);
     sluice_pump p;
-    sluice_pump_init(&p, src, v, 0);
+    sluice_pump_init(&p, src, v, NULL);
     EXPECT_EQ(sluice_pump_run(&p, 1000), 0);
     EXPECT_EQ(sluice_sink_status(v), SLUICE_SINK_FINISHED);
     sluice_stream_close(src);
@@ -226,7 +226,7 @@ TEST(pump_shared_budget_many_connections)
         REQUIRE(sluice_reader_new(p, c[i].sio, NULL, &c[i].r) == 0);
         REQUIRE(sluice_body_new(p, c[i].r, SLUICE_FRAMING_LENGTH(LEN), NULL, &c[i].body) == 0);
         REQUIRE(sluice_writer_new(p, c[i].dio, SLUICE_FRAMING_CHUNKED, NULL, NULL, &c[i].w) == 0);
-        sluice_pump_init(&c[i].pump, c[i].body, c[i].w, 0);
+        sluice_pump_init(&c[i].pump, c[i].body, c[i].w, NULL);
     }
     int left = N, spins = 0;
     size_t most = 0;
@@ -354,7 +354,7 @@ TEST(pump_polls_again_after_a_flush)
     sluice_stream *s = chunks_stream(3, 100, SLUICE_MEMSTREAM_PENDING);
     fdwait fw = {{.vt = &fdwait_vt, .pool = T_POOL}, s, sv[1]};
     sluice_pump p;
-    sluice_pump_init(&p, &fw.base, w, 0);
+    sluice_pump_init(&p, &fw.base, w, NULL);
     sluice_interest want;
     EXPECT_EQ(sluice_pump_step(&p, &want), SLUICE_PUMP_DONE); /* one step, no wait */
     EXPECT_EQ(sluice__memstream_yielded(s), 3);
@@ -365,4 +365,130 @@ TEST(pump_polls_again_after_a_flush)
     sluice_io_close(io);
     close(sv[0]);
     close(sv[1]);
+}
+
+TEST(pump_step_moves_at_most_its_budget)
+{
+    /* a source that never runs dry: one step may not take it all */
+    sluice_stream *s = chunks_stream(40, 16384, 0);
+    sluice_sink *k;
+    REQUIRE(sluice_vecsink_new(T_POOL, &k) == 0);
+    sluice_pump p;
+    sluice_pump_init(&p, s, k, &(sluice_pump_config){.step_bytes = 65536});
+    sluice_interest w;
+    int steps = 0;
+    uint64_t before = 0;
+    sluice_pump_status st;
+    while ((st = sluice_pump_step(&p, &w)) == SLUICE_PUMP_PENDING) {
+        /* "call again soon": no fd to wait on, no deadline */
+        EXPECT_EQ(w.fd, -1);
+        EXPECT_EQ(w.deadline_ms, -1);
+        EXPECT(sluice_pump_moved(&p) - before <= 65536 + 16384);
+        before = sluice_pump_moved(&p);
+        REQUIRE(++steps < 100);
+    }
+    EXPECT_EQ(st, SLUICE_PUMP_DONE);
+    EXPECT_EQ(sluice_pump_moved(&p), 40 * 16384);
+    EXPECT(steps >= 40 * 16384 / (65536 + 16384)); /* it did yield */
+    sluice_pump_close(&p);
+    sluice_stream_close(s);
+    sluice_sink_close(k);
+}
+
+TEST(pump_source_yield_ends_the_step)
+{
+    /* a source that yields before every chunk but the first: each step
+     * ends at the yield, also when the sink had bytes to flush */
+    sluice_stream *s = chunks_stream(8, 1000, SLUICE_MEMSTREAM_PENDING);
+    sluice_sink *k;
+    REQUIRE(sluice_vecsink_new(T_POOL, &k) == 0);
+    sluice_pump p;
+    sluice_pump_init(&p, s, k, NULL);
+    sluice_interest w;
+    int steps = 0;
+    sluice_pump_status st;
+    while ((st = sluice_pump_step(&p, &w)) == SLUICE_PUMP_PENDING) {
+        EXPECT_EQ(w.fd, -1);
+        EXPECT_EQ(w.deadline_ms, -1);
+        EXPECT_EQ(sluice_pump_moved(&p), (uint64_t)(steps + 1) * 1000);
+        REQUIRE(++steps < 100);
+    }
+    EXPECT_EQ(st, SLUICE_PUMP_DONE);
+    EXPECT_EQ(steps, 7);
+    sluice_pump_close(&p);
+    sluice_stream_close(s);
+    sluice_sink_close(k);
+}
+
+TEST(pump_two_transfers_share_a_loop_fairly)
+{
+    /* one fast transfer (a socket full of bytes) and one trickling one in the
+     * same loop: every trickle byte is taken within two steps of the fast
+     * one, which moves at most its budget (plus a read) per step */
+    int fast[2], slow[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, fast) == 0);
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, slow) == 0);
+    sluice_io *fio, *sio;
+    sluice_reader *fr, *sr;
+    REQUIRE(sluice_io_fd_new(T_POOL, fast[0], 0, &fio) == 0);
+    REQUIRE(sluice_io_fd_new(T_POOL, slow[0], 0, &sio) == 0);
+    REQUIRE(sluice_reader_new(T_POOL, fio, NULL, &fr) == 0);
+    REQUIRE(sluice_reader_new(T_POOL, sio, NULL, &sr) == 0);
+    const size_t total = 8u << 20;
+    sluice_stream *fb, *sb;
+    REQUIRE(sluice_body_new(T_POOL, fr, SLUICE_FRAMING_LENGTH(total), NULL, &fb) == 0);
+    REQUIRE(sluice_body_new(T_POOL, sr, SLUICE_FRAMING_LENGTH(10), NULL, &sb) == 0);
+    sluice_sink *fk, *sk;
+    REQUIRE(sluice_vecsink_new(T_POOL, &fk) == 0);
+    REQUIRE(sluice_vecsink_new(T_POOL, &sk) == 0);
+    sluice_pump fp, sp;
+    sluice_pump_init(&fp, fb, fk, &(sluice_pump_config){.step_bytes = 256 * 1024});
+    sluice_pump_init(&sp, sb, sk, NULL);
+    static unsigned char buf[1 << 16];
+    size_t sent = 0;
+    int fast_steps_since_trickle = 0, worst = 0, trickled = 0;
+    sluice_interest w;
+    sluice_pump_status fst = SLUICE_PUMP_PENDING, sst = SLUICE_PUMP_PENDING;
+    while (fst == SLUICE_PUMP_PENDING) {
+        while (sent < total) { /* keep the fast socket full */
+            ssize_t n = send(fast[1], buf, sizeof buf < total - sent ? sizeof buf : total - sent,
+                             MSG_DONTWAIT);
+            if (n <= 0)
+                break;
+            sent += (size_t)n;
+        }
+        if (trickled < 10 && fast_steps_since_trickle == 0) { /* one byte, then wait */
+            REQUIRE(send(slow[1], "x", 1, 0) == 1);
+            trickled++;
+        }
+        uint64_t before = sluice_pump_moved(&fp);
+        fst = sluice_pump_step(&fp, &w);
+        EXPECT(sluice_pump_moved(&fp) - before <= 256 * 1024 + 256 * 1024);
+        uint64_t had = sluice_pump_moved(&sp);
+        if (sst == SLUICE_PUMP_PENDING)
+            sst = sluice_pump_step(&sp, NULL);
+        if (sluice_pump_moved(&sp) > had || sst == SLUICE_PUMP_DONE) {
+            if (fast_steps_since_trickle > worst)
+                worst = fast_steps_since_trickle;
+            fast_steps_since_trickle = 0;
+        } else {
+            fast_steps_since_trickle++;
+        }
+    }
+    EXPECT_EQ(fst, SLUICE_PUMP_DONE);
+    EXPECT_EQ(sst, SLUICE_PUMP_DONE);
+    EXPECT_EQ(sluice_pump_moved(&fp), total);
+    EXPECT_EQ(sluice_pump_moved(&sp), 10);
+    EXPECT(worst <= 1);
+    sluice_pump_close(&fp);
+    sluice_pump_close(&sp);
+    sluice_stream_close(fb);
+    sluice_stream_close(sb);
+    sluice_sink_close(fk);
+    sluice_sink_close(sk);
+    sluice_reader_close(fr);
+    sluice_reader_close(sr);
+    sluice_io_close(fio);
+    sluice_io_close(sio);
+    close(fast[0]), close(fast[1]), close(slow[0]), close(slow[1]);
 }

@@ -173,7 +173,7 @@ TEST(sha256_tap_digests_a_stream_in_passing)
     REQUIRE(sluice_tap_new(T_POOL, mem, sluice_sha256_tap, &ctx, &tapped) == 0);
     REQUIRE(sluice_vecsink_new(T_POOL, &out) == 0);
     sluice_pump p;
-    sluice_pump_init(&p, tapped, out, 0);
+    sluice_pump_init(&p, tapped, out, NULL);
     EXPECT_ERR(sluice_pump_run(&p, 5000), 0);
     EXPECT_EQ(sluice_pump_moved(&p), N);
 

@@ -491,7 +491,7 @@ TEST(sniff_tap_sees_a_stream_in_passing)
     REQUIRE(sluice_tap_new(T_POOL, mem, sluice_sniff_tap, &s, &tapped) == 0);
     REQUIRE(sluice_vecsink_new(T_POOL, &out) == 0);
     sluice_pump p;
-    sluice_pump_init(&p, tapped, out, 0);
+    sluice_pump_init(&p, tapped, out, NULL);
     EXPECT_ERR(sluice_pump_run(&p, 5000), 0);
     EXPECT_EQ(sluice_sniff_end(&s), SLUICE_SNIFF_FOUND);
     char buf[SLUICE_SNIFF_FORMAT_SIZE];

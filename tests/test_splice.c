@@ -102,6 +102,7 @@ static int recv_some(rig *g, unsigned char *out, size_t cap, size_t *got, size_t
  * be ready at that moment (PENDING only follows EAGAIN: no busy loop).
  */
 static int waits_on_dst; /* PENDINGs that named the destination */
+static int yields;       /* PENDINGs that asked to be called again at once */
 
 static sluice_pump_status drive(rig *g, sluice_pump *sp, const unsigned char *in, size_t len,
                                 size_t piece, size_t rmax, int hangup, unsigned char *out,
@@ -139,6 +140,10 @@ static sluice_pump_status drive(rig *g, sluice_pump *sp, const unsigned char *in
                     usleep(200);
             }
             return st;
+        }
+        if (w.fd < 0 && w.deadline_ms < 0) { /* the step's budget: call again */
+            yields++;
+            continue;
         }
         int read_side = w.fd == g->src[0] && w.events == SLUICE_WANT_READ;
         int write_side = w.fd == g->dst[0] && w.events == SLUICE_WANT_WRITE;

@@ -102,7 +102,7 @@ TEST(tap_sees_every_byte_once)
     sluice_sink *v;
     REQUIRE(sluice_vecsink_new(T_POOL, &v) == 0);
     sluice_pump p;
-    sluice_pump_init(&p, t, v, 0);
+    sluice_pump_init(&p, t, v, NULL);
     EXPECT_EQ(sluice_pump_run(&p, 1000), 0);
     EXPECT_MEM(x.buf, x.n, "onetwothree", 11);
     EXPECT_EQ(x.calls, 3);

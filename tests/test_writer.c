@@ -438,7 +438,7 @@ TEST(pump_body_to_chunked_writer_over_sockets)
     REQUIRE(sluice_writer_new(T_POOL, dst_io, SLUICE_FRAMING_CHUNKED, NULL, NULL, &k) == 0);
     EXPECT_EQ(write(in[0], "hello world", 11), 11);
     sluice_pump p;
-    sluice_pump_init(&p, body, k, 0);
+    sluice_pump_init(&p, body, k, NULL);
     EXPECT_EQ(sluice_pump_run(&p, 1000), 0);
     char buf[64];
     ssize_t n = read(out[1], buf, sizeof buf);

@@ -37,6 +37,16 @@ typedef enum sluice_side {
 } sluice_side;
 
 #define SLUICE_PUMP_DEFAULT_INFLIGHT (256u * 1024u)
+/* Bytes one step moves before it returns to the host loop: at 1 MiB a step
+ * holds a loop for about a millisecond at loopback speed, and moving 1 GiB
+ * costs no measurable throughput (docs/performance.md). */
+#define SLUICE_PUMP_DEFAULT_STEP (1024u * 1024u)
+
+typedef struct sluice_pump_config {
+    size_t max_inflight; /* unwritten bytes the sink may hold; 0: 256 KiB  */
+    size_t step_bytes;   /* bytes moved before a step yields; 0: 1 MiB;
+                            SIZE_MAX: never yield (tools, tests)            */
+} sluice_pump_config;
 
 struct sluice__splice;
 
@@ -45,6 +55,7 @@ typedef struct sluice_pump {
     sluice_sink *_dst;
     struct sluice__splice *_splice; /* a splice pump (splice.h), else NULL */
     size_t _max_inflight;
+    size_t _step_bytes;
     sluice_bytes _held;     /* pulled, not yet accepted by the sink */
     int _phase;             /* internal */
     sluice_side _failed;
@@ -52,16 +63,21 @@ typedef struct sluice_pump {
     uint64_t _moved;        /* payload bytes accepted by the sink */
 } sluice_pump;
 
-/* Prepares p to move src into dst. max_inflight 0: the default (256 KiB).
+/* Prepares p to move src into dst. cfg may be NULL for the defaults.
  * Cannot fail. */
 SLUICE_API void sluice_pump_init(sluice_pump *p, sluice_stream *src, sluice_sink *dst,
-                                 size_t max_inflight);
+                                 const sluice_pump_config *cfg);
 
 /*
- * Moves as much as it can without blocking.
+ * Moves as much as it can without blocking, and no more than step_bytes, so
+ * one busy transfer cannot hold a host loop while other connections wait.
  *   DONE     stream at EOF and sink finished. Repeats if called again.
  *   PENDING  *want says what to wait for (the stream's readable fd or the
- *            sink's writable fd, with a deadline if either has one).
+ *            sink's writable fd, with a deadline if either has one). An
+ *            interest with no fd and no deadline means "call again soon":
+ *            the step spent its budget, or the source yielded (a stream
+ *            that asks to be polled again rather than wait); a host runs
+ *            its other work first, then steps again without waiting.
  *   ERROR    sluice_pump_error() gives the code and the side that failed.
  *            After a source error the sink has been aborted.
  * want may be NULL.

@@ -65,6 +65,8 @@ typedef struct sluice_splice_config {
                                  If the kernel refuses, the pipe keeps the
                                  size it has.                                */
     size_t max_inflight;      /* copy path: the pump's bound; 0: its default */
+    size_t step_bytes;        /* bytes moved before a step yields (as a pump's);
+                                 0: SLUICE_PUMP_DEFAULT_STEP                 */
     uint32_t idle_timeout_ms; /* no byte moved for this long: SLUICE_ETIMEDOUT;
                                  0: none                                     */
     unsigned flags;           /* SLUICE_SPLICE_COPY                          */
