@@ -339,7 +339,7 @@ int sluice_bytes_copy_from(sluice_pool *p, const void *data, size_t len, sluice_
 {
     *out = (sluice_bytes){0};
     sluice_block *b;
-    if (len <= p->block_size) {
+    if (len > SLUICE_BYTES_SMALL_COPY && len <= p->block_size) {
         int rc = sluice_block_get(p, &b);
         if (rc < 0)
             return rc;

@@ -262,3 +262,28 @@ TEST(alloc_failure_every_step)
     }
     EXPECT(steps >= 6);
 }
+
+TEST(small_copies_are_not_refused_at_the_cap)
+{
+    /* every pool block is out (bodies hold the whole budget): a 200-byte
+     * reply still gets memory, a block-sized copy does not */
+    sluice_pool_config cfg = {.block_size = 8192, .max_blocks = 1};
+    sluice_pool *p;
+    REQUIRE(sluice_pool_new(&cfg, &p) == 0);
+    sluice_block *a;
+    EXPECT_EQ(sluice_block_get(p, &a), 0);
+    static const char reply[] = "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n";
+    sluice_bytes r, big;
+    EXPECT_EQ(sluice_bytes_copy_from(p, reply, sizeof reply - 1, &r), 0);
+    EXPECT_MEM(r.data, r.len, reply, sizeof reply - 1);
+    static char blockful[8192];
+    EXPECT_ERR(sluice_bytes_copy_from(p, blockful, sizeof blockful, &big), SLUICE_EPOOLFULL);
+    EXPECT(big.owner == NULL);
+    sluice_pool_counters st;
+    sluice_pool_stats(p, &st);
+    EXPECT_EQ(st.blocks_live, 2);
+    EXPECT_EQ(st.bytes_live, 8192 + sizeof reply - 1); /* exact size, not a block */
+    sluice_bytes_release(&r);
+    sluice_block_release(a);
+    sluice_pool_close(p);
+}

@@ -130,10 +130,17 @@ SLUICE_API int sluice_block_view(sluice_block *b, size_t off, size_t len, sluice
 /* A view of static (never freed) memory: owner NULL, nothing to release. */
 static inline sluice_bytes sluice_bytes_static(const void *data, size_t len);
 
+/* Copies of at most this many bytes go into a block of their own size. */
+#define SLUICE_BYTES_SMALL_COPY 4096u
+
 /*
- * Copies len bytes into a new block: a pool block if they fit, else a
- * one-off block of exactly len bytes (still counted by the pool). The caller
- * owns one reference. Errors: SLUICE_ENOMEM, SLUICE_EPOOLFULL; *out zeroed.
+ * Copies len bytes into a new block: up to SLUICE_BYTES_SMALL_COPY bytes (a
+ * reply, a head, other control bytes) a block of exactly len bytes that the
+ * pool counts but never refuses at max_blocks, so a host can still answer
+ * 413 or 502 while bodies hold the whole budget; larger copies a pool block
+ * if they fit one (refused at the cap: SLUICE_EPOOLFULL), else a one-off
+ * block of exactly len bytes. The caller owns one reference.
+ * Errors: SLUICE_ENOMEM, SLUICE_EPOOLFULL; *out zeroed.
  */
 SLUICE_API int sluice_bytes_copy_from(sluice_pool *pool, const void *data, size_t len,
                                       sluice_bytes *out);
