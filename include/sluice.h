@@ -21,6 +21,7 @@
 #include "sluice/head.h"
 #include "sluice/multipart.h"
 #include "sluice/splice.h"
+#include "sluice/reply.h"
 
 #ifdef __cplusplus
 extern "C" {

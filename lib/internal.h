@@ -62,16 +62,28 @@ void sluice__reader_bypassed(sluice_reader *r, uint64_t n);
 int sluice__part_new(sluice_pool *pool, size_t head, size_t info_off, const unsigned char *blk,
                      size_t n, void **mem, size_t *size, size_t *bad, const char **why);
 
-/* The splice pump's engine (splice.c), driven through sluice_pump. */
-typedef struct sluice__splice sluice__splice;
+/*
+ * A pump that is not stream -> sink: the splice pump (splice.c) and the
+ * reply pump (reply.c). The object embeds sluice__engine first; sluice_pump
+ * dispatches its step, error, counters and close through the vtable.
+ */
+typedef struct sluice__engine sluice__engine;
+typedef struct sluice__engine_vt {
+    sluice_pump_status (*step)(sluice__engine *e, sluice_interest *want);
+    int (*error)(const sluice__engine *e, sluice_side *side);
+    uint64_t (*moved)(const sluice__engine *e);
+    uint64_t (*spliced)(const sluice__engine *e); /* NULL: 0 */
+    void (*free)(sluice__engine *e);
+} sluice__engine_vt;
+struct sluice__engine {
+    const sluice__engine_vt *vt;
+};
+
 int sluice__splice_new(sluice_pool *pool, sluice_reader *src, sluice_io *dst, uint64_t length,
                        sluice_bytes *head, const sluice_splice_config *cfg,
-                       sluice__splice **out);
-sluice_pump_status sluice__splice_step(sluice__splice *s, sluice_interest *want);
-int sluice__splice_error(const sluice__splice *s, sluice_side *side);
-uint64_t sluice__splice_moved(const sluice__splice *s);
-uint64_t sluice__splice_spliced(const sluice__splice *s);
-void sluice__splice_free(sluice__splice *s);
+                       sluice__engine **out);
+int sluice__reply_new(sluice_pool *pool, sluice_io *io, sluice_reader *r, sluice_bytes *response,
+                      const sluice_reply_config *cfg, sluice__engine **out);
 
 /* Fills *want with what to wait for before retrying an operation of `events`
  * that returned -EAGAIN (deadline_ms is always -1 here). */

@@ -1,6 +1,7 @@
 /*
  * pump.c — stream -> sink with a bound on unwritten bytes (and the entry
- * points of the splice pump, whose engine is splice.c).
+ * points of the splice and reply pumps, whose engines are splice.c and
+ * reply.c).
  *
  * One chunk is held at a time; the sink may queue more (for batched writev)
  * but the pump stops pulling once the sink holds max_inflight bytes and
@@ -37,15 +38,23 @@ int sluice_pump_splice_init(sluice_pump *p, sluice_pool *pool, sluice_reader *sr
                             const sluice_splice_config *cfg)
 {
     *p = (sluice_pump){0};
-    return sluice__splice_new(pool, src, dst, length, head, cfg, &p->_splice);
+    return sluice__splice_new(pool, src, dst, length, head, cfg, &p->_engine);
 }
 
-/* A splice pump's step: the engine's, its error copied into the pump. */
-static sluice_pump_status splice_step(sluice_pump *p, sluice_interest *want)
+int sluice_pump_reply_init(sluice_pump *p, sluice_pool *pool, sluice_io *io, sluice_reader *r,
+                           sluice_bytes *response, const sluice_reply_config *cfg)
 {
-    sluice_pump_status st = sluice__splice_step(p->_splice, want);
+    *p = (sluice_pump){0};
+    return sluice__reply_new(pool, io, r, response, cfg, &p->_engine);
+}
+
+/* A splice or reply pump's step: the engine's, its error copied into the
+ * pump. */
+static sluice_pump_status engine_step(sluice_pump *p, sluice_interest *want)
+{
+    sluice_pump_status st = p->_engine->vt->step(p->_engine, want);
     if (st == SLUICE_PUMP_ERROR)
-        p->_err = sluice__splice_error(p->_splice, &p->_failed);
+        p->_err = p->_engine->vt->error(p->_engine, &p->_failed);
     return st;
 }
 
@@ -113,8 +122,8 @@ sluice_pump_status sluice_pump_step(sluice_pump *p, sluice_interest *want)
     if (!want)
         want = &dummy;
     *want = (sluice_interest){-1, 0, -1};
-    if (p->_splice)
-        return splice_step(p, want);
+    if (p->_engine)
+        return engine_step(p, want);
     size_t moved = 0; /* by this step: at step_bytes it yields */
     sluice_pump_status st = GO_ON;
     while (st == GO_ON && p->_phase == PH_RUN) {
@@ -184,19 +193,20 @@ int sluice_pump_error(const sluice_pump *p, sluice_side *side)
 
 uint64_t sluice_pump_moved(const sluice_pump *p)
 {
-    return p->_splice ? sluice__splice_moved(p->_splice) : p->_moved;
+    return p->_engine ? p->_engine->vt->moved(p->_engine) : p->_moved;
 }
 
 uint64_t sluice_pump_spliced(const sluice_pump *p)
 {
-    return p->_splice ? sluice__splice_spliced(p->_splice) : 0;
+    return p->_engine && p->_engine->vt->spliced ? p->_engine->vt->spliced(p->_engine) : 0;
 }
 
 void sluice_pump_close(sluice_pump *p)
 {
     sluice_bytes_release(&p->_held);
-    sluice__splice_free(p->_splice);
-    p->_splice = NULL;
+    if (p->_engine)
+        p->_engine->vt->free(p->_engine);
+    p->_engine = NULL;
 }
 
 static sluice_pump_status wait_on_sink(sluice_pump *p, sluice_interest *want)

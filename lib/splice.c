@@ -41,7 +41,10 @@ typedef struct stage {
     uint64_t n;               /* body bytes this stage moves */
 } stage;
 
-struct sluice__splice {
+typedef struct splicer splicer;
+
+struct splicer {
+    sluice__engine base;      /* first: the pump drives it through this */
     sluice_pool *pool;
     sluice_reader *r;
     sluice_io *dst;
@@ -62,22 +65,24 @@ struct sluice__splice {
     int err;
 };
 
-static int stage_start(sluice__splice *s, sluice_reader *r, uint64_t n);
-static void stage_end(sluice__splice *s);
-static sluice_pump_status splice_loop(sluice__splice *s, sluice_interest *want);
-static sluice_pump_status fail(sluice__splice *s, sluice_side side, int code);
-static int open_pipe(sluice__splice *s);
+static int stage_start(splicer *s, sluice_reader *r, uint64_t n);
+static void stage_end(splicer *s);
+static sluice_pump_status splice_loop(splicer *s, sluice_interest *want);
+static sluice_pump_status fail(splicer *s, sluice_side side, int code);
+static int open_pipe(splicer *s);
 static bool sigpipe_ignored(void);
 
+static const sluice__engine_vt splice_vt;
+
 int sluice__splice_new(sluice_pool *pool, sluice_reader *src, sluice_io *dst, uint64_t length,
-                      sluice_bytes *head, const sluice_splice_config *cfg, sluice__splice **out)
+                       sluice_bytes *head, const sluice_splice_config *cfg, sluice__engine **out)
 {
     *out = NULL;
     sluice_splice_config c = {0};
     if (cfg)
         c = *cfg;
     int rc = SLUICE_EINVAL;
-    sluice__splice *s = NULL;
+    splicer *s = NULL;
     if (c.flags & ~SLUICE_SPLICE_COPY)
         goto fail;
     rc = SLUICE_ENOMEM;
@@ -104,7 +109,8 @@ int sluice__splice_new(sluice_pool *pool, sluice_reader *src, sluice_io *dst, ui
         s->head = *head;
         *head = (sluice_bytes){0};
     }
-    *out = s;
+    s->base.vt = &splice_vt;
+    *out = &s->base;
     return 0;
 fail:
     if (head)
@@ -112,8 +118,9 @@ fail:
     return rc;
 }
 
-sluice_pump_status sluice__splice_step(sluice__splice *s, sluice_interest *want)
+static sluice_pump_status splice_step(sluice__engine *e, sluice_interest *want)
 {
+    splicer *s = (splicer *)e;
     sluice_interest dummy;
     if (!want)
         want = &dummy;
@@ -185,30 +192,32 @@ sluice_pump_status sluice__splice_step(sluice__splice *s, sluice_interest *want)
     }
 }
 
-int sluice__splice_error(const sluice__splice *s, sluice_side *side)
+static int splice_error(const sluice__engine *e, sluice_side *side)
 {
+    const splicer *s = (const splicer *)e;
     if (side)
         *side = s->failed;
     return s->err;
 }
 
-uint64_t sluice__splice_moved(const sluice__splice *s)
+static uint64_t splice_moved(const sluice__engine *e)
 {
+    const splicer *s = (const splicer *)e;
     uint64_t n = s->moved;
     if (s->phase == P_PREFIX || s->phase == P_DRAIN || s->phase == P_COPY)
         n += sluice_pump_moved(&s->st.pump);
     return n;
 }
 
-uint64_t sluice__splice_spliced(const sluice__splice *s)
+static uint64_t splice_spliced(const sluice__engine *e)
 {
+    const splicer *s = (const splicer *)e;
     return s->spliced;
 }
 
-void sluice__splice_free(sluice__splice *s)
+static void splice_free(sluice__engine *e)
 {
-    if (!s)
-        return;
+    splicer *s = (splicer *)e;
     if (s->phase != P_DONE && s->phase != P_ERROR)
         sluice_io_shutdown(s->dst); /* an unfinished body must not look complete */
     stage_end(s);
@@ -220,13 +229,16 @@ void sluice__splice_free(sluice__splice *s)
     sluice_pool_object_free(s->pool, s, sizeof *s);
 }
 
+static const sluice__engine_vt splice_vt = {splice_step, splice_error, splice_moved,
+                                            splice_spliced, splice_free};
+
 /* ---- the splice loop ------------------------------------------------------ */
 
 /*
  * DONE when the last byte left the pipe; also DONE (with s->phase changed)
  * when dst refused splice and the drain stage takes over.
  */
-static sluice_pump_status splice_loop(sluice__splice *s, sluice_interest *want)
+static sluice_pump_status splice_loop(splicer *s, sluice_interest *want)
 {
     for (;;) {
         bool progress = false, out_again = false;
@@ -309,7 +321,7 @@ static sluice_pump_status splice_loop(sluice__splice *s, sluice_interest *want)
  * A copy stage over n bytes of r (NULL: of the pipe), into a raw writer that
  * carries the head if it was not written yet. Returns 0 or SLUICE_ENOMEM.
  */
-static int stage_start(sluice__splice *s, sluice_reader *r, uint64_t n)
+static int stage_start(splicer *s, sluice_reader *r, uint64_t n)
 {
     stage *st = &s->st;
     memset(st, 0, sizeof *st);
@@ -334,7 +346,7 @@ fail:
     return SLUICE_ENOMEM;
 }
 
-static void stage_end(sluice__splice *s)
+static void stage_end(splicer *s)
 {
     stage *st = &s->st;
     sluice_pump_close(&st->pump);
@@ -349,7 +361,7 @@ static void stage_end(sluice__splice *s)
 
 /* Records the error. Anything but a destination error leaves dst shut
  * down (closing an unfinished writer does it too), so the body looks cut. */
-static sluice_pump_status fail(sluice__splice *s, sluice_side side, int code)
+static sluice_pump_status fail(splicer *s, sluice_side side, int code)
 {
     if (side != SLUICE_SIDE_SINK)
         sluice_io_shutdown(s->dst);
@@ -361,7 +373,7 @@ static sluice_pump_status fail(sluice__splice *s, sluice_side side, int code)
 }
 
 /* The pipe, sized once. -1 when none can be had: the copy path then. */
-static int open_pipe(sluice__splice *s)
+static int open_pipe(splicer *s)
 {
     if (pipe2(s->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
         s->pipe[0] = s->pipe[1] = -1;

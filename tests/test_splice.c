@@ -534,7 +534,7 @@ TEST(splice_bad_flags_and_allocation_failure)
     sluice_bytes h;
     REQUIRE(sluice_bytes_copy_from(T_POOL, "x", 1, &h) == 0);
     EXPECT_ERR(sluice_pump_splice_init(&sp, T_POOL, NULL, NULL, 1, &h, &cfg), SLUICE_EINVAL);
-    EXPECT(sp._splice == NULL); /* a zeroed pump */
+    EXPECT(sp._engine == NULL); /* a zeroed pump */
     sluice_pump_close(&sp);
     EXPECT(h.owner == NULL); /* released, also on error */
 

@@ -48,12 +48,12 @@ typedef struct sluice_pump_config {
                             SIZE_MAX: never yield (tools, tests)            */
 } sluice_pump_config;
 
-struct sluice__splice;
+struct sluice__engine;
 
 typedef struct sluice_pump {
     sluice_stream *_src;
     sluice_sink *_dst;
-    struct sluice__splice *_splice; /* a splice pump (splice.h), else NULL */
+    struct sluice__engine *_engine; /* a splice or reply pump, else NULL */
     size_t _max_inflight;
     size_t _step_bytes;
     sluice_bytes _held;     /* pulled, not yet accepted by the sink */
