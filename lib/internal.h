@@ -107,14 +107,6 @@ static inline void sluice__error_set(sluice_error_info *e, int code, const char 
     e->offset = offset;
 }
 
-/* Copies the record to *out (may be NULL) and returns its code. */
-static inline int sluice__error_get(const sluice_error_info *e, sluice_error_info *out)
-{
-    if (out)
-        *out = e->code ? *e : (sluice_error_info){0, "", 0};
-    return e->code;
-}
-
 /* Incremental HMAC-SHA256 (the one-shot sluice_hmac_sha256 is public). */
 /* Starts a MAC under key[0, key_len) (any length; keys longer than 64 bytes
  * are hashed first, as RFC 2104 says). key may be NULL when key_len is 0.

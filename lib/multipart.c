@@ -245,7 +245,7 @@ void sluice_multipart_ready(sluice_multipart *m, sluice_interest *want)
 
 int sluice_multipart_error(const sluice_multipart *m, sluice_error_info *info)
 {
-    return sluice__error_get(&m->error, info);
+    return sluice__error_copy(&m->error, info);
 }
 
 void sluice_multipart_close(sluice_multipart *m)

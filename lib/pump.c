@@ -184,13 +184,6 @@ int sluice_pump_run(sluice_pump *p, int timeout_ms)
     }
 }
 
-int sluice_pump_error(const sluice_pump *p, sluice_side *side)
-{
-    if (side)
-        *side = p->_failed;
-    return p->_err;
-}
-
 uint64_t sluice_pump_moved(const sluice_pump *p)
 {
     return p->_engine ? p->_engine->vt->moved(p->_engine) : p->_moved;

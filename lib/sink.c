@@ -81,21 +81,6 @@ void sluice_sink_close(sluice_sink *k)
     k->vt->close(k);
 }
 
-sluice_sink_state sluice_sink_status(const sluice_sink *k)
-{
-    return k->_state;
-}
-
-uint64_t sluice_sink_written(const sluice_sink *k)
-{
-    return k->_written;
-}
-
-int sluice_sink_error(const sluice_sink *k, sluice_error_info *info)
-{
-    return sluice__error_get(&k->_error, info);
-}
-
 sluice_poll sluice_sink_fail(sluice_sink *k, int code, const char *why)
 {
     sluice__error_set(&k->_error, code, why, k->_written);

@@ -55,11 +55,6 @@ void sluice_stream_close(sluice_stream *s)
         s->vt->close(s);
 }
 
-int sluice_stream_error(const sluice_stream *s, sluice_error_info *info)
-{
-    return sluice__error_get(&s->_error, info);
-}
-
 sluice_poll sluice_stream_fail(sluice_stream *s, int code, const char *why, uint64_t offset)
 {
     sluice__error_set(&s->_error, code, why, offset);

@@ -134,6 +134,18 @@ typedef struct sluice_error_info {
     uint64_t offset;     /* bytes into the object's input where it was found  */
 } sluice_error_info;
 
+/* Copies a record to *out (may be NULL) and returns its code; what the
+ * inline *_error() accessors share. */
+static inline int sluice__error_copy(const sluice_error_info *e, sluice_error_info *out)
+{
+    if (out) {
+        *out = *e;
+        if (!e->code)
+            out->message = "";
+    }
+    return e->code;
+}
+
 /*
  * Allocator hook. Every allocation the library makes goes through one of
  * these, reached from the sluice_pool an object was created with. alloc may

@@ -94,7 +94,7 @@ SLUICE_API int sluice_pump_run(sluice_pump *p, int timeout_ms);
 
 /* 0 or the pump's error code (after ERROR); *side (may be NULL) says which
  * side failed. */
-SLUICE_API int sluice_pump_error(const sluice_pump *p, sluice_side *side);
+static inline int sluice_pump_error(const sluice_pump *p, sluice_side *side);
 
 /* Payload bytes moved into the sink so far (a splice pump: handed to its
  * destination). */
@@ -108,6 +108,15 @@ SLUICE_API uint64_t sluice_pump_moved(const sluice_pump *p);
  * when done with any pump, finished or not.
  */
 SLUICE_API void sluice_pump_close(sluice_pump *p);
+
+/* ---- inline definitions --------------------------------------------------- */
+
+static inline int sluice_pump_error(const sluice_pump *p, sluice_side *side)
+{
+    if (side)
+        *side = p->_failed;
+    return p->_err;
+}
 
 #ifdef __cplusplus
 }

@@ -69,12 +69,12 @@ SLUICE_API size_t sluice_sink_buffered(const sluice_sink *k);
 SLUICE_API void sluice_sink_close(sluice_sink *k); /* NULL is a no-op */
 
 /* Where the sink is in its life (open, finishing, finished, aborted). */
-SLUICE_API sluice_sink_state sluice_sink_status(const sluice_sink *k);
+static inline sluice_sink_state sluice_sink_status(const sluice_sink *k);
 /* Payload bytes the sink has accepted (not counting framing). */
-SLUICE_API uint64_t sluice_sink_written(const sluice_sink *k);
+static inline uint64_t sluice_sink_written(const sluice_sink *k);
 /* 0 or the sink's sticky error code; with info != NULL also its message
  * (offset: payload bytes accepted when it failed). */
-SLUICE_API int sluice_sink_error(const sluice_sink *k, sluice_error_info *info);
+static inline int sluice_sink_error(const sluice_sink *k, sluice_error_info *info);
 
 /* For implementations: records the first error, returns SLUICE_ERROR. */
 SLUICE_API sluice_poll sluice_sink_fail(sluice_sink *k, int code, const char *why);
@@ -93,6 +93,23 @@ SLUICE_API int sluice_vecsink_new(sluice_pool *pool, sluice_sink **out);
 /* The chunks kept so far, borrowed (valid until the next write or close). */
 SLUICE_API int sluice_vecsink_chunks(const sluice_sink *k, const sluice_bytes **chunks,
                                      size_t *n);
+
+/* ---- inline definitions --------------------------------------------------- */
+
+static inline sluice_sink_state sluice_sink_status(const sluice_sink *k)
+{
+    return k->_state;
+}
+
+static inline uint64_t sluice_sink_written(const sluice_sink *k)
+{
+    return k->_written;
+}
+
+static inline int sluice_sink_error(const sluice_sink *k, sluice_error_info *info)
+{
+    return sluice__error_copy(&k->_error, info);
+}
 
 #ifdef __cplusplus
 }

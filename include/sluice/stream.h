@@ -91,7 +91,7 @@ SLUICE_API void sluice_stream_close(sluice_stream *s);
 /* 0 or the stream's sticky error code. With info != NULL also the message
  * (the stream's detail, else sluice_strerror(); "" without an error) and the
  * offset in the stream's input where the error was found. */
-SLUICE_API int sluice_stream_error(const sluice_stream *s, sluice_error_info *info);
+static inline int sluice_stream_error(const sluice_stream *s, sluice_error_info *info);
 
 /* ---- implementing a stream ----------------------------------------------- */
 
@@ -135,6 +135,13 @@ typedef void (*sluice_tap_fn)(void *ud, const sluice_bytes *chunk);
  */
 SLUICE_API int sluice_tap_new(sluice_pool *pool, sluice_stream *inner, sluice_tap_fn fn,
                               void *ud, sluice_stream **out);
+
+/* ---- inline definitions --------------------------------------------------- */
+
+static inline int sluice_stream_error(const sluice_stream *s, sluice_error_info *info)
+{
+    return sluice__error_copy(&s->_error, info);
+}
 
 #ifdef __cplusplus
 }
