@@ -464,6 +464,15 @@ static int body_new(sluice_pool *pool, sluice_reader *r, enum kind kind,
     return 0;
 }
 
+int sluice_body_reusable(const sluice_stream *s)
+{
+    const body *b = (const body *)s;
+    if (s->vt != &length_vt && s->vt != &chunked_vt)
+        return 0; /* not a body stream, or one that ends at the peer's close */
+    return s->_eof && !s->_error.code && !sluice__reader_eof(b->r) &&
+           !sluice_reader_error(b->r) && sluice_reader_available(b->r) == 0;
+}
+
 int sluice_body_new(sluice_pool *pool, sluice_reader *r, const sluice_http_framing *framing,
                     const sluice_body_config *cfg, sluice_stream **out)
 {

@@ -48,6 +48,7 @@ int sluice__io_fd(const sluice_io *io);
  * straight from that io past the reader (splice), so that
  * sluice_reader_consumed() stays the offset in the connection's stream. */
 sluice_io *sluice__reader_io(const sluice_reader *r);
+int sluice__reader_eof(const sluice_reader *r);
 void sluice__reader_bypassed(sluice_reader *r, uint64_t n);
 
 /*

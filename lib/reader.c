@@ -298,6 +298,11 @@ int sluice_reader_error(const sluice_reader *r)
     return r->err;
 }
 
+int sluice__reader_eof(const sluice_reader *r)
+{
+    return r->eof;
+}
+
 uint64_t sluice_reader_consumed(const sluice_reader *r)
 {
     return r->consumed;

@@ -648,3 +648,54 @@ TEST(body_alloc_failures_return_cleanly)
     }
     EXPECT(completed);
 }
+
+/* Reads s to its end; returns the poll result that ended it. */
+static sluice_poll drain_body(sluice_stream *s)
+{
+    sluice_bytes b;
+    sluice_poll r;
+    while ((r = sluice_stream_poll_next(s, &b)) == SLUICE_READY || r == SLUICE_PENDING)
+        sluice_bytes_release(&b);
+    return r;
+}
+
+TEST(body_reusable_only_when_framing_ended_it_cleanly)
+{
+    static const struct {
+        const char *in;
+        sluice_http_body kind;
+        uint64_t len;
+        int reusable;
+    } rc[] = {
+        {"hello", SLUICE_HTTP_BODY_LENGTH, 5, 1},
+        {"hello+", SLUICE_HTTP_BODY_LENGTH, 5, 0},  /* a byte left over */
+        {"hel", SLUICE_HTTP_BODY_LENGTH, 5, 0},     /* truncated */
+        {"", SLUICE_HTTP_BODY_NONE, 0, 1},          /* HEAD, 204, 304 */
+        {"5\r\nhello\r\n0\r\nA: b\r\n\r\n", SLUICE_HTTP_BODY_CHUNKED, 0, 1},
+        {"5\r\nhello\r\n0\r\n\r\nX", SLUICE_HTTP_BODY_CHUNKED, 0, 0},
+        {"5\r\nhello\r\nZ\r\n\r\n", SLUICE_HTTP_BODY_CHUNKED, 0, 0}, /* malformed */
+        {"hello", SLUICE_HTTP_BODY_CLOSE, 0, 0},    /* ended by the close */
+    };
+    for (size_t i = 0; i < sizeof rc / sizeof rc[0]; i++) {
+        sluice_io *io;
+        sluice_reader *r;
+        REQUIRE(sluice__io_mem_new(T_POOL, rc[i].in, strlen(rc[i].in), 0, 0, &io) == 0);
+        REQUIRE(sluice_reader_new(T_POOL, io, NULL, &r) == 0);
+        sluice_http_framing f = {rc[i].kind, rc[i].len};
+        sluice_stream *s;
+        REQUIRE(sluice_body_new(T_POOL, r, &f, NULL, &s) == 0);
+        EXPECT_EQ(sluice_body_reusable(s), 0); /* not before its end */
+        drain_body(s);
+        if (sluice_body_reusable(s) != rc[i].reusable)
+            harness_fail(__FILE__, __LINE__, "case %zu (%s): reusable %d", i, rc[i].in,
+                         sluice_body_reusable(s));
+        sluice_stream_close(s);
+        sluice_reader_close(r);
+        sluice_io_close(io);
+    }
+    sluice_stream *m;
+    REQUIRE(sluice_memstream_new(T_POOL, NULL, 0, 0, &m) == 0);
+    drain_body(m);
+    EXPECT_EQ(sluice_body_reusable(m), 0); /* not a body stream */
+    sluice_stream_close(m);
+}

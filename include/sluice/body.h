@@ -78,6 +78,22 @@ SLUICE_API int sluice_body_new(sluice_pool *pool, sluice_reader *r,
                                const sluice_body_config *cfg, sluice_stream **out);
 
 /*
+ * 1 if the connection the body came over may carry another exchange, as far
+ * as the body can tell: the stream reached EOF by its own framing
+ * (Content-Length reached, or the chunked terminator and trailers read; never
+ * a body that ends at the peer's close, never after an error), and its reader
+ * has seen no end-of-stream or error and holds no unread byte. A client that
+ * keeps a pool of upstream connections returns one to the pool only when
+ * this says 1 for the response body and both heads allow it (HTTP/1.1, no
+ * Connection: close: sluice_http_request_keep_alive,
+ * sluice_http_response_keep_alive) and the request body was sent whole;
+ * docs/body.md shows it. (A server reading requests keeps unread bytes: they
+ * are the next pipelined request.) 0 otherwise, also for other streams.
+ * Thread-safe as a read of the stream and its reader.
+ */
+SLUICE_API int sluice_body_reusable(const sluice_stream *body);
+
+/*
  * The trailer fields of a chunked body that reached EOF, in arrival order,
  * as spans into memory the stream owns (valid until it is closed); values
  * are trimmed like header values. *n is 0 when there
