@@ -27,15 +27,24 @@
  * upstream socket. Every byte is read once into a pool block and written
  * once from it.
  */
-#define _GNU_SOURCE /* accept4 */
-#include "server.h"
-#include "http_util.h"
+#include "common/http_util.h"
+#include "common/net.h"
+#include "common/server.h"
 
 #include <getopt.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #define MAX_HEADERS 256 /* fields per head; more is 431, like an over-long head */
 #define DEFAULT_MAX_MEMORY (16u << 20) /* 256 concurrent uploads in ~32 MiB */
+#define DEFAULT_TIMEOUT_MS 30000
+#define STATE_STEPS 1000 /* state changes per drive(): a bound, never reached in practice */
+/* descriptors a request opens besides the client's: the upstream socket and
+ * splice's pipe pair; accepting pauses while fewer than this are left */
+#define PROXY_FDS_PER_REQUEST 3
 
 /* ---- configuration ------------------------------------------------------- */
 
@@ -63,12 +72,10 @@ typedef struct proxy {
 enum state { S_HEAD, S_FIND, S_BUFFER, S_CONNECT, S_EXCHANGE, S_REPLY, S_LINGER };
 
 typedef struct conn {
-    srv_conn base;
+    http_conn hc;               /* first: socket, io, reader */
     proxy *px;
     enum state state;
 
-    /* client side */
-    http_client cl;
 
     /* the request */
     sluice_bytes head;                   /* keeps req's spans valid */
@@ -213,7 +220,7 @@ static int reply(conn *c, int status, int keep)
     c->close_after = !keep;
     sluice_sink_close(c->csink);
     c->csink = NULL;
-    if (sluice_raw_writer_new(c->px->pool, c->cl.io, &h, NULL, &c->csink) < 0)
+    if (sluice_raw_writer_new(c->px->pool, c->hc.io, &h, NULL, &c->csink) < 0)
         return -1;
     if (sluice_bytes_copy_from(c->px->pool, msg, (size_t)n, &body) == 0 &&
         sluice_sink_poll_write(c->csink, &body) != SLUICE_READY)
@@ -288,9 +295,9 @@ static int start_request(conn *c)
                                  .idle_timeout_ms = px->cfg.timeout_ms};
         sluice_stream *raw;
         if (c->framing.body == SLUICE_HTTP_BODY_LENGTH)
-            r = sluice_body_length_new(px->pool, c->cl.rd, c->framing.length, &bc, &raw);
+            r = sluice_body_length_new(px->pool, c->hc.rd, c->framing.length, &bc, &raw);
         else
-            r = sluice_body_chunked_new(px->pool, c->cl.rd, &bc, &raw);
+            r = sluice_body_chunked_new(px->pool, c->hc.rd, &bc, &raw);
         if (r < 0)
             return -1;
         if (sluice_tap_new(px->pool, raw, tap_received, c, &c->body) < 0)
@@ -310,8 +317,8 @@ static int start_request(conn *c)
                                      .idle_timeout_ms = px->cfg.timeout_ms};
             sluice_stream *raw;
             int r = c->framing.body == SLUICE_HTTP_BODY_LENGTH
-                        ? sluice_body_length_new(px->pool, c->cl.rd, c->framing.length, &bc, &raw)
-                        : sluice_body_chunked_new(px->pool, c->cl.rd, &bc, &raw);
+                        ? sluice_body_length_new(px->pool, c->hc.rd, c->framing.length, &bc, &raw)
+                        : sluice_body_chunked_new(px->pool, c->hc.rd, &bc, &raw);
             if (r < 0 || sluice_tap_new(px->pool, raw, tap_passthrough, c, &c->src) < 0)
                 return -1;
         }
@@ -320,7 +327,7 @@ static int start_request(conn *c)
     if (c->expect_continue) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         sluice_bytes h = sluice_bytes_static(cont, sizeof cont - 1);
-        if (sluice_raw_writer_new(px->pool, c->cl.io, &h, NULL, &c->interim) < 0)
+        if (sluice_raw_writer_new(px->pool, c->hc.io, &h, NULL, &c->interim) < 0)
             return -1;
     }
     return 0;
@@ -393,7 +400,7 @@ static int step_find(conn *c)
     if (r == SLUICE_PENDING) {
         sluice_interest w;
         sluice_multipart_ready(c->mp, &w);
-        srv_watch(&c->base, &w);
+        srv_watch(&c->hc.base, &w);
         return 1; /* waiting */
     }
     if (r == SLUICE_EOF)
@@ -444,7 +451,7 @@ static int step_buffer(conn *c)
     sluice_interest w;
     sluice_pump_status st = sluice_pump_step(&c->req_pump, &w);
     if (st == SLUICE_PUMP_PENDING) {
-        srv_watch(&c->base, &w);
+        srv_watch(&c->hc.base, &w);
         return 1;
     }
     if (st == SLUICE_PUMP_ERROR)
@@ -552,7 +559,7 @@ static int step_connect(conn *c)
         if (sluice_now_ms() >= c->up_deadline)
             return fail_request(c, 502);
         sluice_interest w = {c->ufd, SLUICE_WANT_WRITE, c->up_deadline};
-        srv_watch(&c->base, &w);
+        srv_watch(&c->hc.base, &w);
         return 1;
     }
     if (net_connect_result(c->ufd) < 0)
@@ -567,7 +574,7 @@ static int step_connect(conn *c)
     if (c->src && !px->cfg.extract && !px->cfg.buffer_mode && !px->cfg.digest &&
         !px->cfg.no_splice && c->framing.body == SLUICE_HTTP_BODY_LENGTH) {
         sluice_splice_config sc = {.idle_timeout_ms = px->cfg.timeout_ms};
-        if (sluice_splice_new(px->pool, c->cl.rd, c->uio, c->framing.length, &head, &sc,
+        if (sluice_splice_new(px->pool, c->hc.rd, c->uio, c->framing.length, &head, &sc,
                               &c->sp) < 0)
             return -1;
         sluice_bytes_release(&c->head);
@@ -646,7 +653,7 @@ static int start_response(conn *c)
             sluice_sha256_ctx copy = c->sha;
             sluice_sha256_final(&copy, d);
             sluice_sha256_hex(d, hex);
-            add_hdr(&b, "Sluice-Body-SHA256", hex, 64);
+            add_hdr(&b, "Sluice-Body-SHA256", hex, SLUICE_SHA256_SIZE * 2);
         }
         if (px->cfg.extract && c->sniff.state == SLUICE_SNIFF_FOUND) {
             char img[64];
@@ -670,7 +677,7 @@ static int start_response(conn *c)
 
     if (interim) { /* relay 1xx as it is and wait for the final response */
         sluice_sink_close(c->interim);
-        return sluice_raw_writer_new(px->pool, c->cl.io, &head, NULL, &c->interim) < 0 ? -1 : 0;
+        return sluice_raw_writer_new(px->pool, c->hc.io, &head, NULL, &c->interim) < 0 ? -1 : 0;
     }
 
     c->res_started = 1;
@@ -697,11 +704,11 @@ static int start_response(conn *c)
         return -1;
     }
     if (chunked)
-        rc = sluice_chunked_writer_new(px->pool, c->cl.io, &head, &wc, &c->csink);
+        rc = sluice_chunked_writer_new(px->pool, c->hc.io, &head, &wc, &c->csink);
     else if (f.body == SLUICE_HTTP_BODY_LENGTH)
-        rc = sluice_length_writer_new(px->pool, c->cl.io, f.length, &head, &wc, &c->csink);
+        rc = sluice_length_writer_new(px->pool, c->hc.io, f.length, &head, &wc, &c->csink);
     else
-        rc = sluice_raw_writer_new(px->pool, c->cl.io, &head, &wc, &c->csink);
+        rc = sluice_raw_writer_new(px->pool, c->hc.io, &head, &wc, &c->csink);
     if (rc < 0)
         return -1;
     sluice_pump_init(&c->res_pump, c->rbody, c->csink, 0);
@@ -723,7 +730,7 @@ static int flush_interim(conn *c)
     if (r == SLUICE_PENDING) {
         sluice_interest w;
         sluice_sink_ready(c->interim, &w);
-        srv_watch(&c->base, &w);
+        srv_watch(&c->hc.base, &w);
     } else {
         sluice_sink_close(c->interim);
         c->interim = NULL;
@@ -746,7 +753,7 @@ static int step_exchange(conn *c)
             c->req_done = 1;
             c->up_deadline = now + c->px->cfg.timeout_ms;
         } else if (st == SLUICE_PUMP_PENDING) {
-            srv_watch(&c->base, &w);
+            srv_watch(&c->hc.base, &w);
         } else {
             c->req_failed = 1;
             int code = c->sp ? sluice_splice_error(c->sp) : sluice_pump_error(&c->req_pump);
@@ -780,7 +787,7 @@ static int step_exchange(conn *c)
                     return fail_request(c, 408); /* the contract answers every timeout with 408 */
                 w.deadline_ms = c->up_deadline;
             }
-            srv_watch(&c->base, &w);
+            srv_watch(&c->hc.base, &w);
         } else {
             return fail_request(c, 502); /* upstream closed or sent garbage */
         }
@@ -789,7 +796,7 @@ static int step_exchange(conn *c)
     if (c->res_started && !c->res_done) {
         sluice_pump_status st = sluice_pump_step(&c->res_pump, &w);
         if (st == SLUICE_PUMP_PENDING) {
-            srv_watch(&c->base, &w);
+            srv_watch(&c->hc.base, &w);
         } else if (st == SLUICE_PUMP_ERROR) {
             return -1; /* the client writer was aborted: the client sees it */
         } else {
@@ -818,7 +825,7 @@ static int step_head(conn *c)
 {
     proxy *px = c->px;
     int64_t now = sluice_now_ms();
-    if (sluice_reader_available(c->cl.rd) > 0 && c->head_deadline < 0) {
+    if (sluice_reader_available(c->hc.rd) > 0 && c->head_deadline < 0) {
         c->head_deadline = now + px->cfg.timeout_ms;
         c->t_start = now;
     }
@@ -831,19 +838,19 @@ static int step_head(conn *c)
     sluice_http_limits lim = {.max_head_bytes = px->cfg.max_head + 2,
                               .max_headers = MAX_HEADERS};
     int err = 0;
-    sluice_poll r = sluice_http_read_request(c->cl.rd, &lim, &c->req, c->hdrs, MAX_HEADERS,
+    sluice_poll r = sluice_http_read_request(c->hc.rd, &lim, &c->req, c->hdrs, MAX_HEADERS,
                                              &c->head, &err);
     if (r == SLUICE_PENDING) {
         sluice_interest w;
-        sluice_reader_ready(c->cl.rd, &w);
-        if (sluice_reader_available(c->cl.rd) > 0 && c->head_deadline < 0) {
+        sluice_reader_ready(c->hc.rd, &w);
+        if (sluice_reader_available(c->hc.rd) > 0 && c->head_deadline < 0) {
             c->head_deadline = now + px->cfg.timeout_ms;
             c->t_start = now;
         }
         w.deadline_ms = c->head_deadline >= 0 ? c->head_deadline : now + px->cfg.timeout_ms;
         if (c->head_deadline < 0 && now >= c->t_start + px->cfg.timeout_ms)
             return -1; /* idle keep-alive connection */
-        srv_watch(&c->base, &w);
+        srv_watch(&c->hc.base, &w);
         return 1;
     }
     if (r == SLUICE_EOF)
@@ -861,7 +868,7 @@ static int step_head(conn *c)
 
 static int step_reply(conn *c)
 {
-    int rc = http_reply_step(&c->base, c->csink);
+    int rc = http_reply_step(&c->hc.base, c->csink);
     if (rc > 0)
         return 1;
     log_request(c);
@@ -871,7 +878,7 @@ static int step_reply(conn *c)
         conn_reset_request(c);
         return 0;
     }
-    c->linger_deadline = http_begin_linger(c->cl.fd);
+    c->linger_deadline = http_begin_linger(c->hc.fd);
     c->state = S_LINGER;
     return 0;
 }
@@ -879,7 +886,7 @@ static int step_reply(conn *c)
 static int drive(srv_conn *sc)
 {
     conn *c = (conn *)sc;
-    for (int guard = 0; guard < 1000; guard++) {
+    for (int step = 0; step < STATE_STEPS; step++) {
         int rc;
         if (c->state > S_HEAD && c->state < S_REPLY && flush_interim(c) < 0)
             return -1;
@@ -903,17 +910,17 @@ static int drive(srv_conn *sc)
             rc = step_reply(c);
             break;
         case S_LINGER:
-            rc = http_linger(&c->base, c->cl.fd, c->linger_deadline);
+            rc = http_linger(&c->hc.base, c->hc.fd, c->linger_deadline);
             break;
         default:
             rc = -1;
         }
         if (rc != 0)
             return rc < 0 ? -1 : 0;
-        c->base.nwant = 0; /* progress: recompute what to wait for */
-        c->base.deadline = -1;
+        c->hc.base.nwant = 0; /* progress: recompute what to wait for */
+        c->hc.base.deadline = -1;
     }
-    c->base.immediate = 1;
+    c->hc.base.immediate = 1;
     return 0;
 }
 
@@ -930,7 +937,7 @@ static void drop_upstream(conn *c)
     sluice_reader_free(c->urd);
     sluice_io_close(c->uio);
     if (c->ufd >= 0) {
-        srv_forget(&c->base, c->ufd);
+        srv_forget(&c->hc.base, c->ufd);
         close(c->ufd);
     }
     c->usink = NULL;
@@ -974,20 +981,13 @@ static void conn_reset_request(conn *c)
 static srv_conn *px_accept(srv *s, int fd)
 {
     proxy *px = (proxy *)s;
-    conn *c = calloc(1, sizeof *c);
-    if (!c) {
-        close(fd);
+    conn *c = http_conn_new(s, px->pool, fd, sizeof *c);
+    if (!c)
         return NULL;
-    }
-    if (http_client_open(&c->cl, px->pool, fd) < 0) {
-        free(c);
-        return NULL;
-    }
-    srv_conn_init(s, &c->base);
     c->px = px;
     c->ufd = -1;
     conn_reset_request(c);
-    return &c->base;
+    return &c->hc.base;
 }
 
 static void px_destroy(srv_conn *sc)
@@ -995,14 +995,13 @@ static void px_destroy(srv_conn *sc)
     conn *c = (conn *)sc;
     log_request(c); /* a request cut short still gets its line */
     conn_reset_request(c);
-    http_client_close(&c->cl);
-    free(c);
+    http_conn_free(&c->hc);
 }
 
 static int px_idle(srv_conn *sc)
 {
     conn *c = (conn *)sc;
-    return c->state == S_HEAD && sluice_reader_available(c->cl.rd) == 0;
+    return c->state == S_HEAD && http_conn_quiet(&c->hc);
 }
 
 static const srv_ops px_ops = {px_accept, drive, px_destroy, px_idle};
@@ -1057,7 +1056,7 @@ int main(int argc, char **argv)
     static proxy px;
     config *cfg = &px.cfg;
     cfg->max_head = SLUICE_HTTP_DEFAULT_MAX_HEAD_BYTES;
-    cfg->timeout_ms = 30000;
+    cfg->timeout_ms = DEFAULT_TIMEOUT_MS;
     cfg->workers = 1;
     cfg->max_memory = (size_t)-1; /* not given */
     int have_listen = 0, have_up = 0, o;
@@ -1102,7 +1101,7 @@ int main(int argc, char **argv)
             cfg->timeout_ms = (uint32_t)v;
             break;
         case 'w':
-            if ((v = net_parse_size(optarg)) <= 0 || v > 64)
+            if ((v = net_parse_size(optarg)) <= 0 || v > SRV_MAX_WORKERS)
                 goto bad;
             cfg->workers = (int)v;
             break;
@@ -1133,6 +1132,8 @@ int main(int argc, char **argv)
         return 1;
     }
     px.srv.pool = px.pool;
+    px.srv.name = "sluice-proxy";
+    px.srv.fd_headroom = PROXY_FDS_PER_REQUEST;
     int rc = srv_main(&px.srv, &px_ops, &cfg->listen, cfg->workers);
     sluice_pool_free(px.pool);
     return rc;

@@ -10,14 +10,23 @@
  *   {"method":..,"target":..,"bytes":N,"sha256":"..","framing":"length"|"chunked"}
  * with 200, or 201 when stored.
  */
-#define _GNU_SOURCE /* accept4 */
-#include "server.h"
-#include "http_util.h"
+#include "common/http_util.h"
+#include "common/net.h"
+#include "common/server.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_HEADERS 256 /* fields per head; more is 431, like an over-long head */
+#define DEFAULT_TIMEOUT_MS 30000
+#define STATE_STEPS 1000 /* state changes per drive(): a bound, never reached in practice */
+#define SINK_FDS_PER_REQUEST 1 /* --store: the temporary file */
 
 typedef struct sink_srv {
     srv srv;
@@ -30,10 +39,9 @@ typedef struct sink_srv {
 enum state { S_HEAD, S_BODY, S_REPLY, S_LINGER };
 
 typedef struct conn {
-    srv_conn base;
+    http_conn hc;               /* first: socket, io, reader */
     sink_srv *ss;
     enum state state;
-    http_client cl;
     sluice_bytes head;
     sluice_http_request req;
     sluice_http_header hdrs[MAX_HEADERS];
@@ -225,7 +233,7 @@ static int start_reply(conn *c, int status, const char *body, size_t len, int ke
     c->close_after = !keep;
     if (http_simple_head(c->ss->pool, status, "application/json", len, keep, &h) < 0)
         return -1;
-    if (sluice_raw_writer_new(c->ss->pool, c->cl.io, &h, NULL, &c->reply) < 0)
+    if (sluice_raw_writer_new(c->ss->pool, c->hc.io, &h, NULL, &c->reply) < 0)
         return -1;
     if (len && sluice_bytes_copy_from(c->ss->pool, body, len, &b) == 0 &&
         sluice_sink_poll_write(c->reply, &b) != SLUICE_READY)
@@ -285,7 +293,7 @@ static int done_reply(conn *c, int stored)
 static int step_head(conn *c)
 {
     int64_t now = sluice_now_ms();
-    if (sluice_reader_available(c->cl.rd) > 0 && c->head_deadline < 0)
+    if (sluice_reader_available(c->hc.rd) > 0 && c->head_deadline < 0)
         c->head_deadline = now + c->ss->timeout_ms;
     if (c->head_deadline >= 0 && now >= c->head_deadline)
         return -1;
@@ -294,15 +302,15 @@ static int step_head(conn *c)
      * plus the final empty line */
     sluice_http_limits lim = {.max_head_bytes = SLUICE_HTTP_DEFAULT_MAX_HEAD_BYTES + 2,
                               .max_headers = MAX_HEADERS};
-    sluice_poll r = sluice_http_read_request(c->cl.rd, &lim, &c->req, c->hdrs, MAX_HEADERS,
+    sluice_poll r = sluice_http_read_request(c->hc.rd, &lim, &c->req, c->hdrs, MAX_HEADERS,
                                              &c->head, &err);
     if (r == SLUICE_PENDING) {
         sluice_interest w;
-        sluice_reader_ready(c->cl.rd, &w);
+        sluice_reader_ready(c->hc.rd, &w);
         if (c->head_deadline < 0 && now >= c->idle_since + c->ss->timeout_ms)
             return -1;
         w.deadline_ms = c->head_deadline >= 0 ? c->head_deadline : c->idle_since + c->ss->timeout_ms;
-        srv_watch(&c->base, &w);
+        srv_watch(&c->hc.base, &w);
         return 1;
     }
     if (r == SLUICE_EOF)
@@ -323,9 +331,9 @@ static int step_head(conn *c)
     sluice_body_config bc = {.idle_timeout_ms = c->ss->timeout_ms};
     int rc = 0;
     if (c->framing.body == SLUICE_HTTP_BODY_LENGTH)
-        rc = sluice_body_length_new(c->ss->pool, c->cl.rd, c->framing.length, &bc, &raw);
+        rc = sluice_body_length_new(c->ss->pool, c->hc.rd, c->framing.length, &bc, &raw);
     else if (c->framing.body == SLUICE_HTTP_BODY_CHUNKED)
-        rc = sluice_body_chunked_new(c->ss->pool, c->cl.rd, &bc, &raw);
+        rc = sluice_body_chunked_new(c->ss->pool, c->hc.rd, &bc, &raw);
     else
         rc = sluice_memstream_new(c->ss->pool, NULL, 0, 0, &raw);
     if (rc < 0 || sluice_tap_new(c->ss->pool, raw, tap_body, c, &c->body) < 0)
@@ -342,7 +350,7 @@ static int step_head(conn *c)
     if (ex == SLUICE_HTTP_EXPECT_CONTINUE && c->framing.body != SLUICE_HTTP_BODY_NONE) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         sluice_bytes h = sluice_bytes_static(cont, sizeof cont - 1);
-        if (sluice_raw_writer_new(c->ss->pool, c->cl.io, &h, NULL, &c->interim) < 0)
+        if (sluice_raw_writer_new(c->ss->pool, c->hc.io, &h, NULL, &c->interim) < 0)
             return -1;
     }
     sluice_pump_init(&c->pump, c->body, c->out, 0);
@@ -359,7 +367,7 @@ static int step_body(conn *c)
             return -1;
         if (r == SLUICE_PENDING) {
             sluice_sink_ready(c->interim, &w);
-            srv_watch(&c->base, &w);
+            srv_watch(&c->hc.base, &w);
             return 1;
         }
         sluice_sink_close(c->interim);
@@ -367,7 +375,7 @@ static int step_body(conn *c)
     }
     sluice_pump_status st = sluice_pump_step(&c->pump, &w);
     if (st == SLUICE_PUMP_PENDING) {
-        srv_watch(&c->base, &w);
+        srv_watch(&c->hc.base, &w);
         return 1;
     }
     if (st == SLUICE_PUMP_ERROR) {
@@ -396,14 +404,14 @@ static int step_body(conn *c)
 
 static int step_reply(conn *c)
 {
-    int rc = http_reply_step(&c->base, c->reply);
+    int rc = http_reply_step(&c->hc.base, c->reply);
     if (rc != 0)
         return rc;
     if (!c->close_after) {
         conn_reset(c);
         return 0;
     }
-    c->linger_deadline = http_begin_linger(c->cl.fd);
+    c->linger_deadline = http_begin_linger(c->hc.fd);
     c->state = S_LINGER;
     return 0;
 }
@@ -411,7 +419,7 @@ static int step_reply(conn *c)
 static int drive(srv_conn *sc)
 {
     conn *c = (conn *)sc;
-    for (int guard = 0; guard < 1000; guard++) {
+    for (int step = 0; step < STATE_STEPS; step++) {
         int rc;
         switch (c->state) {
         case S_HEAD:
@@ -424,15 +432,15 @@ static int drive(srv_conn *sc)
             rc = step_reply(c);
             break;
         default:
-            rc = http_linger(&c->base, c->cl.fd, c->linger_deadline);
+            rc = http_linger(&c->hc.base, c->hc.fd, c->linger_deadline);
             break;
         }
         if (rc != 0)
             return rc < 0 ? -1 : 0;
-        c->base.nwant = 0;
-        c->base.deadline = -1;
+        c->hc.base.nwant = 0;
+        c->hc.base.deadline = -1;
     }
-    c->base.immediate = 1;
+    c->hc.base.immediate = 1;
     return 0;
 }
 
@@ -458,34 +466,26 @@ static void conn_reset(conn *c)
 static srv_conn *sk_accept(srv *s, int fd)
 {
     sink_srv *ss = (sink_srv *)s;
-    conn *c = calloc(1, sizeof *c);
-    if (!c) {
-        close(fd);
+    conn *c = http_conn_new(s, ss->pool, fd, sizeof *c);
+    if (!c)
         return NULL;
-    }
-    if (http_client_open(&c->cl, ss->pool, fd) < 0) {
-        free(c);
-        return NULL;
-    }
-    srv_conn_init(s, &c->base);
     c->ss = ss;
     c->fd_file = -1;
     conn_reset(c);
-    return &c->base;
+    return &c->hc.base;
 }
 
 static void sk_destroy(srv_conn *sc)
 {
     conn *c = (conn *)sc;
     conn_reset(c);
-    http_client_close(&c->cl);
-    free(c);
+    http_conn_free(&c->hc);
 }
 
 static int sk_idle(srv_conn *sc)
 {
     conn *c = (conn *)sc;
-    return c->state == S_HEAD && sluice_reader_available(c->cl.rd) == 0;
+    return c->state == S_HEAD && http_conn_quiet(&c->hc);
 }
 
 static const srv_ops sk_ops = {sk_accept, drive, sk_destroy, sk_idle};
@@ -517,7 +517,7 @@ int main(int argc, char **argv)
     net_addr addr;
     int have_listen = 0, workers = 1, o;
     long long v;
-    ss.timeout_ms = 30000;
+    ss.timeout_ms = DEFAULT_TIMEOUT_MS;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case 'l':
@@ -528,7 +528,7 @@ int main(int argc, char **argv)
             ss.store = optarg;
             break;
         case 'w':
-            if ((v = net_parse_size(optarg)) <= 0 || v > 64)
+            if ((v = net_parse_size(optarg)) <= 0 || v > SRV_MAX_WORKERS)
                 goto bad;
             workers = (int)v;
             break;
@@ -555,6 +555,9 @@ int main(int argc, char **argv)
     }
     if (sluice_pool_new(NULL, &ss.pool) < 0)
         return 1;
+    ss.srv.pool = ss.pool;
+    ss.srv.name = "sluice-sink";
+    ss.srv.fd_headroom = SINK_FDS_PER_REQUEST;
     int rc = srv_main(&ss.srv, &sk_ops, &addr, workers);
     sluice_pool_free(ss.pool);
     return rc;
