@@ -69,6 +69,19 @@ typedef struct proxy {
 
 /* ---- a connection --------------------------------------------------------- */
 
+/*
+ * The bulky part of a request, allocated when its first byte arrives and
+ * freed when it ends: an idle keep-alive connection is only the struct
+ * below (under 1 KiB) and a reader that holds no block.
+ */
+typedef struct request_mem {
+    sluice_http_header hdrs[MAX_HEADERS];  /* the request's fields */
+    sluice_http_header rhdrs[MAX_HEADERS]; /* the upstream response's */
+    char method[32], target[256];          /* for the log line */
+    sluice_sha256_ctx sha;
+    sluice_sniff sniff;
+} request_mem;
+
 enum state { S_HEAD, S_FIND, S_BUFFER, S_CONNECT, S_EXCHANGE, S_REPLY, S_LINGER };
 
 typedef struct conn {
@@ -80,11 +93,10 @@ typedef struct conn {
     /* the request */
     sluice_bytes head;                   /* keeps req's spans valid */
     sluice_http_request req;
-    sluice_http_header hdrs[MAX_HEADERS];
+    struct request_mem *m;               /* NULL between requests */
     sluice_http_framing framing;
     int64_t t_start, head_deadline;
     int keep_alive, expect_continue;
-    char method[32], target[256];        /* for the log line */
 
     /* the request body pipeline */
     sluice_stream *body;                 /* over crd; owned until handed on */
@@ -112,7 +124,6 @@ typedef struct conn {
     /* the response */
     sluice_bytes rhead;
     sluice_http_response res;
-    sluice_http_header rhdrs[MAX_HEADERS];
     sluice_stream *rbody;
     sluice_sink *csink;                  /* to the client */
     sluice_pump res_pump;
@@ -167,9 +178,9 @@ static void tap_request(void *ud, const sluice_bytes *chunk)
 {
     conn *c = ud;
     if (c->px->cfg.digest)
-        sluice_sha256_update(&c->sha, chunk->data, chunk->len);
+        sluice_sha256_update(&c->m->sha, chunk->data, chunk->len);
     if (c->px->cfg.extract)
-        sluice_sniff_feed(&c->sniff, chunk->data, chunk->len);
+        sluice_sniff_feed(&c->m->sniff, chunk->data, chunk->len);
 }
 
 static void tap_passthrough(void *ud, const sluice_bytes *chunk)
@@ -196,12 +207,12 @@ static uint64_t req_moved(const conn *c)
 
 static void log_request(conn *c)
 {
-    if (c->logged || (!c->method[0] && !c->status))
+    if (c->logged || !c->m || (!c->m->method[0] && !c->status))
         return;
     c->logged = 1;
     int64_t ms = sluice_now_ms() - c->t_start;
-    fprintf(stderr, "%s %s %d %llu %lld\n", c->method[0] ? c->method : "-",
-            c->target[0] ? c->target : "-", c->status, (unsigned long long)c->received,
+    fprintf(stderr, "%s %s %d %llu %lld\n", c->m->method[0] ? c->m->method : "-",
+            c->m->target[0] ? c->m->target : "-", c->status, (unsigned long long)c->received,
             (long long)ms);
 }
 
@@ -253,8 +264,8 @@ static int start_request(conn *c)
 {
     proxy *px = c->px;
     sluice_http_request *rq = &c->req;
-    copy_span(c->method, sizeof c->method, rq->method, rq->method_len);
-    copy_span(c->target, sizeof c->target, rq->target, rq->target_len);
+    copy_span(c->m->method, sizeof c->m->method, rq->method, rq->method_len);
+    copy_span(c->m->target, sizeof c->m->target, rq->target, rq->target_len);
     c->keep_alive = sluice_http_request_keep_alive(rq);
 
     /* methods are case-sensitive: only these exact tokens are refused */
@@ -592,7 +603,7 @@ static int step_connect(conn *c)
     if (rc < 0)
         return -1;
     /* the head went into the upstream head: let go of the block it pins
-     * (c->method and c->req's integers are all that is used later) */
+     * (c->m->method and c->req's integers are all that is used later) */
     sluice_bytes_release(&c->head);
     if (!c->src && sluice_memstream_new(px->pool, NULL, 0, 0, &c->src) < 0)
         return -1;
@@ -611,7 +622,7 @@ static int start_response(conn *c)
     proxy *px = c->px;
     sluice_http_response *rs = &c->res;
     sluice_http_framing f;
-    if (sluice_http_response_framing(rs, c->method, strlen(c->method), &f) < 0)
+    if (sluice_http_response_framing(rs, c->m->method, strlen(c->m->method), &f) < 0)
         return fail_request(c, 502);
     int interim = rs->status >= 100 && rs->status < 200;
     int client10 = c->req.minor_version == 0;
@@ -650,14 +661,14 @@ static int start_response(conn *c)
         if (px->cfg.digest && c->req_done && !c->req_failed) {
             unsigned char d[SLUICE_SHA256_SIZE];
             char hex[SLUICE_SHA256_SIZE * 2 + 1];
-            sluice_sha256_ctx copy = c->sha;
+            sluice_sha256_ctx copy = c->m->sha;
             sluice_sha256_final(&copy, d);
             sluice_sha256_hex(d, hex);
             add_hdr(&b, "Sluice-Body-SHA256", hex, SLUICE_SHA256_SIZE * 2);
         }
-        if (px->cfg.extract && c->sniff.state == SLUICE_SNIFF_FOUND) {
+        if (px->cfg.extract && c->m->sniff.state == SLUICE_SNIFF_FOUND) {
             char img[64];
-            int n = sluice_sniff_format(&c->sniff, img, sizeof img);
+            int n = sluice_sniff_format(&c->m->sniff, img, sizeof img);
             if (n > 0)
                 add_hdr(&b, "Sluice-Image", img, (size_t)n);
         }
@@ -772,7 +783,7 @@ static int step_exchange(conn *c)
     if (!c->res_started && !c->interim) {
         sluice_poll r;
         int err = 0;
-        r = sluice_http_read_response(c->urd, NULL, &c->res, c->rhdrs, MAX_HEADERS, &c->rhead,
+        r = sluice_http_read_response(c->urd, NULL, &c->res, c->m->rhdrs, MAX_HEADERS, &c->rhead,
                                       &err);
         if (r == SLUICE_READY) {
             c->up_deadline = now + c->px->cfg.timeout_ms;
@@ -825,6 +836,26 @@ static int step_head(conn *c)
 {
     proxy *px = c->px;
     int64_t now = sluice_now_ms();
+    if (!c->m) { /* between requests: wait for a first byte, holding nothing */
+        sluice_poll r = http_conn_quiet(&c->hc) ? sluice_reader_fill(c->hc.rd) : SLUICE_READY;
+        if (r == SLUICE_PENDING) {
+            int64_t idle_end = c->t_start + px->cfg.timeout_ms;
+            if (now >= idle_end)
+                return -1; /* idle keep-alive connection */
+            sluice_interest w;
+            sluice_reader_ready(c->hc.rd, &w);
+            srv_watch(&c->hc.base, &w);
+            srv_deadline(&c->hc.base, idle_end);
+            return 1;
+        }
+        if (r != SLUICE_READY)
+            return -1; /* closed between requests, or a read error */
+        if (!(c->m = malloc(sizeof *c->m)))
+            return -1;
+        c->m->method[0] = c->m->target[0] = 0;
+        sluice_sha256_init(&c->m->sha);
+        sluice_sniff_init(&c->m->sniff);
+    }
     if (sluice_reader_available(c->hc.rd) > 0 && c->head_deadline < 0) {
         c->head_deadline = now + px->cfg.timeout_ms;
         c->t_start = now;
@@ -838,7 +869,7 @@ static int step_head(conn *c)
     sluice_http_limits lim = {.max_head_bytes = px->cfg.max_head + 2,
                               .max_headers = MAX_HEADERS};
     int err = 0;
-    sluice_poll r = sluice_http_read_request(c->hc.rd, &lim, &c->req, c->hdrs, MAX_HEADERS,
+    sluice_poll r = sluice_http_read_request(c->hc.rd, &lim, &c->req, c->m->hdrs, MAX_HEADERS,
                                              &c->head, &err);
     if (r == SLUICE_PENDING) {
         sluice_interest w;
@@ -969,11 +1000,10 @@ static void conn_reset_request(conn *c)
     c->req_done = c->req_failed = 0;
     c->res_started = c->res_done = c->close_after = c->logged = 0;
     c->status = 0;
-    c->method[0] = c->target[0] = 0;
+    free(c->m);
+    c->m = NULL;
     free(c->part_type);
     c->part_type = NULL;
-    sluice_sha256_init(&c->sha);
-    sluice_sniff_init(&c->sniff);
     memset(&c->req_pump, 0, sizeof c->req_pump);
     memset(&c->res_pump, 0, sizeof c->res_pump);
 }
