@@ -21,9 +21,11 @@
  * socket stays readable, so a level-triggered loop would spin. The loop
  * takes the listening socket out of epoll instead (one log line), keeps
  * serving what it has, and puts it back when a connection closes (or after
- * SRV_ACCEPT_RETRY_MS). It also pauses before the hard limit: a connection
- * whose fd leaves fewer than fd_headroom descriptors is the last accepted,
- * so that the ones accepted can still open their upstream sockets.
+ * SRV_ACCEPT_RETRY_MS). It pauses before the hard limit, too: connections
+ * that cannot open their upstream socket are no use, so accepting stops at
+ * RLIMIT_NOFILE minus the descriptors open at start minus a reserve for what
+ * requests open themselves: 1/8 of the rest (nginx disables accepting at the
+ * same fraction), at least fd_headroom.
  *
  * Memory after a burst: freed connections and blocks go back to malloc, and
  * glibc keeps them in its heap (only the top is trimmed on free). When
@@ -34,6 +36,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -140,7 +143,7 @@ static void sync_watches(srv_conn *c)
 
 /* ---- accepting ------------------------------------------------------------ */
 
-static void pause_accept(srv *s, const char *why)
+static void pause_accept(srv *s)
 {
     if (s->accept_paused || s->lfd < 0)
         return;
@@ -150,14 +153,16 @@ static void pause_accept(srv *s, const char *why)
     s->accept_retry = now + SRV_ACCEPT_RETRY_MS;
     if (s->limit_logged == 0 || now - s->limit_logged >= SRV_LOG_EVERY_MS) {
         s->limit_logged = now;
-        fprintf(stderr, "%s: %s with %zu connections (RLIMIT_NOFILE %ld): not accepting until one closes\n",
-                s->name ? s->name : "server", why, s->nconns, s->fd_limit);
+        fprintf(stderr, "%s: at the file descriptor limit (%zu connections, RLIMIT_NOFILE %ld): "
+                "not accepting until one closes\n", s->name ? s->name : "server", s->nconns,
+                s->fd_limit);
     }
 }
 
 static void resume_accept(srv *s)
 {
-    if (!s->accept_paused || s->lfd < 0 || s->draining)
+    if (!s->accept_paused || s->lfd < 0 || s->draining ||
+        (s->max_conns && s->nconns >= s->max_conns))
         return;
     struct epoll_event e = {.events = EPOLLIN, .data.ptr = &s->lfd};
     epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &e);
@@ -179,19 +184,20 @@ static void add_conn(srv *s, srv_conn *c)
 static void accept_all(srv *s)
 {
     while (!s->accept_paused) {
+        if (s->max_conns && s->nconns >= s->max_conns) {
+            pause_accept(s);
+            return;
+        }
         int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-                pause_accept(s, "out of file descriptors");
+                pause_accept(s);
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             return; /* EAGAIN: all taken */
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        /* the last one that leaves room for what connections open themselves */
-        if (s->fd_limit > 0 && fd >= s->fd_limit - 1 - s->fd_headroom)
-            pause_accept(s, "near the file descriptor limit");
         srv_conn *c = s->ops->accept(s, fd);
         if (c)
             add_conn(s, c);
@@ -311,6 +317,20 @@ static int64_t earliest(int64_t a, int64_t b)
     return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
+/* The connections the descriptor limit leaves room for (0: no limit). */
+static void set_max_conns(srv *s)
+{
+    if (s->fd_limit <= 0)
+        return;
+    int lowest = fcntl(0, F_DUPFD, 0); /* the first free fd: those below are taken */
+    if (lowest < 0)
+        return;
+    close(lowest);
+    long room = s->fd_limit - lowest;
+    long reserve = room / 8 > s->fd_headroom ? room / 8 : s->fd_headroom;
+    s->max_conns = room > reserve ? (size_t)(room - reserve) : 1;
+}
+
 static int loop(srv *s)
 {
     struct epoll_event ev[SRV_EPOLL_BATCH];
@@ -318,8 +338,10 @@ static int loop(srv *s)
         int64_t now = sluice_now_ms();
         if (s->draining && (s->nconns == 0 || now >= s->drain_deadline))
             return 0;
-        if (s->accept_paused && now >= s->accept_retry)
+        if (s->accept_paused && now >= s->accept_retry) {
+            s->accept_retry = now + SRV_ACCEPT_RETRY_MS;
             resume_accept(s);
+        }
         if (s->trim_at >= 0 && now >= s->trim_at) {
 #ifdef __GLIBC__
             malloc_trim(0);
@@ -421,6 +443,7 @@ int srv_main(srv *s, const srv_ops *ops, net_addr *addr, int workers)
     epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &e);
     e.data.ptr = &s->sigfd;
     epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &e);
+    set_max_conns(s);
 
     int rc = loop(s);
 

@@ -87,6 +87,7 @@ struct srv {
     int fd_headroom;                     /* fds a connection may open besides
                                             its own (set by the program) */
     long fd_limit;                       /* RLIMIT_NOFILE */
+    size_t max_conns;                    /* what fd_limit leaves room for */
     int accept_paused;
     int64_t accept_retry, limit_logged;
     size_t closed_since_trim;
