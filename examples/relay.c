@@ -33,10 +33,11 @@ typedef struct conn {
     int cfd, ufd;                 /* client and upstream sockets */
     sluice_io *cio, *uio;
     sluice_reader *crd, *urd;     /* they keep bytes read ahead (pipelining) */
-    sluice_bytes head;            /* keeps the request's parsed spans valid */
+    sluice_bytes head, rhead;     /* keep the parsed heads' spans valid */
     sluice_http_request req;
     sluice_http_response res;
-    sluice_http_header hdrs[MAX_HEADERS];
+    sluice_http_header hdrs[MAX_HEADERS]; /* the request's, then the response's */
+    int keep_alive;
     sluice_stream *body;          /* request body, then response body */
     sluice_sink *out;             /* writer to the upstream, then to the client */
     sluice_pump pump;
@@ -93,6 +94,7 @@ static void end_exchange(conn *c)
     sluice_stream_close(c->body);
     sluice_sink_close(c->out);
     sluice_bytes_release(&c->head);
+    sluice_bytes_release(&c->rhead);
     sluice_reader_free(c->urd);
     sluice_io_close(c->uio);
     if (c->ufd >= 0)
@@ -120,6 +122,7 @@ static int step(conn *c)
             }
             if (sluice_http_request_framing(&c->req, &f) < 0)
                 return -1;
+            c->keep_alive = sluice_http_request_keep_alive(&c->req);
             if (sluice_http_request_expect(&c->req) == SLUICE_HTTP_EXPECT_CONTINUE &&
                 write(c->cfd, "HTTP/1.1 100 Continue\r\n\r\n", 25) != 25)
                 return -1; /* the client waits for this before sending its body */
@@ -154,12 +157,12 @@ static int step(conn *c)
                 break;
             }
             end_exchange(c); /* response complete: keep-alive, next request */
-            if (!sluice_http_request_keep_alive(&c->req))
+            if (!c->keep_alive)
                 return -1;
             c->phase = HEAD;
             break;
-        case RESPONSE_HEAD: /* the request's spans are done with: reuse hdrs */
-            switch (sluice_http_read_response(c->urd, NULL, &c->res, c->hdrs, MAX_HEADERS, &c->head, &err)) {
+        case RESPONSE_HEAD: /* the request's fields are done with: reuse hdrs */
+            switch (sluice_http_read_response(c->urd, NULL, &c->res, c->hdrs, MAX_HEADERS, &c->rhead, &err)) {
             case SLUICE_PENDING:
                 sluice_reader_ready(c->urd, &c->want);
                 return 0;
@@ -169,7 +172,7 @@ static int step(conn *c)
                 return -1;
             }
             if (c->res.status < 200) { /* 100 Continue and friends: not relayed */
-                sluice_bytes_release(&c->head);
+                sluice_bytes_release(&c->rhead);
                 break;
             }
             if (sluice_http_response_framing(&c->res, c->req.method, c->req.method_len, &f) < 0)

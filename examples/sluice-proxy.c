@@ -72,10 +72,17 @@ typedef struct proxy {
 /*
  * The bulky part of a request, allocated when its first byte arrives and
  * freed when it ends: an idle keep-alive connection is only the struct
- * below (under 1 KiB) and a reader that holds no block.
+ * below (about 400 bytes) and a reader that holds no block.
  */
 typedef struct request_mem {
+    sluice_bytes head;                     /* keeps req's spans valid */
+    sluice_http_request req;
+    sluice_http_framing framing;
     sluice_http_header hdrs[MAX_HEADERS];  /* the request's fields */
+    sluice_pump req_pump;                  /* request body -> upstream */
+    sluice_bytes rhead;                    /* keeps res's spans valid */
+    sluice_http_response res;
+    sluice_pump res_pump;                  /* response body -> client */
     sluice_http_header rhdrs[MAX_HEADERS]; /* the upstream response's */
     char method[32], target[256];          /* for the log line */
     sluice_sha256_ctx sha;
@@ -89,12 +96,8 @@ typedef struct conn {
     proxy *px;
     enum state state;
 
-
     /* the request */
-    sluice_bytes head;                   /* keeps req's spans valid */
-    sluice_http_request req;
     struct request_mem *m;               /* NULL between requests */
-    sluice_http_framing framing;
     int64_t t_start, head_deadline;
     int keep_alive, expect_continue;
 
@@ -104,8 +107,6 @@ typedef struct conn {
     sluice_stream *src;                  /* what is pumped upstream */
     uint64_t received;                   /* body bytes from the client */
     uint64_t sent;                       /* body bytes accepted upstream */
-    sluice_sha256_ctx sha;
-    sluice_sniff sniff;
     char *part_type;                     /* extract: the part's Content-Type,
                                             copied (the part may go first) */
     size_t part_type_len;
@@ -116,17 +117,13 @@ typedef struct conn {
     sluice_io *uio;
     sluice_reader *urd;
     sluice_sink *usink;
-    sluice_pump req_pump;
     sluice_splice *sp;                   /* instead of req_pump: CL passthrough */
     int req_done, req_failed;
     int64_t up_deadline;                 /* idle gap while waiting on upstream */
 
     /* the response */
-    sluice_bytes rhead;
-    sluice_http_response res;
     sluice_stream *rbody;
     sluice_sink *csink;                  /* to the client */
-    sluice_pump res_pump;
     int res_started, res_done, close_after;
     int logged;                          /* the request's log line is out */
     int status;
@@ -194,7 +191,7 @@ static void tap_passthrough(void *ud, const sluice_bytes *chunk)
 static sluice_pump_status req_step(conn *c, sluice_interest *w)
 {
     if (!c->sp)
-        return sluice_pump_step(&c->req_pump, w);
+        return sluice_pump_step(&c->m->req_pump, w);
     sluice_pump_status st = sluice_splice_step(c->sp, w);
     c->received = sluice_splice_moved(c->sp);
     return st;
@@ -202,7 +199,7 @@ static sluice_pump_status req_step(conn *c, sluice_interest *w)
 
 static uint64_t req_moved(const conn *c)
 {
-    return c->sp ? sluice_splice_moved(c->sp) : sluice_pump_moved(&c->req_pump);
+    return c->sp ? sluice_splice_moved(c->sp) : sluice_pump_moved(&c->m->req_pump);
 }
 
 static void log_request(conn *c)
@@ -263,7 +260,7 @@ static int is_proxy_header(const sluice_http_header *h)
 static int start_request(conn *c)
 {
     proxy *px = c->px;
-    sluice_http_request *rq = &c->req;
+    sluice_http_request *rq = &c->m->req;
     copy_span(c->m->method, sizeof c->m->method, rq->method, rq->method_len);
     copy_span(c->m->target, sizeof c->m->target, rq->target, rq->target_len);
     c->keep_alive = sluice_http_request_keep_alive(rq);
@@ -278,14 +275,14 @@ static int start_request(conn *c)
     rc = sluice_http_request_host(rq, NULL, NULL);
     if (rc < 0)
         return reply(c, 400, 0);
-    rc = sluice_http_request_framing(rq, &c->framing);
+    rc = sluice_http_request_framing(rq, &c->m->framing);
     if (rc < 0)
         return reply(c, 400, 0);
     sluice_http_expect ex = sluice_http_request_expect(rq);
     if (ex == SLUICE_HTTP_EXPECT_OTHER)
         return reply(c, 417, 0);
-    if (c->framing.body == SLUICE_HTTP_BODY_LENGTH && px->cfg.max_body &&
-        c->framing.length > px->cfg.max_body)
+    if (c->m->framing.body == SLUICE_HTTP_BODY_LENGTH && px->cfg.max_body &&
+        c->m->framing.length > px->cfg.max_body)
         return reply(c, 413, 0);
 
     if (px->cfg.extract) {
@@ -294,7 +291,7 @@ static int start_request(conn *c)
         char boundary[SLUICE_MULTIPART_BOUNDARY_MAX + 1];
         int bl = ct ? sluice_multipart_boundary(ct->value, ct->value_len, boundary)
                     : SLUICE_ENOT_MULTIPART;
-        if (bl == SLUICE_ENOT_MULTIPART || c->framing.body == SLUICE_HTTP_BODY_NONE)
+        if (bl == SLUICE_ENOT_MULTIPART || c->m->framing.body == SLUICE_HTTP_BODY_NONE)
             return reply(c, 415, 0);
         if (bl < 0)
             return reply(c, 400, 0);
@@ -305,8 +302,8 @@ static int start_request(conn *c)
                                  .max_trailer_bytes = px->cfg.max_head,
                                  .idle_timeout_ms = px->cfg.timeout_ms};
         sluice_stream *raw;
-        if (c->framing.body == SLUICE_HTTP_BODY_LENGTH)
-            r = sluice_body_length_new(px->pool, c->hc.rd, c->framing.length, &bc, &raw);
+        if (c->m->framing.body == SLUICE_HTTP_BODY_LENGTH)
+            r = sluice_body_length_new(px->pool, c->hc.rd, c->m->framing.length, &bc, &raw);
         else
             r = sluice_body_chunked_new(px->pool, c->hc.rd, &bc, &raw);
         if (r < 0)
@@ -321,14 +318,14 @@ static int start_request(conn *c)
         c->state = S_FIND;
     } else {
         c->expect_continue = ex == SLUICE_HTTP_EXPECT_CONTINUE &&
-                             c->framing.body != SLUICE_HTTP_BODY_NONE;
-        if (c->framing.body != SLUICE_HTTP_BODY_NONE) {
+                             c->m->framing.body != SLUICE_HTTP_BODY_NONE;
+        if (c->m->framing.body != SLUICE_HTTP_BODY_NONE) {
             sluice_body_config bc = {.max_body = px->cfg.max_body,
                                      .max_trailer_bytes = px->cfg.max_head,
                                      .idle_timeout_ms = px->cfg.timeout_ms};
             sluice_stream *raw;
-            int r = c->framing.body == SLUICE_HTTP_BODY_LENGTH
-                        ? sluice_body_length_new(px->pool, c->hc.rd, c->framing.length, &bc, &raw)
+            int r = c->m->framing.body == SLUICE_HTTP_BODY_LENGTH
+                        ? sluice_body_length_new(px->pool, c->hc.rd, c->m->framing.length, &bc, &raw)
                         : sluice_body_chunked_new(px->pool, c->hc.rd, &bc, &raw);
             if (r < 0 || sluice_tap_new(px->pool, raw, tap_passthrough, c, &c->src) < 0)
                 return -1;
@@ -444,8 +441,8 @@ static int step_find(conn *c)
         return -1;
     /* the part's length is unknown until its delimiter: chunked upstream
      * (buffer mode replaces this with the length it counted) */
-    c->framing.body = SLUICE_HTTP_BODY_CHUNKED;
-    c->framing.length = 0;
+    c->m->framing.body = SLUICE_HTTP_BODY_CHUNKED;
+    c->m->framing.length = 0;
     c->state = c->px->cfg.buffer_mode ? S_BUFFER : S_CONNECT;
     return 0;
 }
@@ -457,17 +454,17 @@ static int step_buffer(conn *c)
     if (!c->buf) {
         if (sluice_vecsink_new(c->px->pool, &c->buf) < 0)
             return -1;
-        sluice_pump_init(&c->req_pump, c->src, c->buf, SIZE_MAX);
+        sluice_pump_init(&c->m->req_pump, c->src, c->buf, SIZE_MAX);
     }
     sluice_interest w;
-    sluice_pump_status st = sluice_pump_step(&c->req_pump, &w);
+    sluice_pump_status st = sluice_pump_step(&c->m->req_pump, &w);
     if (st == SLUICE_PUMP_PENDING) {
         srv_watch(&c->hc.base, &w);
         return 1;
     }
     if (st == SLUICE_PUMP_ERROR)
         return fail_request(c, sluice_http_request_error_status(
-                                   sluice_pump_error(&c->req_pump)));
+                                   sluice_pump_error(&c->m->req_pump)));
     /* The whole body is in memory: replace the source by a memory stream of
      * the very same views, framed by Content-Length. */
     const sluice_bytes *ch;
@@ -490,8 +487,8 @@ static int step_buffer(conn *c)
         return -1;
     sluice_stream_close(c->src);
     c->src = mem;
-    c->framing.body = SLUICE_HTTP_BODY_LENGTH;
-    c->framing.length = total;
+    c->m->framing.body = SLUICE_HTTP_BODY_LENGTH;
+    c->m->framing.length = total;
     c->state = S_CONNECT;
     return 0;
 }
@@ -508,7 +505,7 @@ static int add_hdr(sluice_http_head_builder *b, const char *n, const char *v, si
 static int build_upstream_head(conn *c, sluice_bytes *out)
 {
     proxy *px = c->px;
-    sluice_http_request *rq = &c->req;
+    sluice_http_request *rq = &c->m->req;
     sluice_http_head_builder b;
     sluice_http_head_init(&b, px->pool);
     int extract = px->cfg.extract != NULL;
@@ -548,10 +545,10 @@ static int build_upstream_head(conn *c, sluice_bytes *out)
         else
             add_hdr(&b, "Content-Type", "application/octet-stream", 24);
     }
-    if (c->framing.body == SLUICE_HTTP_BODY_CHUNKED)
+    if (c->m->framing.body == SLUICE_HTTP_BODY_CHUNKED)
         add_hdr(&b, "Transfer-Encoding", "chunked", 7);
-    else if (c->framing.body == SLUICE_HTTP_BODY_LENGTH)
-        sluice_http_head_add_content_length(&b, c->framing.length);
+    else if (c->m->framing.body == SLUICE_HTTP_BODY_LENGTH)
+        sluice_http_head_add_content_length(&b, c->m->framing.length);
     return sluice_http_head_finish(&b, out);
 }
 
@@ -583,31 +580,31 @@ static int step_connect(conn *c)
     sluice_writer_config wc = {.idle_timeout_ms = px->cfg.timeout_ms};
     int rc;
     if (c->src && !px->cfg.extract && !px->cfg.buffer_mode && !px->cfg.digest &&
-        !px->cfg.no_splice && c->framing.body == SLUICE_HTTP_BODY_LENGTH) {
+        !px->cfg.no_splice && c->m->framing.body == SLUICE_HTTP_BODY_LENGTH) {
         sluice_splice_config sc = {.idle_timeout_ms = px->cfg.timeout_ms};
-        if (sluice_splice_new(px->pool, c->hc.rd, c->uio, c->framing.length, &head, &sc,
+        if (sluice_splice_new(px->pool, c->hc.rd, c->uio, c->m->framing.length, &head, &sc,
                               &c->sp) < 0)
             return -1;
-        sluice_bytes_release(&c->head);
+        sluice_bytes_release(&c->m->head);
         c->state = S_EXCHANGE;
         c->up_deadline = sluice_now_ms() + px->cfg.timeout_ms;
         return 0;
     }
     if (!c->src) /* no body: the head alone, framed as an empty length body */
         rc = sluice_length_writer_new(px->pool, c->uio, 0, &head, &wc, &c->usink);
-    else if (c->framing.body == SLUICE_HTTP_BODY_CHUNKED)
+    else if (c->m->framing.body == SLUICE_HTTP_BODY_CHUNKED)
         rc = sluice_chunked_writer_new(px->pool, c->uio, &head, &wc, &c->usink);
     else
-        rc = sluice_length_writer_new(px->pool, c->uio, c->framing.length, &head, &wc,
+        rc = sluice_length_writer_new(px->pool, c->uio, c->m->framing.length, &head, &wc,
                                       &c->usink);
     if (rc < 0)
         return -1;
     /* the head went into the upstream head: let go of the block it pins
-     * (c->m->method and c->req's integers are all that is used later) */
-    sluice_bytes_release(&c->head);
+     * (c->m->method and c->m->req's integers are all that is used later) */
+    sluice_bytes_release(&c->m->head);
     if (!c->src && sluice_memstream_new(px->pool, NULL, 0, 0, &c->src) < 0)
         return -1;
-    sluice_pump_init(&c->req_pump, c->src, c->usink, 0);
+    sluice_pump_init(&c->m->req_pump, c->src, c->usink, 0);
     c->state = S_EXCHANGE;
     c->up_deadline = sluice_now_ms() + px->cfg.timeout_ms;
     return 0;
@@ -620,12 +617,12 @@ static int step_connect(conn *c)
 static int start_response(conn *c)
 {
     proxy *px = c->px;
-    sluice_http_response *rs = &c->res;
+    sluice_http_response *rs = &c->m->res;
     sluice_http_framing f;
     if (sluice_http_response_framing(rs, c->m->method, strlen(c->m->method), &f) < 0)
         return fail_request(c, 502);
     int interim = rs->status >= 100 && rs->status < 200;
-    int client10 = c->req.minor_version == 0;
+    int client10 = c->m->req.minor_version == 0;
     /* HTTP/1.1 clients get chunked coding for a chunked body and for one
      * delimited by the upstream closing; HTTP/1.0 clients know no chunked
      * coding: they get the decoded bytes and the connection's close */
@@ -684,7 +681,7 @@ static int start_response(conn *c)
     sluice_bytes head;
     if (sluice_http_head_finish(&b, &head) < 0)
         return -1;
-    sluice_bytes_release(&c->rhead);
+    sluice_bytes_release(&c->m->rhead);
 
     if (interim) { /* relay 1xx as it is and wait for the final response */
         sluice_sink_close(c->interim);
@@ -722,7 +719,7 @@ static int start_response(conn *c)
         rc = sluice_raw_writer_new(px->pool, c->hc.io, &head, &wc, &c->csink);
     if (rc < 0)
         return -1;
-    sluice_pump_init(&c->res_pump, c->rbody, c->csink, 0);
+    sluice_pump_init(&c->m->res_pump, c->rbody, c->csink, 0);
     return 0;
 }
 
@@ -767,9 +764,9 @@ static int step_exchange(conn *c)
             srv_watch(&c->hc.base, &w);
         } else {
             c->req_failed = 1;
-            int code = c->sp ? sluice_splice_error(c->sp) : sluice_pump_error(&c->req_pump);
+            int code = c->sp ? sluice_splice_error(c->sp) : sluice_pump_error(&c->m->req_pump);
             if ((c->sp ? sluice_splice_failed_side(c->sp)
-                       : sluice_pump_failed_side(&c->req_pump)) == SLUICE_SIDE_SOURCE) {
+                       : sluice_pump_failed_side(&c->m->req_pump)) == SLUICE_SIDE_SOURCE) {
                 /* the pump aborted the upstream body: it never looks complete */
                 return fail_request(c, sluice_http_request_error_status(code));
             }
@@ -783,7 +780,7 @@ static int step_exchange(conn *c)
     if (!c->res_started && !c->interim) {
         sluice_poll r;
         int err = 0;
-        r = sluice_http_read_response(c->urd, NULL, &c->res, c->m->rhdrs, MAX_HEADERS, &c->rhead,
+        r = sluice_http_read_response(c->urd, NULL, &c->m->res, c->m->rhdrs, MAX_HEADERS, &c->m->rhead,
                                       &err);
         if (r == SLUICE_READY) {
             c->up_deadline = now + c->px->cfg.timeout_ms;
@@ -805,7 +802,7 @@ static int step_exchange(conn *c)
     }
 
     if (c->res_started && !c->res_done) {
-        sluice_pump_status st = sluice_pump_step(&c->res_pump, &w);
+        sluice_pump_status st = sluice_pump_step(&c->m->res_pump, &w);
         if (st == SLUICE_PUMP_PENDING) {
             srv_watch(&c->hc.base, &w);
         } else if (st == SLUICE_PUMP_ERROR) {
@@ -850,9 +847,8 @@ static int step_head(conn *c)
         }
         if (r != SLUICE_READY)
             return -1; /* closed between requests, or a read error */
-        if (!(c->m = malloc(sizeof *c->m)))
+        if (!(c->m = calloc(1, sizeof *c->m)))
             return -1;
-        c->m->method[0] = c->m->target[0] = 0;
         sluice_sha256_init(&c->m->sha);
         sluice_sniff_init(&c->m->sniff);
     }
@@ -869,8 +865,8 @@ static int step_head(conn *c)
     sluice_http_limits lim = {.max_head_bytes = px->cfg.max_head + 2,
                               .max_headers = MAX_HEADERS};
     int err = 0;
-    sluice_poll r = sluice_http_read_request(c->hc.rd, &lim, &c->req, c->m->hdrs, MAX_HEADERS,
-                                             &c->head, &err);
+    sluice_poll r = sluice_http_read_request(c->hc.rd, &lim, &c->m->req, c->m->hdrs, MAX_HEADERS,
+                                             &c->m->head, &err);
     if (r == SLUICE_PENDING) {
         sluice_interest w;
         sluice_reader_ready(c->hc.rd, &w);
@@ -959,8 +955,10 @@ static int drive(srv_conn *sc)
 
 static void drop_upstream(conn *c)
 {
-    sluice_pump_reset(&c->req_pump);
-    sluice_pump_reset(&c->res_pump);
+    if (c->m) {
+        sluice_pump_reset(&c->m->req_pump);
+        sluice_pump_reset(&c->m->res_pump);
+    }
     sluice_splice_free(c->sp);
     c->sp = NULL;
     sluice_sink_close(c->usink);
@@ -988,8 +986,10 @@ static void conn_reset_request(conn *c)
     sluice_stream_close(c->src);
     sluice_stream_close(c->body);
     sluice_multipart_close(c->mp);
-    sluice_bytes_release(&c->head);
-    sluice_bytes_release(&c->rhead);
+    if (c->m) {
+        sluice_bytes_release(&c->m->head);
+        sluice_bytes_release(&c->m->rhead);
+    }
     c->csink = c->interim = c->buf = NULL;
     c->src = c->body = NULL;
     c->mp = NULL;
@@ -1004,8 +1004,6 @@ static void conn_reset_request(conn *c)
     c->m = NULL;
     free(c->part_type);
     c->part_type = NULL;
-    memset(&c->req_pump, 0, sizeof c->req_pump);
-    memset(&c->res_pump, 0, sizeof c->res_pump);
 }
 
 static srv_conn *px_accept(srv *s, int fd)
