@@ -27,10 +27,13 @@
  * requests open themselves: 1/8 of the rest (nginx disables accepting at the
  * same fraction), at least fd_headroom.
  *
- * Memory after a burst: freed connections and blocks go back to malloc, and
- * glibc keeps them in its heap (only the top is trimmed on free). When
- * SRV_TRIM_CLOSES connections closed, malloc_trim(0) runs SRV_TRIM_DELAY_MS
- * later, which returns every free page inside the heap too.
+ * Memory after a burst: freed connections, requests and blocks go back to
+ * malloc, and glibc keeps them in its heap (only the top is trimmed on
+ * free), also in the holes between the small structs of connections that
+ * stay. When SRV_TRIM_CHURN connections were opened or closed,
+ * malloc_trim(0) runs SRV_TRIM_DELAY_MS later, which returns every free
+ * page inside the heap too; at most once per SRV_TRIM_DELAY_MS, and only
+ * while connections come and go.
  */
 #define _GNU_SOURCE /* accept4 */
 #include "server.h"
@@ -171,6 +174,14 @@ static void resume_accept(srv *s)
 
 static void run_conn(srv_conn *c);
 
+/* n connections came or went: after enough of them, trim the heap soon. */
+static void note_churn(srv *s, size_t n)
+{
+    s->churn_since_trim += n;
+    if (s->churn_since_trim >= SRV_TRIM_CHURN && s->trim_at < 0)
+        s->trim_at = sluice_now_ms() + SRV_TRIM_DELAY_MS;
+}
+
 static void add_conn(srv *s, srv_conn *c)
 {
     c->next = s->conns;
@@ -178,6 +189,7 @@ static void add_conn(srv *s, srv_conn *c)
         s->conns->prev = c;
     s->conns = c;
     s->nconns++;
+    note_churn(s, 1);
     run_conn(c);
 }
 
@@ -241,9 +253,7 @@ static void reap(srv *s)
     if (!n)
         return;
     resume_accept(s);
-    s->closed_since_trim += n;
-    if (s->closed_since_trim >= SRV_TRIM_CLOSES && s->trim_at < 0)
-        s->trim_at = sluice_now_ms() + SRV_TRIM_DELAY_MS;
+    note_churn(s, n);
 }
 
 /* Drives c until it waits, re-registers it and files its deadline. */
@@ -347,7 +357,7 @@ static int loop(srv *s)
             malloc_trim(0);
 #endif
             s->trim_at = -1;
-            s->closed_since_trim = 0;
+            s->churn_since_trim = 0;
         }
         run_timers(s, now);
 

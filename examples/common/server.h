@@ -33,7 +33,7 @@
 #define SRV_DRIVE_ROUNDS 64      /* drive() calls per wake-up before others get a turn */
 #define SRV_ACCEPT_RETRY_MS 1000 /* paused accepting: retry at the latest after this */
 #define SRV_LOG_EVERY_MS 60000   /* the "descriptor limit" line at most this often */
-#define SRV_TRIM_CLOSES 64       /* closed connections that make a malloc_trim worth it */
+#define SRV_TRIM_CHURN 64        /* connections opened or closed that make a malloc_trim worth it */
 #define SRV_TRIM_DELAY_MS 1000   /* ... done this long after the first of them */
 
 typedef struct srv srv;
@@ -90,7 +90,7 @@ struct srv {
     size_t max_conns;                    /* what fd_limit leaves room for */
     int accept_paused;
     int64_t accept_retry, limit_logged;
-    size_t closed_since_trim;
+    size_t churn_since_trim;
     int64_t trim_at;
     sluice_pool *pool;
 };
