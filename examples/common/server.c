@@ -7,9 +7,12 @@
  *   - timers: each connection's nearest deadline sits in a binary min-heap
  *     (the connection stores its index, so moving or removing it is
  *     O(log n)); the loop runs the expired ones off the top and sleeps until
- *     the new top. A timer wheel would make updates O(1), but deadlines here
- *     are milliseconds apart and arbitrary (30 s idle, 5 ms pool retry), and
- *     a heap of 8-byte pointers is exact and small;
+ *     the new top. A deadline that moves later, the common case (every read
+ *     pushes an idle timeout on), is not re-filed until its old key comes up
+ *     (see the heap below), so a busy connection costs the heap O(1) per
+ *     request. A timer wheel would do as well, but deadlines here are
+ *     arbitrary (30 s idle, 2 s linger, 5 ms pool retry) and a heap is
+ *     exact;
  *   - liveness: a finished connection is marked closed, taken out of epoll
  *     and the heap at once, and destroyed after the batch of events, so an
  *     event for it later in the same batch is skipped with one flag test
@@ -308,11 +311,15 @@ static void begin_drain(srv *s)
 static void run_timers(srv *s, int64_t now)
 {
     srv_conn *due = NULL;
-    while (s->heap_len && s->heap[0]->deadline <= now) {
-        srv_conn *c = s->heap[0];
+    while (s->heap_len && s->heap[0].key <= now) {
+        srv_conn *c = s->heap[0].c;
         heap_remove(s, c);
-        c->due = due;
-        due = c;
+        if (c->deadline > now) {
+            heap_update(s, c); /* it moved on since it was filed */
+        } else if (c->deadline >= 0) {
+            c->due = due;
+            due = c;
+        } /* else: it waits for no deadline any more */
     }
     while (due) {
         srv_conn *c = due;
@@ -361,7 +368,7 @@ static int loop(srv *s)
         }
         run_timers(s, now);
 
-        int64_t next = s->heap_len ? s->heap[0]->deadline : -1;
+        int64_t next = s->heap_len ? s->heap[0].key : -1;
         if (s->draining)
             next = earliest(next, s->drain_deadline);
         if (s->accept_paused)
@@ -473,44 +480,51 @@ int srv_main(srv *s, const srv_ops *ops, net_addr *addr, int workers)
 }
 
 /* ---- the timer heap --------------------------------------------------------
- * heap[0] has the nearest deadline; c->heap_at is 1 + c's index, 0 when c has
- * no deadline. Growing the array is the only allocation (amortised). */
+ * heap[0] has the earliest key; c->heap_at is 1 + c's index, 0 when c is not
+ * in the heap. An entry's key is a deadline c had when it was filed; c's
+ * real deadline may since have moved later (a request made progress) or gone
+ * (-1). Moving a deadline later costs nothing: the entry stays, and when its
+ * key comes up, run_timers files c again under its real deadline or drops
+ * it. So a busy connection whose idle timeout moves on every read touches
+ * the heap about once per timeout period, not once per request. Moving a
+ * deadline earlier sifts the entry up. Growing the array is the only
+ * allocation (amortised). */
 
-static void heap_set(srv *s, size_t i, srv_conn *c)
+static void heap_set(srv *s, size_t i, srv_timer t)
 {
-    s->heap[i] = c;
-    c->heap_at = i + 1;
+    s->heap[i] = t;
+    t.c->heap_at = i + 1;
 }
 
 static void sift_up(srv *s, size_t i)
 {
-    srv_conn *c = s->heap[i];
+    srv_timer t = s->heap[i];
     while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (s->heap[parent]->deadline <= c->deadline)
+        if (s->heap[parent].key <= t.key)
             break;
         heap_set(s, i, s->heap[parent]);
         i = parent;
     }
-    heap_set(s, i, c);
+    heap_set(s, i, t);
 }
 
 static void sift_down(srv *s, size_t i)
 {
-    srv_conn *c = s->heap[i];
+    srv_timer t = s->heap[i];
     for (;;) {
         size_t l = 2 * i + 1, m = i;
-        int64_t best = c->deadline;
-        if (l < s->heap_len && s->heap[l]->deadline < best)
-            m = l, best = s->heap[l]->deadline;
-        if (l + 1 < s->heap_len && s->heap[l + 1]->deadline < best)
+        int64_t best = t.key;
+        if (l < s->heap_len && s->heap[l].key < best)
+            m = l, best = s->heap[l].key;
+        if (l + 1 < s->heap_len && s->heap[l + 1].key < best)
             m = l + 1;
         if (m == i)
             break;
         heap_set(s, i, s->heap[m]);
         i = m;
     }
-    heap_set(s, i, c);
+    heap_set(s, i, t);
 }
 
 static void heap_remove(srv *s, srv_conn *c)
@@ -519,30 +533,30 @@ static void heap_remove(srv *s, srv_conn *c)
         return;
     size_t i = c->heap_at - 1;
     c->heap_at = 0;
-    srv_conn *last = s->heap[--s->heap_len];
-    if (last == c)
+    srv_timer last = s->heap[--s->heap_len];
+    if (last.c == c)
         return;
     heap_set(s, i, last);
     sift_up(s, i);
-    sift_down(s, last->heap_at - 1);
+    sift_down(s, last.c->heap_at - 1);
 }
 
-/* Files c under its current deadline (or takes it out when it has none). */
+/* Makes sure c's entry comes up no later than its deadline. */
 static void heap_update(srv *s, srv_conn *c)
 {
-    if (c->deadline < 0) {
-        heap_remove(s, c);
-        return;
-    }
+    if (c->deadline < 0)
+        return; /* dropped lazily when its entry comes up */
     if (c->heap_at) {
-        size_t i = c->heap_at - 1;
-        sift_up(s, i);
-        sift_down(s, c->heap_at - 1);
+        srv_timer *t = &s->heap[c->heap_at - 1];
+        if (c->deadline < t->key) {
+            t->key = c->deadline;
+            sift_up(s, c->heap_at - 1);
+        }
         return;
     }
     if (s->heap_len == s->heap_cap) {
         size_t cap = s->heap_cap ? 2 * s->heap_cap : 64;
-        srv_conn **h = realloc(s->heap, cap * sizeof *h);
+        srv_timer *h = realloc(s->heap, cap * sizeof *h);
         if (!h) { /* no memory for its timer: the connection cannot be kept */
             close_conn(c);
             return;
@@ -551,6 +565,6 @@ static void heap_update(srv *s, srv_conn *c)
         s->heap_cap = cap;
     }
     s->heap_len++;
-    heap_set(s, s->heap_len - 1, c);
+    heap_set(s, s->heap_len - 1, (srv_timer){c->deadline, c});
     sift_up(s, s->heap_len - 1);
 }

@@ -72,6 +72,12 @@ struct srv_conn {
     size_t heap_at;                      /* 1 + index in the timer heap, 0: none */
 };
 
+/* An entry of the timer heap: a deadline c had when it was filed. */
+typedef struct srv_timer {
+    int64_t key;
+    srv_conn *c;
+} srv_timer;
+
 struct srv {
     const srv_ops *ops;
     const char *name;                    /* program name, for the log */
@@ -79,7 +85,7 @@ struct srv {
     srv_conn *conns;                     /* open connections */
     size_t nconns;
     srv_conn *closed;                    /* finished, destroyed after the batch */
-    srv_conn **heap;                     /* connections with a deadline */
+    srv_timer *heap;                     /* connections with a deadline */
     size_t heap_len, heap_cap;
     int draining;
     int64_t drain_deadline;

@@ -40,9 +40,10 @@ def log(msg):
 
 
 def cpu_s(pid):
+    """(user, system) CPU seconds of pid so far."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK  # utime, stime
 
 
 def rss_kib(pid):
@@ -107,9 +108,10 @@ def cpu_run(a, proxy, idle):
     c.line()
     c.tell()
     c.stop()
-    us = (t1 - t0) / max(n, 1) * 1e6
-    log("cpu: %5d idle connections: %7d requests in %g s, proxy %.2f s CPU, %.1f us/request"
-        % (idle, n, a.seconds, t1 - t0, us))
+    user, system = t1[0] - t0[0], t1[1] - t0[1]
+    us = (user + system) / max(n, 1) * 1e6
+    log("cpu: %5d idle connections: %7d requests in %g s, proxy %.2f s CPU (user %.2f, system %.2f), "
+        "%.1f us/request" % (idle, n, a.seconds, user + system, user, system, us))
     return us
 
 
