@@ -61,7 +61,9 @@ static void copy_headers(sluice_http_head_builder *b, const sluice_http_header *
 }
 
 /* A body stream over r and a writer to io with the same framing; the head
- * goes out in the writer's first writev. */
+ * goes out in the writer's first writev. A body that ends when the upstream
+ * closes is re-framed chunked (an HTTP/1.0 client would need it unframed,
+ * and a real proxy checks; sluice-proxy does). */
 static int pipe_body(conn *c, sluice_reader *r, sluice_io *io, const sluice_http_framing *f,
                      sluice_http_head_builder *b)
 {
