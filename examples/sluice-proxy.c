@@ -834,19 +834,9 @@ static int step_head(conn *c)
     proxy *px = c->px;
     int64_t now = sluice_now_ms();
     if (!c->m) { /* between requests: wait for a first byte, holding nothing */
-        sluice_poll r = http_conn_quiet(&c->hc) ? sluice_reader_fill(c->hc.rd) : SLUICE_READY;
-        if (r == SLUICE_PENDING) {
-            int64_t idle_end = c->t_start + px->cfg.timeout_ms;
-            if (now >= idle_end)
-                return -1; /* idle keep-alive connection */
-            sluice_interest w;
-            sluice_reader_ready(c->hc.rd, &w);
-            srv_watch(&c->hc.base, &w);
-            srv_deadline(&c->hc.base, idle_end);
-            return 1;
-        }
-        if (r != SLUICE_READY)
-            return -1; /* closed between requests, or a read error */
+        int rc = http_conn_await(&c->hc, c->t_start + px->cfg.timeout_ms);
+        if (rc != 0)
+            return rc;
         if (!(c->m = calloc(1, sizeof *c->m)))
             return -1;
         sluice_sha256_init(&c->m->sha);

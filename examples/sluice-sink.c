@@ -38,27 +38,34 @@ typedef struct sink_srv {
 
 enum state { S_HEAD, S_BODY, S_REPLY, S_LINGER };
 
+/* What a request needs, allocated at its first byte and freed at its end:
+ * between requests a connection is the small struct below and a reader
+ * holding no block. */
+typedef struct request_mem {
+    sluice_bytes head;          /* keeps req's spans valid */
+    sluice_http_request req;
+    sluice_http_header hdrs[MAX_HEADERS];
+    sluice_http_framing framing;
+    sluice_pump pump;
+    sluice_sha256_ctx sha;
+    char tmp_path[4096], final_path[4096]; /* --store */
+} request_mem;
+
 typedef struct conn {
     http_conn hc;               /* first: socket, io, reader */
     sink_srv *ss;
     enum state state;
-    sluice_bytes head;
-    sluice_http_request req;
-    sluice_http_header hdrs[MAX_HEADERS];
-    sluice_http_framing framing;
+    request_mem *m;             /* NULL between requests */
     int keep_alive;
     int64_t head_deadline, idle_since;
 
     sluice_stream *body;        /* tapped body stream */
     sluice_sink *out;           /* discard sink or file writer */
-    sluice_pump pump;
     sluice_sink *interim;       /* 100 Continue */
-    sluice_sha256_ctx sha;
     uint64_t bytes;
 
     int fd_file;                /* --store: the temporary file */
     sluice_io *fio;
-    char tmp_path[4096], final_path[4096];
 
     sluice_sink *reply;
     int close_after;
@@ -111,7 +118,7 @@ static void tap_body(void *ud, const sluice_bytes *chunk)
 {
     conn *c = ud;
     c->bytes += chunk->len;
-    sluice_sha256_update(&c->sha, chunk->data, chunk->len);
+    sluice_sha256_update(&c->m->sha, chunk->data, chunk->len);
 }
 
 /* ---- --store paths -------------------------------------------------------- */
@@ -186,21 +193,21 @@ static int mkdirs_for(char *path)
 /* Checks the target and opens the temporary dot-file for it in DIR. */
 static int open_store(conn *c)
 {
-    if (store_path(c->ss->store, c->req.target, c->req.target_len, c->final_path,
-                   sizeof c->final_path) < 0)
+    if (store_path(c->ss->store, c->m->req.target, c->m->req.target_len, c->m->final_path,
+                   sizeof c->m->final_path) < 0)
         return 400;
-    if (mkdirs_for(c->final_path) < 0)
+    if (mkdirs_for(c->m->final_path) < 0)
         return 500;
     /* the dot-file sits in DIR itself (same file system as every path under
      * it, so the final rename is atomic); pid and a sequence number make its
      * name unique, O_EXCL makes sure */
-    char *slash = strrchr(c->final_path, '/');
+    char *slash = strrchr(c->m->final_path, '/');
     for (int tries = 0;; tries++) {
-        int w = snprintf(c->tmp_path, sizeof c->tmp_path, "%s/.%.200s.%ld.%u", c->ss->store,
+        int w = snprintf(c->m->tmp_path, sizeof c->m->tmp_path, "%s/.%.200s.%ld.%u", c->ss->store,
                          slash + 1, (long)getpid(), c->ss->tmp_seq++);
-        if (w < 0 || (size_t)w >= sizeof c->tmp_path)
+        if (w < 0 || (size_t)w >= sizeof c->m->tmp_path)
             return 400;
-        c->fd_file = open(c->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        c->fd_file = open(c->m->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (c->fd_file >= 0)
             break;
         if (errno != EEXIST || tries == 100)
@@ -220,7 +227,7 @@ static void discard_store(conn *c)
     c->fio = NULL;
     if (c->fd_file >= 0) {
         close(c->fd_file);
-        unlink(c->tmp_path); /* an incomplete body leaves nothing behind */
+        unlink(c->m->tmp_path); /* an incomplete body leaves nothing behind */
         c->fd_file = -1;
     }
 }
@@ -275,16 +282,16 @@ static int done_reply(conn *c, int stored)
 {
     unsigned char d[SLUICE_SHA256_SIZE];
     char hex[SLUICE_SHA256_HEX_SIZE];
-    sluice_sha256_final(&c->sha, d);
+    sluice_sha256_final(&c->m->sha, d);
     sluice_sha256_hex(d, hex);
     char msg[1024], *p = msg, *end = msg + sizeof msg - 160;
     p += snprintf(p, (size_t)(end - p), "{\"method\":");
-    json_str(&p, end, c->req.method, c->req.method_len);
+    json_str(&p, end, c->m->req.method, c->m->req.method_len);
     p += snprintf(p, (size_t)(end - p), ",\"target\":");
-    json_str(&p, end, c->req.target, c->req.target_len);
+    json_str(&p, end, c->m->req.target, c->m->req.target_len);
     p += snprintf(p, 160, ",\"bytes\":%llu,\"sha256\":\"%s\",\"framing\":\"%s\"}\n",
                   (unsigned long long)c->bytes, hex,
-                  c->framing.body == SLUICE_HTTP_BODY_CHUNKED ? "chunked" : "length");
+                  c->m->framing.body == SLUICE_HTTP_BODY_CHUNKED ? "chunked" : "length");
     return start_reply(c, stored ? 201 : 200, msg, (size_t)(p - msg), c->keep_alive);
 }
 
@@ -292,6 +299,14 @@ static int done_reply(conn *c, int stored)
 
 static int step_head(conn *c)
 {
+    if (!c->m) { /* between requests: wait for a first byte, holding nothing */
+        int rc = http_conn_await(&c->hc, c->idle_since + c->ss->timeout_ms);
+        if (rc != 0)
+            return rc;
+        if (!(c->m = calloc(1, sizeof *c->m)))
+            return -1;
+        sluice_sha256_init(&c->m->sha);
+    }
     int64_t now = sluice_now_ms();
     if (sluice_reader_available(c->hc.rd) > 0 && c->head_deadline < 0)
         c->head_deadline = now + c->ss->timeout_ms;
@@ -302,8 +317,8 @@ static int step_head(conn *c)
      * plus the final empty line */
     sluice_http_limits lim = {.max_head_bytes = SLUICE_HTTP_DEFAULT_MAX_HEAD_BYTES + 2,
                               .max_headers = MAX_HEADERS};
-    sluice_poll r = sluice_http_read_request(c->hc.rd, &lim, &c->req, c->hdrs, MAX_HEADERS,
-                                             &c->head, &err);
+    sluice_poll r = sluice_http_read_request(c->hc.rd, &lim, &c->m->req, c->m->hdrs, MAX_HEADERS,
+                                             &c->m->head, &err);
     if (r == SLUICE_PENDING) {
         sluice_interest w;
         sluice_reader_ready(c->hc.rd, &w);
@@ -319,20 +334,20 @@ static int step_head(conn *c)
         int st = sluice_http_request_error_status(err);
         return st ? error_reply(c, st) : -1;
     }
-    c->keep_alive = sluice_http_request_keep_alive(&c->req);
-    if (sluice_http_request_host(&c->req, NULL, NULL) < 0 ||
-        sluice_http_request_framing(&c->req, &c->framing) < 0)
+    c->keep_alive = sluice_http_request_keep_alive(&c->m->req);
+    if (sluice_http_request_host(&c->m->req, NULL, NULL) < 0 ||
+        sluice_http_request_framing(&c->m->req, &c->m->framing) < 0)
         return error_reply(c, 400);
-    sluice_http_expect ex = sluice_http_request_expect(&c->req);
+    sluice_http_expect ex = sluice_http_request_expect(&c->m->req);
     if (ex == SLUICE_HTTP_EXPECT_OTHER)
         return error_reply(c, 417);
 
     sluice_stream *raw = NULL;
     sluice_body_config bc = {.idle_timeout_ms = c->ss->timeout_ms};
     int rc = 0;
-    if (c->framing.body == SLUICE_HTTP_BODY_LENGTH)
-        rc = sluice_body_length_new(c->ss->pool, c->hc.rd, c->framing.length, &bc, &raw);
-    else if (c->framing.body == SLUICE_HTTP_BODY_CHUNKED)
+    if (c->m->framing.body == SLUICE_HTTP_BODY_LENGTH)
+        rc = sluice_body_length_new(c->ss->pool, c->hc.rd, c->m->framing.length, &bc, &raw);
+    else if (c->m->framing.body == SLUICE_HTTP_BODY_CHUNKED)
         rc = sluice_body_chunked_new(c->ss->pool, c->hc.rd, &bc, &raw);
     else
         rc = sluice_memstream_new(c->ss->pool, NULL, 0, 0, &raw);
@@ -347,13 +362,13 @@ static int step_head(conn *c)
     } else if (drop_sink_new(c->ss->pool, &c->out) < 0) {
         return -1;
     }
-    if (ex == SLUICE_HTTP_EXPECT_CONTINUE && c->framing.body != SLUICE_HTTP_BODY_NONE) {
+    if (ex == SLUICE_HTTP_EXPECT_CONTINUE && c->m->framing.body != SLUICE_HTTP_BODY_NONE) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         sluice_bytes h = sluice_bytes_static(cont, sizeof cont - 1);
         if (sluice_raw_writer_new(c->ss->pool, c->hc.io, &h, NULL, &c->interim) < 0)
             return -1;
     }
-    sluice_pump_init(&c->pump, c->body, c->out, 0);
+    sluice_pump_init(&c->m->pump, c->body, c->out, 0);
     c->state = S_BODY;
     return 0;
 }
@@ -373,15 +388,15 @@ static int step_body(conn *c)
         sluice_sink_close(c->interim);
         c->interim = NULL;
     }
-    sluice_pump_status st = sluice_pump_step(&c->pump, &w);
+    sluice_pump_status st = sluice_pump_step(&c->m->pump, &w);
     if (st == SLUICE_PUMP_PENDING) {
         srv_watch(&c->hc.base, &w);
         return 1;
     }
     if (st == SLUICE_PUMP_ERROR) {
-        int status = sluice_pump_failed_side(&c->pump) == SLUICE_SIDE_SINK
+        int status = sluice_pump_failed_side(&c->m->pump) == SLUICE_SIDE_SINK
                          ? 500
-                         : sluice_http_request_error_status(sluice_pump_error(&c->pump));
+                         : sluice_http_request_error_status(sluice_pump_error(&c->m->pump));
         discard_store(c);
         return status ? error_reply(c, status) : -1;
     }
@@ -393,8 +408,8 @@ static int step_body(conn *c)
         c->fio = NULL;
         close(c->fd_file);
         c->fd_file = -1;
-        if (rename(c->tmp_path, c->final_path) < 0) {
-            unlink(c->tmp_path);
+        if (rename(c->m->tmp_path, c->m->final_path) < 0) {
+            unlink(c->m->tmp_path);
             return error_reply(c, 500);
         }
         stored = 1;
@@ -446,13 +461,17 @@ static int drive(srv_conn *sc)
 
 static void conn_reset(conn *c)
 {
-    sluice_pump_reset(&c->pump);
+    if (c->m)
+        sluice_pump_reset(&c->m->pump);
     discard_store(c);
     sluice_sink_close(c->out);
     sluice_sink_close(c->interim);
     sluice_sink_close(c->reply);
     sluice_stream_close(c->body);
-    sluice_bytes_release(&c->head);
+    if (c->m)
+        sluice_bytes_release(&c->m->head);
+    free(c->m);
+    c->m = NULL;
     c->out = c->interim = c->reply = NULL;
     c->body = NULL;
     c->state = S_HEAD;
@@ -460,7 +479,6 @@ static void conn_reset(conn *c)
     c->idle_since = sluice_now_ms();
     c->bytes = 0;
     c->fd_file = -1;
-    sluice_sha256_init(&c->sha);
 }
 
 static srv_conn *sk_accept(srv *s, int fd)

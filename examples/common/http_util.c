@@ -41,6 +41,20 @@ int http_conn_quiet(const http_conn *c)
     return sluice_reader_available(c->rd) == 0;
 }
 
+int http_conn_await(http_conn *c, int64_t idle_end)
+{
+    sluice_poll r = http_conn_quiet(c) ? sluice_reader_fill(c->rd) : SLUICE_READY;
+    if (r == SLUICE_READY)
+        return 0;
+    if (r != SLUICE_PENDING || sluice_now_ms() >= idle_end)
+        return -1;
+    sluice_interest w;
+    sluice_reader_ready(c->rd, &w);
+    srv_watch(&c->base, &w);
+    srv_deadline(&c->base, idle_end);
+    return 1;
+}
+
 int http_simple_head(sluice_pool *pool, int status, const char *type, size_t len, int keep,
                      sluice_bytes *out)
 {

@@ -48,6 +48,15 @@ void http_conn_free(http_conn *c);
 /* 1 when nothing of a next request has arrived (for srv_ops.idle). */
 int http_conn_quiet(const http_conn *c);
 
+/*
+ * Between requests: waits for the first byte of the next one, so the
+ * program allocates a request's state only once there is a request.
+ * Returns 0 when bytes are there, 1 while waiting (the read interest and
+ * idle_end are registered), -1 when the connection should close: the peer
+ * closed or failed, or idle_end (the keep-alive timeout) passed.
+ */
+int http_conn_await(http_conn *c, int64_t idle_end);
+
 /* The head of a reply with a body of `len` bytes of `type`; with keep == 0 it
  * says Connection: close. *out holds one reference. */
 int http_simple_head(sluice_pool *pool, int status, const char *type, size_t len, int keep,
