@@ -301,9 +301,8 @@ static void begin_drain(srv *s)
     for (srv_conn *c = s->conns, *n; c; c = n) { /* once: idle ones go now */
         n = c->next;
         if (s->ops->idle(c))
-            close_conn(c);
+            close_conn(c); /* freed after the batch, like every other */
     }
-    reap(s);
 }
 
 /* Runs every connection whose deadline passed. They are taken off the heap
