@@ -250,14 +250,16 @@ int main(int argc, char **argv)
         }
         if (pfd[0].revents & POLLIN) {
             conn *c = calloc(1, sizeof *c);
-            if (!c || (c->cfd = accept(lfd, NULL, NULL)) < 0 ||
-                sluice_io_fd_new(pool, c->cfd, 0, &c->cio) < 0 ||
-                sluice_reader_new(pool, c->cio, NULL, &c->crd) < 0) {
-                free(c); /* out of memory or descriptors: try again on the next turn */
+            int fd = c ? accept(lfd, NULL, NULL) : -1;
+            if (fd < 0) { /* out of memory or descriptors: try again next turn (a
+                             real server stops polling the listener then) */
+                free(c);
                 continue;
             }
+            c->cfd = fd;
             c->ufd = -1;
-            if (step(c) < 0)
+            if (sluice_io_fd_new(pool, fd, 0, &c->cio) < 0 ||
+                sluice_reader_new(pool, c->cio, NULL, &c->crd) < 0 || step(c) < 0)
                 conn_free(c);
             else
                 conns[n++] = c;
