@@ -109,21 +109,19 @@ static int step(conn *c)
 {
     sluice_http_framing f;
     sluice_http_head_builder b;
+    sluice_poll r;
+    sluice_pump_status st;
     int err;
     for (;;) {
         switch (c->phase) {
         case HEAD: /* parsed in place in the reader's block: no copy */
-            switch (sluice_http_read_request(c->crd, NULL, &c->req, c->hdrs, MAX_HEADERS, &c->head, &err)) {
-            case SLUICE_PENDING:
+            r = sluice_http_read_request(c->crd, NULL, &c->req, c->hdrs, MAX_HEADERS, &c->head, &err);
+            if (r == SLUICE_PENDING) {
                 sluice_reader_ready(c->crd, &c->want);
                 return 0;
-            case SLUICE_READY:
-                break;
-            default:
-                return -1; /* closed, or a malformed head (a server would answer 400) */
             }
-            if (sluice_http_request_framing(&c->req, &f) < 0)
-                return -1;
+            if (r != SLUICE_READY || sluice_http_request_framing(&c->req, &f) < 0)
+                return -1; /* closed, or a malformed head (a server would answer 400) */
             c->keep_alive = sluice_http_request_keep_alive(&c->req);
             if (sluice_http_request_expect(&c->req) == SLUICE_HTTP_EXPECT_CONTINUE &&
                 write(c->cfd, "HTTP/1.1 100 Continue\r\n\r\n", 25) != 25)
@@ -143,14 +141,9 @@ static int step(conn *c)
             break;
         case UPLOAD:   /* client -> upstream, one read and one writev per block */
         case DOWNLOAD: /* upstream -> client */
-            switch (sluice_pump_step(&c->pump, &c->want)) {
-            case SLUICE_PUMP_PENDING:
-                return 0;
-            case SLUICE_PUMP_ERROR: /* the writer was aborted: no false end of body */
-                return -1;
-            case SLUICE_PUMP_DONE:
-                break;
-            }
+            st = sluice_pump_step(&c->pump, &c->want);
+            if (st != SLUICE_PUMP_DONE) /* ERROR: the writer was aborted, no false end of body */
+                return st == SLUICE_PUMP_PENDING ? 0 : -1;
             sluice_stream_close(c->body);
             sluice_sink_close(c->out);
             c->body = NULL, c->out = NULL;
@@ -164,15 +157,13 @@ static int step(conn *c)
             c->phase = HEAD;
             break;
         case RESPONSE_HEAD: /* the request's fields are done with: reuse hdrs */
-            switch (sluice_http_read_response(c->urd, NULL, &c->res, c->hdrs, MAX_HEADERS, &c->rhead, &err)) {
-            case SLUICE_PENDING:
+            r = sluice_http_read_response(c->urd, NULL, &c->res, c->hdrs, MAX_HEADERS, &c->rhead, &err);
+            if (r == SLUICE_PENDING) {
                 sluice_reader_ready(c->urd, &c->want);
                 return 0;
-            case SLUICE_READY:
-                break;
-            default:
-                return -1;
             }
+            if (r != SLUICE_READY)
+                return -1;
             if (c->res.status < 200) { /* 100 Continue and friends: not relayed */
                 sluice_bytes_release(&c->rhead);
                 break;
