@@ -34,8 +34,14 @@ LIB_SRC    := $(sort $(wildcard lib/*.c))
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC   := $(sort $(wildcard tests/test_*.c)) tests/harness.c
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+# examples/*.c are programs; examples/common/*.c is what they share (the
+# epoll host, sockets, HTTP replies), linked in from one archive.
 EXAMPLES   := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
 EX_BIN     := $(EXAMPLES:%=$(BUILD)/bin/%)
+EX_INSTALL := $(filter $(BUILD)/bin/sluice-%,$(EX_BIN))
+EX_COMMON_SRC := $(sort $(wildcard examples/common/*.c))
+EX_COMMON_OBJ := $(EX_COMMON_SRC:%.c=$(BUILD)/obj/%.o)
+EX_COMMON  := $(BUILD)/obj/examples/common/libcommon.a
 HEADERS    := $(wildcard include/sluice/*.h)
 
 STATIC     := $(BUILD)/lib/libsluice.a
@@ -74,9 +80,13 @@ $(SHARED): $(LIB_OBJ) lib/sluice.map
 	ln -sf libsluice.so.$(VERSION) $(BUILD)/lib/libsluice.so.$(SOVERSION)
 	ln -sf libsluice.so.$(SOVERSION) $(BUILD)/lib/libsluice.so
 
-$(BUILD)/bin/%: $(BUILD)/obj/examples/%.o $(STATIC)
+$(EX_COMMON): $(EX_COMMON_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/bin/%: $(BUILD)/obj/examples/%.o $(EX_COMMON) $(STATIC)
 	@mkdir -p $(@D)
-	$(CC) -o $@ $< $(STATIC) $(LDFLAGS) $(LIBS_PRIVATE)
+	$(CC) -o $@ $< $(EX_COMMON) $(STATIC) $(LDFLAGS) $(LIBS_PRIVATE)
 
 $(UNIT): $(TEST_OBJ) $(STATIC)
 	@mkdir -p $(@D)
@@ -105,7 +115,7 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
 	    -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|' pkgconfig/sluice.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc
-	$(if $(EX_BIN),install -m 755 $(EX_BIN) $(DESTDIR)$(PREFIX)/bin/)
+	$(if $(EX_INSTALL),install -m 755 $(EX_INSTALL) $(DESTDIR)$(PREFIX)/bin/)
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/sluice.h $(INSTALLED_HEADERS)
@@ -114,7 +124,7 @@ uninstall:
 	    $(DESTDIR)$(PREFIX)/lib/libsluice.so.$(SOVERSION) \
 	    $(DESTDIR)$(PREFIX)/lib/libsluice.so.$(VERSION) \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc
-	rm -f $(EXAMPLES:%=$(DESTDIR)$(PREFIX)/bin/%)
+	rm -f $(EX_INSTALL:$(BUILD)/bin/%=$(DESTDIR)$(PREFIX)/bin/%)
 
 # Fuzz targets: libFuzzer + ASan + UBSan, built with clang from the sources.
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(HEADERS) lib/internal.h
@@ -161,4 +171,5 @@ clean:
 .SECONDARY:
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(EXAMPLES:%=$(BUILD)/obj/examples/%.d) \
-    $(patsubst tests/%.c,$(BUILD)/obj/tests/%.d,$(wildcard tests/*/driver.c))
+    $(patsubst tests/%.c,$(BUILD)/obj/tests/%.d,$(wildcard tests/*/driver.c)) \
+    $(EX_COMMON_OBJ:.o=.d)

@@ -27,15 +27,24 @@
  * upstream socket. Every byte is read once into a pool block and written
  * once from it.
  */
-#define _GNU_SOURCE /* accept4 */
-#include "server.h"
-#include "http_util.h"
+#include "common/http_util.h"
+#include "common/net.h"
+#include "common/server.h"
 
 #include <getopt.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #define MAX_HEADERS 256 /* fields per head; more is 431, like an over-long head */
 #define DEFAULT_MAX_MEMORY (16u << 20) /* 256 concurrent uploads in ~32 MiB */
+#define DEFAULT_TIMEOUT_MS 30000
+#define STATE_STEPS 1000 /* state changes per drive(): a bound, never reached in practice */
+/* descriptors a request opens besides the client's: the upstream socket and
+ * splice's pipe pair; accepting pauses while fewer than this are left */
+#define PROXY_FDS_PER_REQUEST 3
 
 /* ---- configuration ------------------------------------------------------- */
 
@@ -60,24 +69,37 @@ typedef struct proxy {
 
 /* ---- a connection --------------------------------------------------------- */
 
+/*
+ * The bulky part of a request, allocated when its first byte arrives and
+ * freed when it ends: an idle keep-alive connection is only the struct
+ * below (about 400 bytes) and a reader that holds no block.
+ */
+typedef struct request_mem {
+    sluice_bytes head;                     /* keeps req's spans valid */
+    sluice_http_request req;
+    sluice_http_framing framing;
+    sluice_http_header hdrs[MAX_HEADERS];  /* the request's fields */
+    sluice_pump req_pump;                  /* request body -> upstream */
+    sluice_bytes rhead;                    /* keeps res's spans valid */
+    sluice_http_response res;
+    sluice_pump res_pump;                  /* response body -> client */
+    sluice_http_header rhdrs[MAX_HEADERS]; /* the upstream response's */
+    char method[32], target[256];          /* for the log line */
+    sluice_sha256_ctx sha;
+    sluice_sniff sniff;
+} request_mem;
+
 enum state { S_HEAD, S_FIND, S_BUFFER, S_CONNECT, S_EXCHANGE, S_REPLY, S_LINGER };
 
 typedef struct conn {
-    srv_conn base;
+    http_conn hc;               /* first: socket, io, reader */
     proxy *px;
     enum state state;
 
-    /* client side */
-    http_client cl;
-
     /* the request */
-    sluice_bytes head;                   /* keeps req's spans valid */
-    sluice_http_request req;
-    sluice_http_header hdrs[MAX_HEADERS];
-    sluice_http_framing framing;
+    struct request_mem *m;               /* NULL between requests */
     int64_t t_start, head_deadline;
     int keep_alive, expect_continue;
-    char method[32], target[256];        /* for the log line */
 
     /* the request body pipeline */
     sluice_stream *body;                 /* over crd; owned until handed on */
@@ -85,8 +107,6 @@ typedef struct conn {
     sluice_stream *src;                  /* what is pumped upstream */
     uint64_t received;                   /* body bytes from the client */
     uint64_t sent;                       /* body bytes accepted upstream */
-    sluice_sha256_ctx sha;
-    sluice_sniff sniff;
     char *part_type;                     /* extract: the part's Content-Type,
                                             copied (the part may go first) */
     size_t part_type_len;
@@ -97,18 +117,13 @@ typedef struct conn {
     sluice_io *uio;
     sluice_reader *urd;
     sluice_sink *usink;
-    sluice_pump req_pump;
     int spliced;                         /* req_pump is a splice pump (CL passthrough) */
     int req_done, req_failed;
     int64_t up_deadline;                 /* idle gap while waiting on upstream */
 
     /* the response */
-    sluice_bytes rhead;
-    sluice_http_response res;
-    sluice_http_header rhdrs[MAX_HEADERS];
     sluice_stream *rbody;
     sluice_sink *csink;                  /* to the client */
-    sluice_pump res_pump;
     int res_started, res_done, close_after;
     int logged;                          /* the request's log line is out */
     int status;
@@ -160,9 +175,9 @@ static void tap_request(void *ud, const sluice_bytes *chunk)
 {
     conn *c = ud;
     if (c->px->cfg.digest)
-        sluice_sha256_update(&c->sha, chunk->data, chunk->len);
+        sluice_sha256_update(&c->m->sha, chunk->data, chunk->len);
     if (c->px->cfg.extract)
-        sluice_sniff_feed(&c->sniff, chunk->data, chunk->len);
+        sluice_sniff_feed(&c->m->sniff, chunk->data, chunk->len);
 }
 
 static void tap_passthrough(void *ud, const sluice_bytes *chunk)
@@ -175,25 +190,25 @@ static void tap_passthrough(void *ud, const sluice_bytes *chunk)
  * a Content-Length passthrough that nothing looks at (no tap counts it). */
 static sluice_pump_status req_step(conn *c, sluice_interest *w)
 {
-    sluice_pump_status st = sluice_pump_step(&c->req_pump, w);
+    sluice_pump_status st = sluice_pump_step(&c->m->req_pump, w);
     if (c->spliced)
-        c->received = sluice_pump_moved(&c->req_pump);
+        c->received = sluice_pump_moved(&c->m->req_pump);
     return st;
 }
 
 static uint64_t req_moved(const conn *c)
 {
-    return sluice_pump_moved(&c->req_pump);
+    return c->m ? sluice_pump_moved(&c->m->req_pump) : 0;
 }
 
 static void log_request(conn *c)
 {
-    if (c->logged || (!c->method[0] && !c->status))
+    if (c->logged || !c->m || (!c->m->method[0] && !c->status))
         return;
     c->logged = 1;
     int64_t ms = sluice_now_ms() - c->t_start;
-    fprintf(stderr, "%s %s %d %llu %lld\n", c->method[0] ? c->method : "-",
-            c->target[0] ? c->target : "-", c->status, (unsigned long long)c->received,
+    fprintf(stderr, "%s %s %d %llu %lld\n", c->m->method[0] ? c->m->method : "-",
+            c->m->target[0] ? c->m->target : "-", c->status, (unsigned long long)c->received,
             (long long)ms);
 }
 
@@ -212,7 +227,7 @@ static int reply(conn *c, int status, int keep)
     c->close_after = !keep;
     sluice_sink_close(c->csink);
     c->csink = NULL;
-    if (sluice_writer_new(c->px->pool, c->cl.io, SLUICE_FRAMING_CLOSE, &h, NULL, &c->csink) < 0)
+    if (sluice_writer_new(c->px->pool, c->hc.io, SLUICE_FRAMING_CLOSE, &h, NULL, &c->csink) < 0)
         return -1;
     if (sluice_bytes_copy_from(c->px->pool, msg, (size_t)n, &body) == 0 &&
         sluice_sink_poll_write(c->csink, &body) != SLUICE_READY)
@@ -244,9 +259,9 @@ static int is_proxy_header(const sluice_http_header *h)
 static int start_request(conn *c)
 {
     proxy *px = c->px;
-    sluice_http_request *rq = &c->req;
-    copy_span(c->method, sizeof c->method, rq->method, rq->method_len);
-    copy_span(c->target, sizeof c->target, rq->target, rq->target_len);
+    sluice_http_request *rq = &c->m->req;
+    copy_span(c->m->method, sizeof c->m->method, rq->method, rq->method_len);
+    copy_span(c->m->target, sizeof c->m->target, rq->target, rq->target_len);
     c->keep_alive = sluice_http_request_keep_alive(rq);
 
     /* methods are case-sensitive: only these exact tokens are refused */
@@ -259,14 +274,14 @@ static int start_request(conn *c)
     rc = sluice_http_request_host(rq, NULL, NULL);
     if (rc < 0)
         return reply(c, 400, 0);
-    rc = sluice_http_request_framing(rq, &c->framing);
+    rc = sluice_http_request_framing(rq, &c->m->framing);
     if (rc < 0)
         return reply(c, 400, 0);
     sluice_http_expect ex = sluice_http_request_expect(rq);
     if (ex == SLUICE_HTTP_EXPECT_OTHER)
         return reply(c, 417, 0);
-    if (c->framing.body == SLUICE_HTTP_BODY_LENGTH && px->cfg.max_body &&
-        c->framing.length > px->cfg.max_body)
+    if (c->m->framing.body == SLUICE_HTTP_BODY_LENGTH && px->cfg.max_body &&
+        c->m->framing.length > px->cfg.max_body)
         return reply(c, 413, 0);
 
     if (px->cfg.extract) {
@@ -275,7 +290,7 @@ static int start_request(conn *c)
         char boundary[SLUICE_MULTIPART_BOUNDARY_MAX + 1];
         int bl = ct ? sluice_multipart_boundary(ct->value, ct->value_len, boundary)
                     : SLUICE_ENOT_MULTIPART;
-        if (bl == SLUICE_ENOT_MULTIPART || c->framing.body == SLUICE_HTTP_BODY_NONE)
+        if (bl == SLUICE_ENOT_MULTIPART || c->m->framing.body == SLUICE_HTTP_BODY_NONE)
             return reply(c, 415, 0);
         if (bl < 0)
             return reply(c, 400, 0);
@@ -286,7 +301,7 @@ static int start_request(conn *c)
                                  .max_trailer_bytes = px->cfg.max_head,
                                  .idle_timeout_ms = px->cfg.timeout_ms};
         sluice_stream *raw;
-        if (sluice_body_new(px->pool, c->cl.rd, &c->framing, &bc, &raw) < 0)
+        if (sluice_body_new(px->pool, c->hc.rd, &c->m->framing, &bc, &raw) < 0)
             return -1;
         if (sluice_tap_new(px->pool, raw, tap_received, c, &c->body) < 0)
             return -1;
@@ -298,13 +313,13 @@ static int start_request(conn *c)
         c->state = S_FIND;
     } else {
         c->expect_continue = ex == SLUICE_HTTP_EXPECT_CONTINUE &&
-                             c->framing.body != SLUICE_HTTP_BODY_NONE;
-        if (c->framing.body != SLUICE_HTTP_BODY_NONE) {
+                             c->m->framing.body != SLUICE_HTTP_BODY_NONE;
+        if (c->m->framing.body != SLUICE_HTTP_BODY_NONE) {
             sluice_body_config bc = {.max_body = px->cfg.max_body,
                                      .max_trailer_bytes = px->cfg.max_head,
                                      .idle_timeout_ms = px->cfg.timeout_ms};
             sluice_stream *raw;
-            if (sluice_body_new(px->pool, c->cl.rd, &c->framing, &bc, &raw) < 0 ||
+            if (sluice_body_new(px->pool, c->hc.rd, &c->m->framing, &bc, &raw) < 0 ||
                 sluice_tap_new(px->pool, raw, tap_passthrough, c, &c->src) < 0)
                 return -1;
         }
@@ -313,7 +328,7 @@ static int start_request(conn *c)
     if (c->expect_continue) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         sluice_bytes h = sluice_bytes_static(cont, sizeof cont - 1);
-        if (sluice_writer_new(px->pool, c->cl.io, SLUICE_FRAMING_CLOSE, &h, NULL, &c->interim) < 0)
+        if (sluice_writer_new(px->pool, c->hc.io, SLUICE_FRAMING_CLOSE, &h, NULL, &c->interim) < 0)
             return -1;
     }
     return 0;
@@ -386,7 +401,7 @@ static int step_find(conn *c)
     if (r == SLUICE_PENDING) {
         sluice_interest w;
         sluice_multipart_ready(c->mp, &w);
-        srv_watch(&c->base, &w);
+        srv_watch(&c->hc.base, &w);
         return 1; /* waiting */
     }
     if (r == SLUICE_EOF)
@@ -419,8 +434,8 @@ static int step_find(conn *c)
         return -1;
     /* the part's length is unknown until its delimiter: chunked upstream
      * (buffer mode replaces this with the length it counted) */
-    c->framing.body = SLUICE_HTTP_BODY_CHUNKED;
-    c->framing.length = 0;
+    c->m->framing.body = SLUICE_HTTP_BODY_CHUNKED;
+    c->m->framing.length = 0;
     c->state = c->px->cfg.buffer_mode ? S_BUFFER : S_CONNECT;
     return 0;
 }
@@ -432,17 +447,18 @@ static int step_buffer(conn *c)
     if (!c->buf) {
         if (sluice_vecsink_new(c->px->pool, &c->buf) < 0)
             return -1;
-        sluice_pump_init(&c->req_pump, c->src, c->buf, &(sluice_pump_config){.max_inflight = SIZE_MAX});
+        sluice_pump_init(&c->m->req_pump, c->src, c->buf,
+                         &(sluice_pump_config){.max_inflight = SIZE_MAX});
     }
     sluice_interest w;
-    sluice_pump_status st = sluice_pump_step(&c->req_pump, &w);
+    sluice_pump_status st = sluice_pump_step(&c->m->req_pump, &w);
     if (st == SLUICE_PUMP_PENDING) {
-        srv_watch(&c->base, &w);
+        srv_watch(&c->hc.base, &w);
         return 1;
     }
     if (st == SLUICE_PUMP_ERROR)
         return fail_request(c, sluice_http_error_status(
-                                   sluice_pump_error(&c->req_pump, NULL)));
+                                   sluice_pump_error(&c->m->req_pump, NULL)));
     /* The whole body is in memory: replace the source by a memory stream of
      * the very same views, framed by Content-Length. */
     const sluice_bytes *ch;
@@ -465,8 +481,8 @@ static int step_buffer(conn *c)
         return -1;
     sluice_stream_close(c->src);
     c->src = mem;
-    c->framing.body = SLUICE_HTTP_BODY_LENGTH;
-    c->framing.length = total;
+    c->m->framing.body = SLUICE_HTTP_BODY_LENGTH;
+    c->m->framing.length = total;
     c->state = S_CONNECT;
     return 0;
 }
@@ -483,7 +499,7 @@ static int add_hdr(sluice_http_head_builder *b, const char *n, const char *v, si
 static int build_upstream_head(conn *c, sluice_bytes *out)
 {
     proxy *px = c->px;
-    sluice_http_request *rq = &c->req;
+    sluice_http_request *rq = &c->m->req;
     sluice_http_head_builder b;
     sluice_http_head_init(&b, px->pool);
     int extract = px->cfg.extract != NULL;
@@ -523,10 +539,10 @@ static int build_upstream_head(conn *c, sluice_bytes *out)
         else
             add_hdr(&b, "Content-Type", "application/octet-stream", 24);
     }
-    if (c->framing.body == SLUICE_HTTP_BODY_CHUNKED)
+    if (c->m->framing.body == SLUICE_HTTP_BODY_CHUNKED)
         add_hdr(&b, "Transfer-Encoding", "chunked", 7);
-    else if (c->framing.body == SLUICE_HTTP_BODY_LENGTH)
-        sluice_http_head_add_content_length(&b, c->framing.length);
+    else if (c->m->framing.body == SLUICE_HTTP_BODY_LENGTH)
+        sluice_http_head_add_content_length(&b, c->m->framing.length);
     return sluice_http_head_finish(&b, out);
 }
 
@@ -545,7 +561,7 @@ static int step_connect(conn *c)
         if (sluice_now_ms() >= c->up_deadline)
             return fail_request(c, 502);
         sluice_interest w = {c->ufd, SLUICE_WANT_WRITE, c->up_deadline};
-        srv_watch(&c->base, &w);
+        srv_watch(&c->hc.base, &w);
         return 1;
     }
     if (net_connect_result(c->ufd) < 0)
@@ -557,27 +573,27 @@ static int step_connect(conn *c)
         return fail_request(c, 502);
     sluice_writer_config wc = {.idle_timeout_ms = px->cfg.timeout_ms};
     if (c->src && !px->cfg.extract && !px->cfg.buffer_mode && !px->cfg.digest &&
-        !px->cfg.no_splice && c->framing.body == SLUICE_HTTP_BODY_LENGTH) {
+        !px->cfg.no_splice && c->m->framing.body == SLUICE_HTTP_BODY_LENGTH) {
         sluice_splice_config sc = {.idle_timeout_ms = px->cfg.timeout_ms};
-        if (sluice_pump_splice_init(&c->req_pump, px->pool, c->cl.rd, c->uio,
-                                    c->framing.length, &head, &sc) < 0)
+        if (sluice_pump_splice_init(&c->m->req_pump, px->pool, c->hc.rd, c->uio,
+                                    c->m->framing.length, &head, &sc) < 0)
             return -1;
         c->spliced = 1;
-        sluice_bytes_release(&c->head);
+        sluice_bytes_release(&c->m->head);
         c->state = S_EXCHANGE;
         c->up_deadline = sluice_now_ms() + px->cfg.timeout_ms;
         return 0;
     }
     /* no body: the head alone */
-    if (sluice_writer_new(px->pool, c->uio, c->src ? &c->framing : SLUICE_FRAMING_NONE, &head,
+    if (sluice_writer_new(px->pool, c->uio, c->src ? &c->m->framing : SLUICE_FRAMING_NONE, &head,
                           &wc, &c->usink) < 0)
         return -1;
     /* the head went into the upstream head: let go of the block it pins
-     * (c->method and c->req's integers are all that is used later) */
-    sluice_bytes_release(&c->head);
+     * (c->m->method and c->m->req's integers are all that is used later) */
+    sluice_bytes_release(&c->m->head);
     if (!c->src && sluice_memstream_new(px->pool, NULL, 0, 0, &c->src) < 0)
         return -1;
-    sluice_pump_init(&c->req_pump, c->src, c->usink, NULL);
+    sluice_pump_init(&c->m->req_pump, c->src, c->usink, NULL);
     c->state = S_EXCHANGE;
     c->up_deadline = sluice_now_ms() + px->cfg.timeout_ms;
     return 0;
@@ -590,12 +606,12 @@ static int step_connect(conn *c)
 static int start_response(conn *c)
 {
     proxy *px = c->px;
-    sluice_http_response *rs = &c->res;
+    sluice_http_response *rs = &c->m->res;
     sluice_http_framing f;
-    if (sluice_http_response_framing(rs, c->method, strlen(c->method), &f) < 0)
+    if (sluice_http_response_framing(rs, c->m->method, strlen(c->m->method), &f) < 0)
         return fail_request(c, 502);
     int interim = rs->status >= 100 && rs->status < 200;
-    int client10 = c->req.minor_version == 0;
+    int client10 = c->m->req.minor_version == 0;
     /* HTTP/1.1 clients get chunked coding for a chunked body and for one
      * delimited by the upstream closing; HTTP/1.0 clients know no chunked
      * coding: they get the decoded bytes and the connection's close */
@@ -631,14 +647,14 @@ static int start_response(conn *c)
         if (px->cfg.digest && c->req_done && !c->req_failed) {
             unsigned char d[SLUICE_SHA256_SIZE];
             char hex[SLUICE_SHA256_SIZE * 2 + 1];
-            sluice_sha256_ctx copy = c->sha;
+            sluice_sha256_ctx copy = c->m->sha;
             sluice_sha256_final(&copy, d);
             sluice_sha256_hex(d, hex);
-            add_hdr(&b, "Sluice-Body-SHA256", hex, 64);
+            add_hdr(&b, "Sluice-Body-SHA256", hex, SLUICE_SHA256_SIZE * 2);
         }
-        if (px->cfg.extract && c->sniff.state == SLUICE_SNIFF_FOUND) {
+        if (px->cfg.extract && c->m->sniff.state == SLUICE_SNIFF_FOUND) {
             char img[64];
-            int n = sluice_sniff_format(&c->sniff, img, sizeof img);
+            int n = sluice_sniff_format(&c->m->sniff, img, sizeof img);
             if (n > 0)
                 add_hdr(&b, "Sluice-Image", img, (size_t)n);
         }
@@ -654,45 +670,30 @@ static int start_response(conn *c)
     sluice_bytes head;
     if (sluice_http_head_finish(&b, &head) < 0)
         return -1;
-    sluice_bytes_release(&c->rhead);
+    sluice_bytes_release(&c->m->rhead);
 
     if (interim) { /* relay 1xx as it is and wait for the final response */
         sluice_sink_close(c->interim);
-        return sluice_writer_new(px->pool, c->cl.io, SLUICE_FRAMING_CLOSE, &head, NULL, &c->interim) < 0 ? -1 : 0;
+        return sluice_writer_new(px->pool, c->hc.io, SLUICE_FRAMING_CLOSE, &head, NULL, &c->interim) < 0 ? -1 : 0;
     }
 
     c->res_started = 1;
     c->status = rs->status;
     sluice_body_config bc = {.idle_timeout_ms = px->cfg.timeout_ms};
     sluice_writer_config wc = {.idle_timeout_ms = px->cfg.timeout_ms};
-    int rc = 0;
-    switch (f.body) {
-    case SLUICE_HTTP_BODY_NONE:
-        rc = sluice_memstream_new(px->pool, NULL, 0, 0, &c->rbody);
-        break;
-    case SLUICE_HTTP_BODY_LENGTH:
-        rc = sluice_body_new(px->pool, c->urd, SLUICE_FRAMING_LENGTH(f.length), &bc, &c->rbody);
-        break;
-    case SLUICE_HTTP_BODY_CHUNKED:
-        rc = sluice_body_new(px->pool, c->urd, SLUICE_FRAMING_CHUNKED, &bc, &c->rbody);
-        break;
-    case SLUICE_HTTP_BODY_CLOSE:
-        rc = sluice_body_new(px->pool, c->urd, SLUICE_FRAMING_CLOSE, &bc, &c->rbody);
-        break;
-    }
-    if (rc < 0) {
+    if (sluice_body_new(px->pool, c->urd, &f, &bc, &c->rbody) < 0) {
         sluice_bytes_release(&head);
         return -1;
     }
-    if (chunked)
-        rc = sluice_writer_new(px->pool, c->cl.io, SLUICE_FRAMING_CHUNKED, &head, &wc, &c->csink);
-    else if (f.body == SLUICE_HTTP_BODY_LENGTH)
-        rc = sluice_writer_new(px->pool, c->cl.io, SLUICE_FRAMING_LENGTH(f.length), &head, &wc, &c->csink);
-    else
-        rc = sluice_writer_new(px->pool, c->cl.io, SLUICE_FRAMING_CLOSE, &head, &wc, &c->csink);
-    if (rc < 0)
+    /* to the client: chunked as decided above, the length as the upstream
+     * framed it, else raw bytes (a head alone, or the decoded bytes of an
+     * open-ended body for an HTTP/1.0 client, which end at the close) */
+    const sluice_http_framing *cf = chunked                             ? SLUICE_FRAMING_CHUNKED
+                                    : f.body == SLUICE_HTTP_BODY_LENGTH ? &f
+                                                                        : SLUICE_FRAMING_CLOSE;
+    if (sluice_writer_new(px->pool, c->hc.io, cf, &head, &wc, &c->csink) < 0)
         return -1;
-    sluice_pump_init(&c->res_pump, c->rbody, c->csink, NULL);
+    sluice_pump_init(&c->m->res_pump, c->rbody, c->csink, NULL);
     return 0;
 }
 
@@ -711,7 +712,7 @@ static int flush_interim(conn *c)
     if (r == SLUICE_PENDING) {
         sluice_interest w;
         sluice_sink_ready(c->interim, &w);
-        srv_watch(&c->base, &w);
+        srv_watch(&c->hc.base, &w);
     } else {
         sluice_sink_close(c->interim);
         c->interim = NULL;
@@ -734,11 +735,11 @@ static int step_exchange(conn *c)
             c->req_done = 1;
             c->up_deadline = now + c->px->cfg.timeout_ms;
         } else if (st == SLUICE_PUMP_PENDING) {
-            srv_watch(&c->base, &w);
+            srv_watch(&c->hc.base, &w);
         } else {
             c->req_failed = 1;
             sluice_side side;
-            int code = sluice_pump_error(&c->req_pump, &side);
+            int code = sluice_pump_error(&c->m->req_pump, &side);
             if (side == SLUICE_SIDE_SOURCE) {
                 /* the pump aborted the upstream body: it never looks complete */
                 return fail_request(c, sluice_http_error_status(code));
@@ -753,7 +754,7 @@ static int step_exchange(conn *c)
     if (!c->res_started && !c->interim) {
         sluice_poll r;
         int err = 0;
-        r = sluice_http_read_response(c->urd, NULL, &c->res, c->rhdrs, MAX_HEADERS, &c->rhead,
+        r = sluice_http_read_response(c->urd, NULL, &c->m->res, c->m->rhdrs, MAX_HEADERS, &c->m->rhead,
                                       &err);
         if (r == SLUICE_READY) {
             c->up_deadline = now + c->px->cfg.timeout_ms;
@@ -768,16 +769,16 @@ static int step_exchange(conn *c)
                     return fail_request(c, 408); /* the contract answers every timeout with 408 */
                 w.deadline_ms = c->up_deadline;
             }
-            srv_watch(&c->base, &w);
+            srv_watch(&c->hc.base, &w);
         } else {
             return fail_request(c, 502); /* upstream closed or sent garbage */
         }
     }
 
     if (c->res_started && !c->res_done) {
-        sluice_pump_status st = sluice_pump_step(&c->res_pump, &w);
+        sluice_pump_status st = sluice_pump_step(&c->m->res_pump, &w);
         if (st == SLUICE_PUMP_PENDING) {
-            srv_watch(&c->base, &w);
+            srv_watch(&c->hc.base, &w);
         } else if (st == SLUICE_PUMP_ERROR) {
             return -1; /* the client writer was aborted: the client sees it */
         } else {
@@ -806,7 +807,16 @@ static int step_head(conn *c)
 {
     proxy *px = c->px;
     int64_t now = sluice_now_ms();
-    if (sluice_reader_available(c->cl.rd) > 0 && c->head_deadline < 0) {
+    if (!c->m) { /* between requests: wait for a first byte, holding nothing */
+        int rc = http_conn_await(&c->hc, c->t_start + px->cfg.timeout_ms);
+        if (rc != 0)
+            return rc;
+        if (!(c->m = calloc(1, sizeof *c->m)))
+            return -1;
+        sluice_sha256_init(&c->m->sha);
+        sluice_sniff_init(&c->m->sniff);
+    }
+    if (sluice_reader_available(c->hc.rd) > 0 && c->head_deadline < 0) {
         c->head_deadline = now + px->cfg.timeout_ms;
         c->t_start = now;
     }
@@ -819,19 +829,19 @@ static int step_head(conn *c)
     sluice_http_limits lim = {.max_head_bytes = px->cfg.max_head + 2,
                               .max_headers = MAX_HEADERS};
     int err = 0;
-    sluice_poll r = sluice_http_read_request(c->cl.rd, &lim, &c->req, c->hdrs, MAX_HEADERS,
-                                             &c->head, &err);
+    sluice_poll r = sluice_http_read_request(c->hc.rd, &lim, &c->m->req, c->m->hdrs, MAX_HEADERS,
+                                             &c->m->head, &err);
     if (r == SLUICE_PENDING) {
         sluice_interest w;
-        sluice_reader_ready(c->cl.rd, &w);
-        if (sluice_reader_available(c->cl.rd) > 0 && c->head_deadline < 0) {
+        sluice_reader_ready(c->hc.rd, &w);
+        if (sluice_reader_available(c->hc.rd) > 0 && c->head_deadline < 0) {
             c->head_deadline = now + px->cfg.timeout_ms;
             c->t_start = now;
         }
         w.deadline_ms = c->head_deadline >= 0 ? c->head_deadline : now + px->cfg.timeout_ms;
         if (c->head_deadline < 0 && now >= c->t_start + px->cfg.timeout_ms)
             return -1; /* idle keep-alive connection */
-        srv_watch(&c->base, &w);
+        srv_watch(&c->hc.base, &w);
         return 1;
     }
     if (r == SLUICE_EOF)
@@ -849,7 +859,7 @@ static int step_head(conn *c)
 
 static int step_reply(conn *c)
 {
-    int rc = http_reply_step(&c->base, c->csink);
+    int rc = http_reply_step(&c->hc.base, c->csink);
     if (rc > 0)
         return 1;
     log_request(c);
@@ -859,7 +869,7 @@ static int step_reply(conn *c)
         conn_reset_request(c);
         return 0;
     }
-    c->linger_deadline = http_begin_linger(c->cl.fd);
+    c->linger_deadline = http_begin_linger(c->hc.fd);
     c->state = S_LINGER;
     return 0;
 }
@@ -867,7 +877,7 @@ static int step_reply(conn *c)
 static int drive(srv_conn *sc)
 {
     conn *c = (conn *)sc;
-    for (int guard = 0; guard < 1000; guard++) {
+    for (int step = 0; step < STATE_STEPS; step++) {
         int rc;
         if (c->state > S_HEAD && c->state < S_REPLY && flush_interim(c) < 0)
             return -1;
@@ -891,17 +901,17 @@ static int drive(srv_conn *sc)
             rc = step_reply(c);
             break;
         case S_LINGER:
-            rc = http_linger(&c->base, c->cl.fd, c->linger_deadline);
+            rc = http_linger(&c->hc.base, c->hc.fd, c->linger_deadline);
             break;
         default:
             rc = -1;
         }
         if (rc != 0)
             return rc < 0 ? -1 : 0;
-        c->base.nwant = 0; /* progress: recompute what to wait for */
-        c->base.deadline = -1;
+        c->hc.base.nwant = 0; /* progress: recompute what to wait for */
+        c->hc.base.deadline = -1;
     }
-    c->base.immediate = 1;
+    c->hc.base.immediate = 1;
     return 0;
 }
 
@@ -909,15 +919,17 @@ static int drive(srv_conn *sc)
 
 static void drop_upstream(conn *c)
 {
-    sluice_pump_close(&c->req_pump);
-    sluice_pump_close(&c->res_pump);
+    if (c->m) {
+        sluice_pump_close(&c->m->req_pump);
+        sluice_pump_close(&c->m->res_pump);
+    }
     c->spliced = 0;
     sluice_sink_close(c->usink);
     sluice_stream_close(c->rbody);
     sluice_reader_close(c->urd);
     sluice_io_close(c->uio);
     if (c->ufd >= 0) {
-        srv_forget(&c->base, c->ufd);
+        srv_forget(&c->hc.base, c->ufd);
         close(c->ufd);
     }
     c->usink = NULL;
@@ -937,8 +949,10 @@ static void conn_reset_request(conn *c)
     sluice_stream_close(c->src);
     sluice_stream_close(c->body);
     sluice_multipart_close(c->mp);
-    sluice_bytes_release(&c->head);
-    sluice_bytes_release(&c->rhead);
+    if (c->m) {
+        sluice_bytes_release(&c->m->head);
+        sluice_bytes_release(&c->m->rhead);
+    }
     c->csink = c->interim = c->buf = NULL;
     c->src = c->body = NULL;
     c->mp = NULL;
@@ -949,32 +963,22 @@ static void conn_reset_request(conn *c)
     c->req_done = c->req_failed = 0;
     c->res_started = c->res_done = c->close_after = c->logged = 0;
     c->status = 0;
-    c->method[0] = c->target[0] = 0;
+    free(c->m);
+    c->m = NULL;
     free(c->part_type);
     c->part_type = NULL;
-    sluice_sha256_init(&c->sha);
-    sluice_sniff_init(&c->sniff);
-    memset(&c->req_pump, 0, sizeof c->req_pump);
-    memset(&c->res_pump, 0, sizeof c->res_pump);
 }
 
 static srv_conn *px_accept(srv *s, int fd)
 {
     proxy *px = (proxy *)s;
-    conn *c = calloc(1, sizeof *c);
-    if (!c) {
-        close(fd);
+    conn *c = http_conn_new(s, px->pool, fd, sizeof *c);
+    if (!c)
         return NULL;
-    }
-    if (http_client_open(&c->cl, px->pool, fd) < 0) {
-        free(c);
-        return NULL;
-    }
-    srv_conn_init(s, &c->base);
     c->px = px;
     c->ufd = -1;
     conn_reset_request(c);
-    return &c->base;
+    return &c->hc.base;
 }
 
 static void px_destroy(srv_conn *sc)
@@ -982,14 +986,13 @@ static void px_destroy(srv_conn *sc)
     conn *c = (conn *)sc;
     log_request(c); /* a request cut short still gets its line */
     conn_reset_request(c);
-    http_client_close(&c->cl);
-    free(c);
+    http_conn_free(&c->hc);
 }
 
 static int px_idle(srv_conn *sc)
 {
     conn *c = (conn *)sc;
-    return c->state == S_HEAD && sluice_reader_available(c->cl.rd) == 0;
+    return c->state == S_HEAD && http_conn_quiet(&c->hc);
 }
 
 static const srv_ops px_ops = {px_accept, drive, px_destroy, px_idle};
@@ -1044,7 +1047,7 @@ int main(int argc, char **argv)
     static proxy px;
     config *cfg = &px.cfg;
     cfg->max_head = SLUICE_HTTP_DEFAULT_MAX_HEAD_BYTES;
-    cfg->timeout_ms = 30000;
+    cfg->timeout_ms = DEFAULT_TIMEOUT_MS;
     cfg->workers = 1;
     cfg->max_memory = (size_t)-1; /* not given */
     int have_listen = 0, have_up = 0, o;
@@ -1089,7 +1092,7 @@ int main(int argc, char **argv)
             cfg->timeout_ms = (uint32_t)v;
             break;
         case 'w':
-            if ((v = net_parse_size(optarg)) <= 0 || v > 64)
+            if ((v = net_parse_size(optarg)) <= 0 || v > SRV_MAX_WORKERS)
                 goto bad;
             cfg->workers = (int)v;
             break;
@@ -1120,6 +1123,8 @@ int main(int argc, char **argv)
         return 1;
     }
     px.srv.pool = px.pool;
+    px.srv.name = "sluice-proxy";
+    px.srv.fd_headroom = PROXY_FDS_PER_REQUEST;
     int rc = srv_main(&px.srv, &px_ops, &cfg->listen, cfg->workers);
     sluice_pool_close(px.pool);
     return rc;

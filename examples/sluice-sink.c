@@ -10,14 +10,23 @@
  *   {"method":..,"target":..,"bytes":N,"sha256":"..","framing":"length"|"chunked"}
  * with 200, or 201 when stored.
  */
-#define _GNU_SOURCE /* accept4 */
-#include "server.h"
-#include "http_util.h"
+#include "common/http_util.h"
+#include "common/net.h"
+#include "common/server.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_HEADERS 256 /* fields per head; more is 431, like an over-long head */
+#define DEFAULT_TIMEOUT_MS 30000
+#define STATE_STEPS 1000 /* state changes per drive(): a bound, never reached in practice */
+#define SINK_FDS_PER_REQUEST 1 /* --store: the temporary file */
 
 typedef struct sink_srv {
     srv srv;
@@ -29,28 +38,34 @@ typedef struct sink_srv {
 
 enum state { S_HEAD, S_BODY, S_REPLY, S_LINGER };
 
-typedef struct conn {
-    srv_conn base;
-    sink_srv *ss;
-    enum state state;
-    http_client cl;
-    sluice_bytes head;
+/* What a request needs, allocated at its first byte and freed at its end:
+ * between requests a connection is the small struct below and a reader
+ * holding no block. */
+typedef struct request_mem {
+    sluice_bytes head;          /* keeps req's spans valid */
     sluice_http_request req;
     sluice_http_header hdrs[MAX_HEADERS];
     sluice_http_framing framing;
+    sluice_pump pump;
+    sluice_sha256_ctx sha;
+    char tmp_path[4096], final_path[4096]; /* --store */
+} request_mem;
+
+typedef struct conn {
+    http_conn hc;               /* first: socket, io, reader */
+    sink_srv *ss;
+    enum state state;
+    request_mem *m;             /* NULL between requests */
     int keep_alive;
     int64_t head_deadline, idle_since;
 
     sluice_stream *body;        /* tapped body stream */
     sluice_sink *out;           /* discard sink or file writer */
-    sluice_pump pump;
     sluice_sink *interim;       /* 100 Continue */
-    sluice_sha256_ctx sha;
     uint64_t bytes;
 
     int fd_file;                /* --store: the temporary file */
     sluice_io *fio;
-    char tmp_path[4096], final_path[4096];
 
     sluice_sink *reply;
     int close_after;
@@ -103,7 +118,7 @@ static void tap_body(void *ud, const sluice_bytes *chunk)
 {
     conn *c = ud;
     c->bytes += chunk->len;
-    sluice_sha256_update(&c->sha, chunk->data, chunk->len);
+    sluice_sha256_update(&c->m->sha, chunk->data, chunk->len);
 }
 
 /* ---- --store paths -------------------------------------------------------- */
@@ -178,21 +193,21 @@ static int mkdirs_for(char *path)
 /* Checks the target and opens the temporary dot-file for it in DIR. */
 static int open_store(conn *c)
 {
-    if (store_path(c->ss->store, c->req.target, c->req.target_len, c->final_path,
-                   sizeof c->final_path) < 0)
+    if (store_path(c->ss->store, c->m->req.target, c->m->req.target_len, c->m->final_path,
+                   sizeof c->m->final_path) < 0)
         return 400;
-    if (mkdirs_for(c->final_path) < 0)
+    if (mkdirs_for(c->m->final_path) < 0)
         return 500;
     /* the dot-file sits in DIR itself (same file system as every path under
      * it, so the final rename is atomic); pid and a sequence number make its
      * name unique, O_EXCL makes sure */
-    char *slash = strrchr(c->final_path, '/');
+    char *slash = strrchr(c->m->final_path, '/');
     for (int tries = 0;; tries++) {
-        int w = snprintf(c->tmp_path, sizeof c->tmp_path, "%s/.%.200s.%ld.%u", c->ss->store,
+        int w = snprintf(c->m->tmp_path, sizeof c->m->tmp_path, "%s/.%.200s.%ld.%u", c->ss->store,
                          slash + 1, (long)getpid(), c->ss->tmp_seq++);
-        if (w < 0 || (size_t)w >= sizeof c->tmp_path)
+        if (w < 0 || (size_t)w >= sizeof c->m->tmp_path)
             return 400;
-        c->fd_file = open(c->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        c->fd_file = open(c->m->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (c->fd_file >= 0)
             break;
         if (errno != EEXIST || tries == 100)
@@ -212,7 +227,7 @@ static void discard_store(conn *c)
     c->fio = NULL;
     if (c->fd_file >= 0) {
         close(c->fd_file);
-        unlink(c->tmp_path); /* an incomplete body leaves nothing behind */
+        unlink(c->m->tmp_path); /* an incomplete body leaves nothing behind */
         c->fd_file = -1;
     }
 }
@@ -225,7 +240,7 @@ static int start_reply(conn *c, int status, const char *body, size_t len, int ke
     c->close_after = !keep;
     if (http_simple_head(c->ss->pool, status, "application/json", len, keep, &h) < 0)
         return -1;
-    if (sluice_writer_new(c->ss->pool, c->cl.io, SLUICE_FRAMING_CLOSE, &h, NULL, &c->reply) < 0)
+    if (sluice_writer_new(c->ss->pool, c->hc.io, SLUICE_FRAMING_CLOSE, &h, NULL, &c->reply) < 0)
         return -1;
     if (len && sluice_bytes_copy_from(c->ss->pool, body, len, &b) == 0 &&
         sluice_sink_poll_write(c->reply, &b) != SLUICE_READY)
@@ -267,16 +282,16 @@ static int done_reply(conn *c, int stored)
 {
     unsigned char d[SLUICE_SHA256_SIZE];
     char hex[SLUICE_SHA256_HEX_SIZE];
-    sluice_sha256_final(&c->sha, d);
+    sluice_sha256_final(&c->m->sha, d);
     sluice_sha256_hex(d, hex);
     char msg[1024], *p = msg, *end = msg + sizeof msg - 160;
     p += snprintf(p, (size_t)(end - p), "{\"method\":");
-    json_str(&p, end, c->req.method, c->req.method_len);
+    json_str(&p, end, c->m->req.method, c->m->req.method_len);
     p += snprintf(p, (size_t)(end - p), ",\"target\":");
-    json_str(&p, end, c->req.target, c->req.target_len);
+    json_str(&p, end, c->m->req.target, c->m->req.target_len);
     p += snprintf(p, 160, ",\"bytes\":%llu,\"sha256\":\"%s\",\"framing\":\"%s\"}\n",
                   (unsigned long long)c->bytes, hex,
-                  c->framing.body == SLUICE_HTTP_BODY_CHUNKED ? "chunked" : "length");
+                  c->m->framing.body == SLUICE_HTTP_BODY_CHUNKED ? "chunked" : "length");
     return start_reply(c, stored ? 201 : 200, msg, (size_t)(p - msg), c->keep_alive);
 }
 
@@ -284,8 +299,16 @@ static int done_reply(conn *c, int stored)
 
 static int step_head(conn *c)
 {
+    if (!c->m) { /* between requests: wait for a first byte, holding nothing */
+        int rc = http_conn_await(&c->hc, c->idle_since + c->ss->timeout_ms);
+        if (rc != 0)
+            return rc;
+        if (!(c->m = calloc(1, sizeof *c->m)))
+            return -1;
+        sluice_sha256_init(&c->m->sha);
+    }
     int64_t now = sluice_now_ms();
-    if (sluice_reader_available(c->cl.rd) > 0 && c->head_deadline < 0)
+    if (sluice_reader_available(c->hc.rd) > 0 && c->head_deadline < 0)
         c->head_deadline = now + c->ss->timeout_ms;
     if (c->head_deadline >= 0 && now >= c->head_deadline)
         return -1;
@@ -294,15 +317,15 @@ static int step_head(conn *c)
      * plus the final empty line */
     sluice_http_limits lim = {.max_head_bytes = SLUICE_HTTP_DEFAULT_MAX_HEAD_BYTES + 2,
                               .max_headers = MAX_HEADERS};
-    sluice_poll r = sluice_http_read_request(c->cl.rd, &lim, &c->req, c->hdrs, MAX_HEADERS,
-                                             &c->head, &err);
+    sluice_poll r = sluice_http_read_request(c->hc.rd, &lim, &c->m->req, c->m->hdrs, MAX_HEADERS,
+                                             &c->m->head, &err);
     if (r == SLUICE_PENDING) {
         sluice_interest w;
-        sluice_reader_ready(c->cl.rd, &w);
+        sluice_reader_ready(c->hc.rd, &w);
         if (c->head_deadline < 0 && now >= c->idle_since + c->ss->timeout_ms)
             return -1;
         w.deadline_ms = c->head_deadline >= 0 ? c->head_deadline : c->idle_since + c->ss->timeout_ms;
-        srv_watch(&c->base, &w);
+        srv_watch(&c->hc.base, &w);
         return 1;
     }
     if (r == SLUICE_EOF)
@@ -311,21 +334,21 @@ static int step_head(conn *c)
         int st = sluice_http_error_status(err);
         return st ? error_reply(c, st) : -1;
     }
-    c->keep_alive = sluice_http_request_keep_alive(&c->req);
-    if (sluice_http_request_host(&c->req, NULL, NULL) < 0 ||
-        sluice_http_request_framing(&c->req, &c->framing) < 0)
+    c->keep_alive = sluice_http_request_keep_alive(&c->m->req);
+    if (sluice_http_request_host(&c->m->req, NULL, NULL) < 0 ||
+        sluice_http_request_framing(&c->m->req, &c->m->framing) < 0)
         return error_reply(c, 400);
-    sluice_http_expect ex = sluice_http_request_expect(&c->req);
+    sluice_http_expect ex = sluice_http_request_expect(&c->m->req);
     if (ex == SLUICE_HTTP_EXPECT_OTHER)
         return error_reply(c, 417);
 
     sluice_stream *raw = NULL;
     sluice_body_config bc = {.idle_timeout_ms = c->ss->timeout_ms};
     int rc = 0;
-    if (c->framing.body == SLUICE_HTTP_BODY_LENGTH)
-        rc = sluice_body_new(c->ss->pool, c->cl.rd, SLUICE_FRAMING_LENGTH(c->framing.length), &bc, &raw);
-    else if (c->framing.body == SLUICE_HTTP_BODY_CHUNKED)
-        rc = sluice_body_new(c->ss->pool, c->cl.rd, SLUICE_FRAMING_CHUNKED, &bc, &raw);
+    if (c->m->framing.body == SLUICE_HTTP_BODY_LENGTH)
+        rc = sluice_body_new(c->ss->pool, c->hc.rd, SLUICE_FRAMING_LENGTH(c->m->framing.length), &bc, &raw);
+    else if (c->m->framing.body == SLUICE_HTTP_BODY_CHUNKED)
+        rc = sluice_body_new(c->ss->pool, c->hc.rd, SLUICE_FRAMING_CHUNKED, &bc, &raw);
     else
         rc = sluice_memstream_new(c->ss->pool, NULL, 0, 0, &raw);
     if (rc < 0 || sluice_tap_new(c->ss->pool, raw, tap_body, c, &c->body) < 0)
@@ -339,13 +362,13 @@ static int step_head(conn *c)
     } else if (drop_sink_new(c->ss->pool, &c->out) < 0) {
         return -1;
     }
-    if (ex == SLUICE_HTTP_EXPECT_CONTINUE && c->framing.body != SLUICE_HTTP_BODY_NONE) {
+    if (ex == SLUICE_HTTP_EXPECT_CONTINUE && c->m->framing.body != SLUICE_HTTP_BODY_NONE) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         sluice_bytes h = sluice_bytes_static(cont, sizeof cont - 1);
-        if (sluice_writer_new(c->ss->pool, c->cl.io, SLUICE_FRAMING_CLOSE, &h, NULL, &c->interim) < 0)
+        if (sluice_writer_new(c->ss->pool, c->hc.io, SLUICE_FRAMING_CLOSE, &h, NULL, &c->interim) < 0)
             return -1;
     }
-    sluice_pump_init(&c->pump, c->body, c->out, NULL);
+    sluice_pump_init(&c->m->pump, c->body, c->out, NULL);
     c->state = S_BODY;
     return 0;
 }
@@ -359,20 +382,20 @@ static int step_body(conn *c)
             return -1;
         if (r == SLUICE_PENDING) {
             sluice_sink_ready(c->interim, &w);
-            srv_watch(&c->base, &w);
+            srv_watch(&c->hc.base, &w);
             return 1;
         }
         sluice_sink_close(c->interim);
         c->interim = NULL;
     }
-    sluice_pump_status st = sluice_pump_step(&c->pump, &w);
+    sluice_pump_status st = sluice_pump_step(&c->m->pump, &w);
     if (st == SLUICE_PUMP_PENDING) {
-        srv_watch(&c->base, &w);
+        srv_watch(&c->hc.base, &w);
         return 1;
     }
     if (st == SLUICE_PUMP_ERROR) {
         sluice_side side;
-        int code = sluice_pump_error(&c->pump, &side);
+        int code = sluice_pump_error(&c->m->pump, &side);
         int status = side == SLUICE_SIDE_SINK ? 500 : sluice_http_error_status(code);
         discard_store(c);
         return status ? error_reply(c, status) : -1;
@@ -385,8 +408,8 @@ static int step_body(conn *c)
         c->fio = NULL;
         close(c->fd_file);
         c->fd_file = -1;
-        if (rename(c->tmp_path, c->final_path) < 0) {
-            unlink(c->tmp_path);
+        if (rename(c->m->tmp_path, c->m->final_path) < 0) {
+            unlink(c->m->tmp_path);
             return error_reply(c, 500);
         }
         stored = 1;
@@ -396,14 +419,14 @@ static int step_body(conn *c)
 
 static int step_reply(conn *c)
 {
-    int rc = http_reply_step(&c->base, c->reply);
+    int rc = http_reply_step(&c->hc.base, c->reply);
     if (rc != 0)
         return rc;
     if (!c->close_after) {
         conn_reset(c);
         return 0;
     }
-    c->linger_deadline = http_begin_linger(c->cl.fd);
+    c->linger_deadline = http_begin_linger(c->hc.fd);
     c->state = S_LINGER;
     return 0;
 }
@@ -411,7 +434,7 @@ static int step_reply(conn *c)
 static int drive(srv_conn *sc)
 {
     conn *c = (conn *)sc;
-    for (int guard = 0; guard < 1000; guard++) {
+    for (int step = 0; step < STATE_STEPS; step++) {
         int rc;
         switch (c->state) {
         case S_HEAD:
@@ -424,27 +447,31 @@ static int drive(srv_conn *sc)
             rc = step_reply(c);
             break;
         default:
-            rc = http_linger(&c->base, c->cl.fd, c->linger_deadline);
+            rc = http_linger(&c->hc.base, c->hc.fd, c->linger_deadline);
             break;
         }
         if (rc != 0)
             return rc < 0 ? -1 : 0;
-        c->base.nwant = 0;
-        c->base.deadline = -1;
+        c->hc.base.nwant = 0;
+        c->hc.base.deadline = -1;
     }
-    c->base.immediate = 1;
+    c->hc.base.immediate = 1;
     return 0;
 }
 
 static void conn_reset(conn *c)
 {
-    sluice_pump_close(&c->pump);
+    if (c->m)
+        sluice_pump_close(&c->m->pump);
     discard_store(c);
     sluice_sink_close(c->out);
     sluice_sink_close(c->interim);
     sluice_sink_close(c->reply);
     sluice_stream_close(c->body);
-    sluice_bytes_release(&c->head);
+    if (c->m)
+        sluice_bytes_release(&c->m->head);
+    free(c->m);
+    c->m = NULL;
     c->out = c->interim = c->reply = NULL;
     c->body = NULL;
     c->state = S_HEAD;
@@ -452,40 +479,31 @@ static void conn_reset(conn *c)
     c->idle_since = sluice_now_ms();
     c->bytes = 0;
     c->fd_file = -1;
-    sluice_sha256_init(&c->sha);
 }
 
 static srv_conn *sk_accept(srv *s, int fd)
 {
     sink_srv *ss = (sink_srv *)s;
-    conn *c = calloc(1, sizeof *c);
-    if (!c) {
-        close(fd);
+    conn *c = http_conn_new(s, ss->pool, fd, sizeof *c);
+    if (!c)
         return NULL;
-    }
-    if (http_client_open(&c->cl, ss->pool, fd) < 0) {
-        free(c);
-        return NULL;
-    }
-    srv_conn_init(s, &c->base);
     c->ss = ss;
     c->fd_file = -1;
     conn_reset(c);
-    return &c->base;
+    return &c->hc.base;
 }
 
 static void sk_destroy(srv_conn *sc)
 {
     conn *c = (conn *)sc;
     conn_reset(c);
-    http_client_close(&c->cl);
-    free(c);
+    http_conn_free(&c->hc);
 }
 
 static int sk_idle(srv_conn *sc)
 {
     conn *c = (conn *)sc;
-    return c->state == S_HEAD && sluice_reader_available(c->cl.rd) == 0;
+    return c->state == S_HEAD && http_conn_quiet(&c->hc);
 }
 
 static const srv_ops sk_ops = {sk_accept, drive, sk_destroy, sk_idle};
@@ -517,7 +535,7 @@ int main(int argc, char **argv)
     net_addr addr;
     int have_listen = 0, workers = 1, o;
     long long v;
-    ss.timeout_ms = 30000;
+    ss.timeout_ms = DEFAULT_TIMEOUT_MS;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case 'l':
@@ -528,7 +546,7 @@ int main(int argc, char **argv)
             ss.store = optarg;
             break;
         case 'w':
-            if ((v = net_parse_size(optarg)) <= 0 || v > 64)
+            if ((v = net_parse_size(optarg)) <= 0 || v > SRV_MAX_WORKERS)
                 goto bad;
             workers = (int)v;
             break;
@@ -555,6 +573,9 @@ int main(int argc, char **argv)
     }
     if (sluice_pool_new(NULL, &ss.pool) < 0)
         return 1;
+    ss.srv.pool = ss.pool;
+    ss.srv.name = "sluice-sink";
+    ss.srv.fd_headroom = SINK_FDS_PER_REQUEST;
     int rc = srv_main(&ss.srv, &sk_ops, &addr, workers);
     sluice_pool_close(ss.pool);
     return rc;

@@ -11,7 +11,10 @@
  * to max_iov iovecs: small reads pack into one block instead of pinning a
  * 64 KiB block per packet until the writer releases it, and a fast peer can
  * still deliver several blocks per system call. Fresh blocks the read did
- * not reach go straight back to the pool.
+ * not reach go straight back to the pool, and so does the last block when a
+ * read finds nothing new, nothing is unread and no view of it is out: a
+ * connection waiting between requests holds no block (10,000 idle
+ * keep-alive connections would otherwise pin 10,000 blocks).
  */
 #include "internal.h"
 
@@ -189,6 +192,10 @@ sluice_poll sluice_reader_fill(sluice_reader *r)
     }
     if (got == -EAGAIN) {
         r->want_read = 1;
+        /* Nothing unread and nobody else holds the block: an idle
+         * connection (keep-alive between requests) keeps no block. */
+        if (!r->avail && r->n == 1 && sluice__block_refs(at(r, 0)->b) == 1)
+            pop_front(r);
         return SLUICE_PENDING;
     }
     r->err = (int)got;

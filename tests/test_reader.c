@@ -126,6 +126,44 @@ TEST(reader_readv_offers_several_blocks)
     sluice_pool_close(p);
 }
 
+TEST(reader_idle_holds_no_block)
+{
+    sluice_pool *p = small_pool(64, 0);
+    count_io c = counting(p, alphabet, 30);
+    sluice_reader *r;
+    REQUIRE(sluice_reader_new(p, &c.base, NULL, &r) == 0);
+    c.len = 10;
+    EXPECT_EQ(sluice_reader_fill(r), SLUICE_READY);
+    sluice_bytes a;
+    EXPECT_EQ(sluice_reader_take(r, 100, &a), 10);
+    /* all consumed, but a view is out: the block stays for appends */
+    EXPECT_EQ(sluice_reader_fill(r), SLUICE_PENDING);
+    EXPECT_EQ(live(p), 1);
+    sluice_bytes_release(&a);
+    /* all consumed, nothing out: the next empty read lets it go */
+    EXPECT_EQ(sluice_reader_fill(r), SLUICE_PENDING);
+    EXPECT_EQ(live(p), 0);
+    /* unread bytes keep it */
+    c.len = 20;
+    EXPECT_EQ(sluice_reader_fill(r), SLUICE_READY);
+    sluice_reader_skip(r, 5);
+    EXPECT_EQ(sluice_reader_fill(r), SLUICE_PENDING);
+    EXPECT_EQ(live(p), 1);
+    EXPECT_EQ(sluice_reader_available(r), 5);
+    /* and it reads on from a fresh block afterwards */
+    sluice_reader_skip(r, 5);
+    EXPECT_EQ(sluice_reader_fill(r), SLUICE_PENDING);
+    EXPECT_EQ(live(p), 0);
+    c.len = 30;
+    EXPECT_EQ(sluice_reader_fill(r), SLUICE_READY);
+    EXPECT_EQ(sluice_reader_take(r, 100, &a), 10);
+    EXPECT_MEM(a.data, a.len, alphabet + 20, 10);
+    sluice_bytes_release(&a);
+    sluice_reader_close(r);
+    EXPECT_EQ(live(p), 0);
+    sluice_pool_close(p);
+}
+
 TEST(reader_small_reads_share_a_block)
 {
     sluice_pool *p = small_pool(64, 0);

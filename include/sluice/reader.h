@@ -65,6 +65,9 @@ SLUICE_API void sluice_reader_close(sluice_reader *r);
  *            one whose only block is full of a partly consumed, unshared
  *            buffer moves the unread bytes to its front, so no connection
  *            can wait forever on blocks that only waiting connections hold.
+ *            A fill that ends in -EAGAIN with no unread bytes returns the
+ *            reader's block to the pool unless a view of it is still out:
+ *            an idle reader holds no memory but its own struct.
  *   EOF      the peer closed; remembered, later fills return EOF at once.
  *            Bytes already buffered stay readable.
  *   ERROR    the io failed or no memory: sluice_reader_error(); sticky.

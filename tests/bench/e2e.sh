@@ -2,7 +2,8 @@
 # End-to-end benchmark, run by `make bench` after the micro-benchmarks.
 # Builds the reference sink and relay, makes sure curl and nginx are present
 # (installing them from the Debian archive when running as root; without
-# nginx its rows are skipped with a message), then runs tests/bench/e2e.py.
+# nginx its rows are skipped with a message), then runs tests/bench/e2e.py
+# (uploads) and tests/bench/conns.py (idle keep-alive connections).
 # Arguments go to e2e.py: BENCH_ARGS="--quick", "--sizes 64M --reps 5",
 # "--only direct,sluice-stream", "--help".
 # BUILD (default build) and CC (default cc) come from the environment.
@@ -12,7 +13,7 @@ BUILD=${BUILD:-build}
 CC=${CC:-cc}
 mkdir -p "$BUILD/bench"
 
-for prog in sink relay; do
+for prog in sink relay conns; do
     src=tests/bench/$prog.c
     bin=$BUILD/bench/$prog
     if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
@@ -56,4 +57,8 @@ micro=()
 if [ -s "$BUILD/bench/micro.txt" ]; then
     micro=(--micro "$BUILD/bench/micro.txt")
 fi
-exec python3 tests/bench/e2e.py --build "$BUILD" "${micro[@]}" "$@"
+rc=0
+python3 tests/bench/e2e.py --build "$BUILD" "${micro[@]}" "$@" || rc=$?
+# connection scale: idle keep-alive connections, CPU per request and RSS
+python3 tests/bench/conns.py --build "$BUILD" || rc=$?
+exit $rc

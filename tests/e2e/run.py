@@ -74,6 +74,12 @@ test_sink.py         sluice-sink: JSON {method,target,bytes,sha256,framing},
                      200 / 201, same strictness, --store (rename on
                      completion, subdirectories, atomic replace, aborted body
                      leaves nothing, `..` / NUL / %2F refused with 400).
+test_relay.py        examples/relay.c: Content-Length and chunked uploads into
+                     the sink byte-exact, keep-alive, a GET, Expect.
+test_limits.py       ulimit -n 64 with 100 clients: no EMFILE spin, one log
+                     line, the backlog answered once connections close; 2,000
+                     idle keep-alive connections: RSS per connection bounded,
+                     RSS back near the start after they close.
 selftest.py          the framework itself against Python servers (not part of
                      the contract; run with `python3 tests/e2e/selftest.py`).
 """
@@ -92,7 +98,7 @@ import lib  # noqa: E402
 MODULES = [
     "test_startup", "test_passthrough", "test_extract", "test_images", "test_buffer",
     "test_rejects", "test_chunked", "test_requestline", "test_faults", "test_timeouts",
-    "test_log", "test_signals", "test_sink", "test_memory",
+    "test_log", "test_signals", "test_sink", "test_memory", "test_relay", "test_limits",
 ]
 
 

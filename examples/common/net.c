@@ -1,32 +1,22 @@
 /*
- * net.h — small socket helpers shared by the example programs (header-only,
- * not part of the library): address parsing, listening, non-blocking
- * connect, and the epoll registration both hosts use.
+ * net.c — socket helpers for the example programs: HOST:PORT parsing,
+ * listening and non-blocking connecting sockets. Plain POSIX sockets; the
+ * library itself never touches a socket it was not handed.
  */
-#ifndef SLUICE_EXAMPLES_NET_H
-#define SLUICE_EXAMPLES_NET_H
+#include "net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-typedef struct net_addr {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    char text[300]; /* HOST:PORT as given (for Host headers and logs) */
-} net_addr;
-
 /* Parses HOST:PORT ([v6]:PORT allowed; HOST may be a name). 0 or -1. */
-static inline int net_parse_addr(const char *s, net_addr *a)
+int net_parse_addr(const char *s, net_addr *a)
 {
     char host[256];
     const char *colon = strrchr(s, ':');
@@ -58,7 +48,7 @@ static inline int net_parse_addr(const char *s, net_addr *a)
 }
 
 /* "HOST:PORT" of a bound socket, into buf. */
-static inline void net_local_text(int fd, char *buf, size_t cap)
+void net_local_text(int fd, char *buf, size_t cap)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
@@ -79,15 +69,9 @@ static inline void net_local_text(int fd, char *buf, size_t cap)
     snprintf(buf, cap, "%s:%d", host, port);
 }
 
-static inline int net_set_nonblock(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-}
-
 /* A non-blocking listening socket on a (SO_REUSEADDR, and SO_REUSEPORT when
  * reuseport). Returns the fd or -1 with errno set. */
-static inline int net_listen(const net_addr *a, int reuseport)
+int net_listen(const net_addr *a, int reuseport)
 {
     int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -96,7 +80,7 @@ static inline int net_listen(const net_addr *a, int reuseport)
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (reuseport)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, 1024) < 0) {
+    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, NET_LISTEN_BACKLOG) < 0) {
         int e = errno;
         close(fd);
         errno = e;
@@ -107,7 +91,7 @@ static inline int net_listen(const net_addr *a, int reuseport)
 
 /* Starts a non-blocking connect. Returns the fd (connected or in progress)
  * or -1 with errno set. */
-static inline int net_connect(const net_addr *a)
+int net_connect(const net_addr *a)
 {
     int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -124,7 +108,7 @@ static inline int net_connect(const net_addr *a)
 }
 
 /* 0 when a non-blocking connect succeeded, else -errno. */
-static inline int net_connect_result(int fd)
+int net_connect_result(int fd)
 {
     int err = 0;
     socklen_t len = sizeof err;
@@ -134,7 +118,7 @@ static inline int net_connect_result(int fd)
 }
 
 /* Parses a non-negative decimal size; -1 if not one. */
-static inline long long net_parse_size(const char *s)
+long long net_parse_size(const char *s)
 {
     if (!s || !*s)
         return -1;
@@ -146,5 +130,3 @@ static inline long long net_parse_size(const char *s)
     }
     return v;
 }
-
-#endif

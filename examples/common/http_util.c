@@ -1,0 +1,104 @@
+/*
+ * http_util.c — HTTP pieces shared by the example programs (http_util.h).
+ */
+#include "http_util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+void *http_conn_new(srv *s, sluice_pool *pool, int fd, size_t size)
+{
+    http_conn *c = calloc(1, size);
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    srv_conn_init(s, &c->base);
+    c->fd = fd;
+    if (sluice_io_fd_new(pool, fd, 0, &c->io) < 0 ||
+        sluice_reader_new(pool, c->io, NULL, &c->rd) < 0) {
+        sluice_io_close(c->io);
+        close(fd);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void http_conn_free(http_conn *c)
+{
+    sluice_reader_close(c->rd);
+    sluice_io_close(c->io);
+    close(c->fd);
+    free(c);
+}
+
+int http_conn_quiet(const http_conn *c)
+{
+    return sluice_reader_available(c->rd) == 0;
+}
+
+int http_conn_await(http_conn *c, int64_t idle_end)
+{
+    sluice_poll r = http_conn_quiet(c) ? sluice_reader_fill(c->rd) : SLUICE_READY;
+    if (r == SLUICE_READY)
+        return 0;
+    if (r != SLUICE_PENDING || sluice_now_ms() >= idle_end)
+        return -1;
+    sluice_interest w;
+    sluice_reader_ready(c->rd, &w);
+    srv_watch(&c->base, &w);
+    srv_deadline(&c->base, idle_end);
+    return 1;
+}
+
+int http_simple_head(sluice_pool *pool, int status, const char *type, size_t len, int keep,
+                     sluice_bytes *out)
+{
+    sluice_http_head_builder b;
+    sluice_http_head_init(&b, pool);
+    sluice_http_head_status_line(&b, status, NULL, 0);
+    sluice_http_head_add_header(&b, SLUICE_LIT("Content-Type"), type, strlen(type));
+    sluice_http_head_add_content_length(&b, (uint64_t)len);
+    if (!keep)
+        sluice_http_head_add_header(&b, SLUICE_LIT("Connection"), SLUICE_LIT("close"));
+    return sluice_http_head_finish(&b, out);
+}
+
+int http_reply_step(srv_conn *c, sluice_sink *reply)
+{
+    sluice_poll r = sluice_sink_finish(reply);
+    if (r == SLUICE_PENDING) {
+        sluice_interest w;
+        sluice_sink_ready(reply, &w);
+        srv_watch(c, &w);
+        return 1;
+    }
+    return r == SLUICE_READY ? 0 : -1;
+}
+
+int64_t http_begin_linger(int fd)
+{
+    shutdown(fd, SHUT_WR);
+    return sluice_now_ms() + HTTP_LINGER_MS;
+}
+
+int http_linger(srv_conn *c, int fd, int64_t deadline)
+{
+    char buf[HTTP_LINGER_BUF];
+    for (int i = 0; i < HTTP_LINGER_READS; i++) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            return -1;
+        if (n < 0)
+            break;
+    }
+    if (sluice_now_ms() >= deadline)
+        return -1;
+    sluice_interest w = {fd, SLUICE_WANT_READ, deadline};
+    srv_watch(c, &w);
+    return 1;
+}

@@ -1,0 +1,76 @@
+/*
+ * http_util.h — HTTP pieces shared by the example programs: the client side
+ * of a connection (accept and teardown), the head of a short reply, writing
+ * a reply out, and the lingering close after an error reply.
+ */
+#ifndef SLUICE_EXAMPLES_HTTP_UTIL_H
+#define SLUICE_EXAMPLES_HTTP_UTIL_H
+
+#include "server.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HTTP_LINGER_MS 2000     /* lingering close: how long to drain the client */
+#define HTTP_LINGER_READS 64    /* reads of HTTP_LINGER_BUF per wake-up at most */
+#define HTTP_LINGER_BUF 16384
+
+/*
+ * The client side of a connection, first in every program's connection:
+ * the loop's part, the socket, the io over it and the reader that keeps
+ * what the client sent ahead (pipelined requests). Between requests this is
+ * all a connection needs; the reader then holds no block.
+ */
+typedef struct http_conn {
+    srv_conn base;
+    int fd;
+    sluice_io *io;
+    sluice_reader *rd;
+} http_conn;
+
+/*
+ * For srv_ops.accept: allocates a zeroed connection of `size` bytes (a
+ * struct that starts with an http_conn) over the accepted fd, with its io and
+ * reader from pool. On failure the fd is closed and NULL returned.
+ */
+void *http_conn_new(srv *s, sluice_pool *pool, int fd, size_t size);
+
+/* For srv_ops.destroy, after the program closed what it added: frees the
+ * reader and the io, closes the fd and frees c. */
+void http_conn_free(http_conn *c);
+
+/* 1 when nothing of a next request has arrived (for srv_ops.idle). */
+int http_conn_quiet(const http_conn *c);
+
+/*
+ * Between requests: waits for the first byte of the next one, so the
+ * program allocates a request's state only once there is a request.
+ * Returns 0 when bytes are there, 1 while waiting (the read interest and
+ * idle_end are registered), -1 when the connection should close: the peer
+ * closed or failed, or idle_end (the keep-alive timeout) passed.
+ */
+int http_conn_await(http_conn *c, int64_t idle_end);
+
+/* The head of a reply with a body of `len` bytes of `type`; with keep == 0 it
+ * says Connection: close. *out holds one reference. */
+int http_simple_head(sluice_pool *pool, int status, const char *type, size_t len, int keep,
+                     sluice_bytes *out);
+
+/* Writes out a reply sink. Returns 1 while the socket is full (the interest
+ * is registered), 0 once the reply went out, -1 if the client is gone. */
+int http_reply_step(srv_conn *c, sluice_sink *reply);
+
+/* After a reply that closes the connection: stop sending and linger for a
+ * moment (see http_linger). Returns the linger deadline. */
+int64_t http_begin_linger(int fd);
+
+/*
+ * Lingering close: after an error reply the write side is shut and whatever
+ * the client still sends is read and dropped until it closes or the deadline
+ * passes; closing at once would make the kernel answer its data with a reset
+ * that can destroy the reply before the client reads it. Returns -1 when the
+ * connection may be closed, 1 while waiting.
+ */
+int http_linger(srv_conn *c, int fd, int64_t deadline);
+
+#endif
