@@ -179,21 +179,20 @@ static void usage(FILE *f)
                "  --emit  write the same bytes to stdout instead (for sha256sum)\n");
 }
 
-int main(int argc, char **argv)
+/* Reads --mib and --emit. Returns -1 to go on, else the exit status. */
+static int options(int argc, char **argv, uint64_t *mib, int *emit_only)
 {
-    uint64_t mib = 256;
-    int emit_only = 0;
     for (int i = 1; i < argc; i++) {
         char *end;
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
         } else if (strcmp(argv[i], "--emit") == 0) {
-            emit_only = 1;
+            *emit_only = 1;
         } else if (strcmp(argv[i], "--mib") == 0 && i + 1 < argc) {
             errno = 0;
-            mib = strtoull(argv[++i], &end, 10);
-            if (errno || *end || end == argv[i] || argv[i][0] == '-' || mib > (1u << 20)) {
+            *mib = strtoull(argv[++i], &end, 10);
+            if (errno || *end || end == argv[i] || argv[i][0] == '-' || *mib > (1u << 20)) {
                 fprintf(stderr, "sluice-digest-demo: --mib wants 0..1048576\n");
                 return 2;
             }
@@ -202,6 +201,60 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    return -1;
+}
+
+/* What a run measured, for the report. */
+typedef struct result {
+    uint64_t bytes, allocated;
+    size_t peak;
+    double secs;
+    char hex[SLUICE_SHA256_HEX_SIZE];
+} result;
+
+/*
+ * Digests body (taken over) into a counting sink: the tap shows every chunk
+ * to sluice_sha256_tap(&sha, chunk) on its way through, and the pump
+ * borrows both ends; run() steps it until the stream's EOF and the sink's
+ * finish (a server would call sluice_pump_step from its event loop instead).
+ */
+static int digest(sluice_pool *pool, sluice_stream *body, result *res)
+{
+    sluice_sha256_ctx sha;
+    sluice_sha256_init(&sha);
+    sluice_stream *tapped = NULL;
+    sluice_sink *sink = NULL;
+    int rc = sluice_tap_new(pool, body, sluice_sha256_tap, &sha, &tapped);
+    if (rc == 0)
+        rc = counter_new(pool, &sink);
+    double t0 = now_s();
+    if (rc == 0) {
+        sluice_pump pump;
+        sluice_pump_init(&pump, tapped, sink, NULL);
+        rc = sluice_pump_run(&pump, -1);
+        sluice_pump_close(&pump);
+    }
+    res->secs = now_s() - t0;
+    unsigned char d[SLUICE_SHA256_SIZE];
+    sluice_sha256_final(&sha, d);
+    sluice_sha256_hex(d, res->hex);
+    res->bytes = sink ? ((counter *)sink)->bytes : 0;
+    res->peak = sink ? ((counter *)sink)->peak_blocks : 0;
+    sluice_pool_counters st;
+    sluice_pool_stats(pool, &st);
+    res->allocated = st.blocks_allocated;
+    sluice_stream_close(tapped);
+    sluice_sink_close(sink);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t mib = 256;
+    int emit_only = 0;
+    int status = options(argc, argv, &mib, &emit_only);
+    if (status >= 0)
+        return status;
 
     /* Everything comes from a pool: 64 KiB blocks, malloc/free underneath. */
     sluice_pool *pool = NULL;
@@ -209,67 +262,28 @@ int main(int argc, char **argv)
     int rc = sluice_pool_new(NULL, &pool);
     if (rc == 0)
         rc = generator_new(pool, mib << 20, &body);
-    if (rc < 0) {
-        fprintf(stderr, "sluice-digest-demo: %s\n", sluice_strerror(rc));
-        sluice_pool_close(pool);
-        return 1;
-    }
-
-    if (emit_only) {
+    result res = {0};
+    if (rc == 0 && emit_only) {
         rc = emit(body);
         sluice_stream_close(body);
-        sluice_pool_close(pool);
-        if (rc < 0)
-            fprintf(stderr, "sluice-digest-demo: %s\n", sluice_strerror(rc));
-        return rc < 0;
+    } else if (rc == 0) {
+        rc = digest(pool, body, &res); /* takes body */
     }
-
-    /* The tap shows every chunk to sluice_sha256_tap(&sha, chunk) on its way
-     * through; it takes ownership of body (closing it closes both). */
-    sluice_sha256_ctx sha;
-    sluice_sha256_init(&sha);
-    sluice_stream *tapped = NULL;
-    sluice_sink *sink = NULL;
-    rc = sluice_tap_new(pool, body, sluice_sha256_tap, &sha, &tapped);
-    if (rc == 0)
-        rc = counter_new(pool, &sink);
-
-    double t0 = now_s();
-    if (rc == 0) {
-        /* The pump borrows both ends; run() steps it until the stream's EOF
-         * and the sink's finish (a server would call sluice_pump_step from
-         * its event loop instead). */
-        sluice_pump pump;
-        sluice_pump_init(&pump, tapped, sink, NULL);
-        rc = sluice_pump_run(&pump, -1);
-    }
-    double secs = now_s() - t0;
-
-    unsigned char digest[SLUICE_SHA256_SIZE];
-    char hex[SLUICE_SHA256_HEX_SIZE];
-    sluice_sha256_final(&sha, digest);
-    sluice_sha256_hex(digest, hex);
-
-    uint64_t bytes = sink ? ((counter *)sink)->bytes : 0;
-    size_t peak = sink ? ((counter *)sink)->peak_blocks : 0;
-    sluice_pool_counters st;
-    sluice_pool_stats(pool, &st);
-    uint64_t allocated = st.blocks_allocated;
-
-    sluice_stream_close(tapped);
-    sluice_sink_close(sink);
-    sluice_pool_stats(pool, &st); /* after closing: everything is back */
+    sluice_pool_counters st = {0};
+    if (pool)
+        sluice_pool_stats(pool, &st); /* after closing: everything is back */
     sluice_pool_close(pool);
-
     if (rc < 0) {
         fprintf(stderr, "sluice-digest-demo: %s\n", sluice_strerror(rc));
         return 1;
     }
-    printf("bytes:  %" PRIu64 " (%" PRIu64 " MiB) in %.3f s, %.0f MiB/s\n", bytes, mib, secs,
-           secs > 0 ? (double)bytes / (1 << 20) / secs : 0.0);
-    printf("sha256: %s\n", hex);
+    if (emit_only)
+        return 0;
+    printf("bytes:  %" PRIu64 " (%" PRIu64 " MiB) in %.3f s, %.0f MiB/s\n", res.bytes, mib,
+           res.secs, res.secs > 0 ? (double)res.bytes / (1 << 20) / res.secs : 0.0);
+    printf("sha256: %s\n", res.hex);
     printf("pool:   peak live blocks %zu (%zu KiB each), %" PRIu64
            " allocated in all; after close %zu blocks, %zu objects live\n",
-           peak, st.block_size / 1024, allocated, st.blocks_live, st.objects_live);
+           res.peak, st.block_size / 1024, res.allocated, st.blocks_live, st.objects_live);
     return 0;
 }
