@@ -47,46 +47,43 @@ typedef struct conn {
 static sluice_pool *pool;
 static struct addrinfo *upstream;
 
+static int named(const sluice_http_header *h, const char *name)
+{
+    return h->name_len == strlen(name) && strncasecmp(h->name, name, h->name_len) == 0;
+}
+
 /* Hop-by-hop fields, the framing and Expect are the relay's own business:
  * the writers below set Content-Length or Transfer-Encoding themselves. */
 static void copy_headers(sluice_http_head_builder *b, const sluice_http_header *h, size_t n,
                          const sluice_http_framing *f)
 {
     for (size_t i = 0; i < n; i++)
-        if (!sluice_http_header_is_hop_by_hop(h, n, &h[i]) &&
-            !(f->body != SLUICE_HTTP_BODY_NONE && h[i].name_len == 14 &&
-              strncasecmp(h[i].name, "Content-Length", 14) == 0) &&
-            !(h[i].name_len == 6 && strncasecmp(h[i].name, "Expect", 6) == 0))
+        if (!sluice_http_header_is_hop_by_hop(h, n, &h[i]) && !named(&h[i], "Expect") &&
+            !(f->body != SLUICE_HTTP_BODY_NONE && named(&h[i], "Content-Length")))
             sluice_http_head_add_header(b, h[i].name, h[i].name_len, h[i].value, h[i].value_len);
 }
 
-/* A body stream over r and a writer to io with the same framing; the head
- * goes out in the writer's first writev. A body that ends when the upstream
- * closes is re-framed chunked (an HTTP/1.0 client would need it unframed,
- * and a real proxy checks; sluice-proxy does). */
+/* The body stream the framing f says over r, and a writer to io that frames
+ * it the same way, except that a body ending at the upstream's close goes on
+ * chunked (an HTTP/1.0 client would need it unframed; sluice-proxy checks).
+ * The head goes out in the writer's first writev. */
 static int pipe_body(conn *c, sluice_reader *r, sluice_io *io, const sluice_http_framing *f,
                      sluice_http_head_builder *b)
 {
+    const sluice_http_framing *out = f->body == SLUICE_HTTP_BODY_CLOSE ? SLUICE_FRAMING_CHUNKED : f;
+    if (out->body == SLUICE_HTTP_BODY_CHUNKED)
+        sluice_http_head_add_header(b, SLUICE_LIT("Transfer-Encoding"), SLUICE_LIT("chunked"));
+    else if (out->body == SLUICE_HTTP_BODY_LENGTH)
+        sluice_http_head_add_content_length(b, out->length);
     sluice_bytes head;
-    int chunked = f->body == SLUICE_HTTP_BODY_CHUNKED || f->body == SLUICE_HTTP_BODY_CLOSE;
-    if (chunked)
-        sluice_http_head_add_header(b, "Transfer-Encoding", 17, "chunked", 7);
-    else if (f->body == SLUICE_HTTP_BODY_LENGTH)
-        sluice_http_head_add_content_length(b, f->length);
-    if (sluice_http_head_finish(b, &head) < 0)
-        return -1;
-    int rc = f->body == SLUICE_HTTP_BODY_LENGTH ? sluice_body_new(pool, r, SLUICE_FRAMING_LENGTH(f->length), NULL, &c->body)
-           : f->body == SLUICE_HTTP_BODY_CHUNKED ? sluice_body_new(pool, r, SLUICE_FRAMING_CHUNKED, NULL, &c->body)
-           : f->body == SLUICE_HTTP_BODY_CLOSE   ? sluice_body_new(pool, r, SLUICE_FRAMING_CLOSE, NULL, &c->body)
-                                                 : sluice_memstream_new(pool, NULL, 0, 0, &c->body);
-    if (rc < 0) {
-        sluice_bytes_release(&head);
+    if (sluice_http_head_finish(b, &head) < 0 || sluice_body_new(pool, r, f, NULL, &c->body) < 0) {
+        sluice_bytes_release(&head); /* zeroed, or a finished head nobody took */
         return -1;
     }
-    rc = chunked ? sluice_writer_new(pool, io, SLUICE_FRAMING_CHUNKED, &head, NULL, &c->out)
-                 : sluice_writer_new(pool, io, SLUICE_FRAMING_LENGTH(f->length), &head, NULL, &c->out);
+    if (sluice_writer_new(pool, io, out, &head, NULL, &c->out) < 0) /* takes head */
+        return -1;
     sluice_pump_init(&c->pump, c->body, c->out, NULL);
-    return rc;
+    return 0;
 }
 
 /* Closes what one exchange opened; the client connection stays. */
@@ -123,8 +120,9 @@ static int step(conn *c)
             if (r != SLUICE_READY || sluice_http_request_framing(&c->req, &f) < 0)
                 return -1; /* closed, or a malformed head (a server would answer 400) */
             c->keep_alive = sluice_http_request_keep_alive(&c->req);
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
             if (sluice_http_request_expect(&c->req) == SLUICE_HTTP_EXPECT_CONTINUE &&
-                write(c->cfd, "HTTP/1.1 100 Continue\r\n\r\n", 25) != 25)
+                write(c->cfd, cont, sizeof cont - 1) != sizeof cont - 1)
                 return -1; /* the client waits for this before sending its body */
             /* a blocking connect keeps this short; sluice-proxy does it without */
             c->ufd = socket(upstream->ai_family, SOCK_STREAM, 0);
