@@ -576,7 +576,7 @@ static int step_connect(conn *c)
         !px->cfg.no_splice && c->m->framing.body == SLUICE_HTTP_BODY_LENGTH) {
         sluice_splice_config sc = {.idle_timeout_ms = px->cfg.timeout_ms};
         if (sluice_pump_splice_init(&c->m->req_pump, px->pool, c->hc.rd, c->uio,
-                                    c->m->framing.length, &head, &sc) < 0)
+                                    &c->m->framing, &head, &sc) < 0)
             return -1;
         c->spliced = 1;
         sluice_bytes_release(&c->m->head);

@@ -127,10 +127,16 @@ static sluice_poll close_poll(sluice_stream *s, sluice_bytes *out)
 
 /* ---- chunked ------------------------------------------------------------- */
 
-static sluice_poll chunked_poll(sluice_stream *s, sluice_bytes *out)
+/* The chunked decoder; with splice_min it stops (SLUICE__SPLICE) where the
+ * data of a chunk at least that large starts and nothing of it is buffered,
+ * so the splice pump can move it past user space. */
+static sluice_poll chunked_next(sluice_stream *s, sluice_bytes *out, uint64_t splice_min)
 {
     body *b = (body *)s;
     for (;;) {
+        if (b->state == S_DATA && b->remaining >= splice_min &&
+            sluice_reader_available(b->r) == 0)
+            return SLUICE__SPLICE;
         if (b->state == S_DATA) {
             size_t want = b->remaining < SIZE_MAX ? (size_t)b->remaining : SIZE_MAX;
             size_t n = sluice_reader_take(b->r, want, out);
@@ -159,6 +165,37 @@ static sluice_poll chunked_poll(sluice_stream *s, sluice_bytes *out)
         if (f != SLUICE_READY)
             return f;
     }
+}
+
+static sluice_poll chunked_poll(sluice_stream *s, sluice_bytes *out)
+{
+    return chunked_next(s, out, UINT64_MAX);
+}
+
+sluice_poll sluice__chunked_next(sluice_stream *s, sluice_bytes *out, uint64_t splice_min,
+                                 uint64_t *chunk_left)
+{
+    *out = (sluice_bytes){0};
+    *chunk_left = 0;
+    if (s->_error.code)
+        return SLUICE_ERROR;
+    if (s->_eof)
+        return SLUICE_EOF;
+    sluice_poll r = chunked_next(s, out, splice_min ? splice_min : 1);
+    if (r == SLUICE_EOF)
+        s->_eof = 1;
+    else if ((int)r == SLUICE__SPLICE)
+        *chunk_left = ((body *)s)->remaining;
+    return r;
+}
+
+void sluice__chunked_bypassed(sluice_stream *s, uint64_t n)
+{
+    body *b = (body *)s;
+    b->remaining -= n;
+    b->payload += n;
+    if (b->remaining == 0)
+        b->state = S_DATA_CR;
 }
 
 /* ---- chunk-size lines ---------------------------------------------------- */

@@ -48,6 +48,19 @@ int sluice__io_fd(const sluice_io *io);
  * straight from that io past the reader (splice), so that
  * sluice_reader_consumed() stays the offset in the connection's stream. */
 sluice_io *sluice__reader_io(const sluice_reader *r);
+
+/*
+ * The chunked decoder (a stream from sluice_body_new with CHUNKED framing)
+ * for the splice pump: like sluice_stream_poll_next, but where the data of a
+ * chunk of at least splice_min bytes starts and none of it is buffered, it
+ * returns SLUICE__SPLICE with *chunk_left the chunk's data bytes; the caller
+ * moves n of them past the reader (sluice__reader_bypassed) and reports them
+ * with sluice__chunked_bypassed, then polls on.
+ */
+#define SLUICE__SPLICE ((sluice_poll)4)
+sluice_poll sluice__chunked_next(sluice_stream *s, sluice_bytes *out, uint64_t splice_min,
+                                 uint64_t *chunk_left);
+void sluice__chunked_bypassed(sluice_stream *s, uint64_t n);
 int sluice__reader_eof(const sluice_reader *r);
 void sluice__reader_bypassed(sluice_reader *r, uint64_t n);
 
@@ -83,6 +96,15 @@ struct sluice__engine {
 int sluice__splice_new(sluice_pool *pool, sluice_reader *src, sluice_io *dst, uint64_t length,
                        sluice_bytes *head, const sluice_splice_config *cfg,
                        sluice__engine **out);
+/* A non-blocking pipe of about `size` bytes (*cap: what the kernel gave);
+ * -1 when none can be had. */
+int sluice__pipe_open(int fds[2], size_t size, size_t *cap);
+/* Makes a splice engine use fds (empty, still the lender's to close). */
+void sluice__splice_lend_pipe(sluice__engine *e, const int fds[2], size_t cap);
+/* The splice pump of a chunked body (splice_chunked.c). */
+int sluice__splice_chunked_new(sluice_pool *pool, sluice_reader *src, sluice_io *dst,
+                               sluice_bytes *head, const sluice_splice_config *cfg,
+                               sluice__engine **out);
 int sluice__reply_new(sluice_pool *pool, sluice_io *io, sluice_reader *r, sluice_bytes *response,
                       const sluice_reply_config *cfg, sluice__engine **out);
 

@@ -34,11 +34,17 @@ void sluice_pump_init(sluice_pump *p, sluice_stream *src, sluice_sink *dst,
 }
 
 int sluice_pump_splice_init(sluice_pump *p, sluice_pool *pool, sluice_reader *src,
-                            sluice_io *dst, uint64_t length, sluice_bytes *head,
-                            const sluice_splice_config *cfg)
+                            sluice_io *dst, const sluice_http_framing *framing,
+                            sluice_bytes *head, const sluice_splice_config *cfg)
 {
     *p = (sluice_pump){0};
-    return sluice__splice_new(pool, src, dst, length, head, cfg, &p->_engine);
+    if (framing->body == SLUICE_HTTP_BODY_LENGTH)
+        return sluice__splice_new(pool, src, dst, framing->length, head, cfg, &p->_engine);
+    if (framing->body == SLUICE_HTTP_BODY_CHUNKED)
+        return sluice__splice_chunked_new(pool, src, dst, head, cfg, &p->_engine);
+    if (head)
+        sluice_bytes_release(head);
+    return SLUICE_EINVAL;
 }
 
 int sluice_pump_reply_init(sluice_pump *p, sluice_pool *pool, sluice_io *io, sluice_reader *r,

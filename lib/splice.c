@@ -57,6 +57,7 @@ struct splicer {
     int src_fd, dst_fd;       /* -1: not a plain fd, no splicing */
     int pipe[2];
     size_t in_pipe, pipe_cap, pipe_size;
+    bool lent_pipe;           /* the pipe is a chunked splice's: not ours to close */
     bool spliced_in;          /* some byte entered the pipe (EINVAL then is real) */
     size_t max_inflight, step_bytes;
     size_t step_moved;        /* bytes moved by the current step */
@@ -130,7 +131,7 @@ static sluice_pump_status splice_step(sluice__engine *e, sluice_interest *want)
         switch (s->phase) {
         case P_START: {
             uint64_t held = sluice_reader_available(s->r);
-            if (s->src_fd < 0 || held >= s->left || open_pipe(s) < 0) {
+            if (s->src_fd < 0 || held >= s->left || (s->pipe[0] < 0 && open_pipe(s) < 0)) {
                 /* copy path: everything through the reader */
                 if (stage_start(s, s->r, s->left) < 0)
                     return fail(s, SLUICE_SIDE_SOURCE, SLUICE_ENOMEM);
@@ -222,7 +223,7 @@ static void splice_free(sluice__engine *e)
         sluice_io_shutdown(s->dst); /* an unfinished body must not look complete */
     stage_end(s);
     sluice_bytes_release(&s->head);
-    if (s->pipe[0] >= 0) {
+    if (s->pipe[0] >= 0 && !s->lent_pipe) {
         close(s->pipe[0]);
         close(s->pipe[1]);
     }
@@ -373,17 +374,31 @@ static sluice_pump_status fail(splicer *s, sluice_side side, int code)
 }
 
 /* The pipe, sized once. -1 when none can be had: the copy path then. */
-static int open_pipe(splicer *s)
+int sluice__pipe_open(int fds[2], size_t size, size_t *cap)
 {
-    if (pipe2(s->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
-        s->pipe[0] = s->pipe[1] = -1;
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+        fds[0] = fds[1] = -1;
         return -1;
     }
-    int want = s->pipe_size > (size_t)1 << 30 ? 1 << 30 : (int)s->pipe_size;
-    fcntl(s->pipe[1], F_SETPIPE_SZ, want); /* refused: keep the default size */
-    int cap = fcntl(s->pipe[1], F_GETPIPE_SZ);
-    s->pipe_cap = cap > 0 ? (size_t)cap : 65536;
+    int want = size > (size_t)1 << 30 ? 1 << 30 : (int)size;
+    fcntl(fds[1], F_SETPIPE_SZ, want); /* refused: keep the default size */
+    int got = fcntl(fds[1], F_GETPIPE_SZ);
+    *cap = got > 0 ? (size_t)got : 65536;
     return 0;
+}
+
+static int open_pipe(splicer *s)
+{
+    return sluice__pipe_open(s->pipe, s->pipe_size, &s->pipe_cap);
+}
+
+void sluice__splice_lend_pipe(sluice__engine *e, const int fds[2], size_t cap)
+{
+    splicer *s = (splicer *)e;
+    s->pipe[0] = fds[0];
+    s->pipe[1] = fds[1];
+    s->pipe_cap = cap;
+    s->lent_pipe = true;
 }
 
 /*

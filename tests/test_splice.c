@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -38,6 +39,11 @@ static void tcp_pair(int sv[2])
     connect(sv[1], (struct sockaddr *)&a, sizeof a);
     sv[0] = accept(l, NULL, NULL);
     close(l);
+    /* as servers do: a small last segment (a chunk's CRLF, the terminator)
+     * must not wait for a delayed ACK */
+    int one = 1;
+    setsockopt(sv[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(sv[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 static void rig_open(rig *g, int kind)
@@ -209,7 +215,7 @@ static void one_case(int kind, size_t len, size_t pre, size_t piece, const char 
     sluice_bytes h = head ? sluice_bytes_static(head, hl) : (sluice_bytes){0};
     sluice_splice_config cfg = {.flags = flags, .pipe_size = 64 * 1024};
     sluice_pump sp_pump, *sp = &sp_pump;
-    REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, len, head ? &h : NULL, &cfg) == 0);
+    REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, SLUICE_FRAMING_LENGTH(len), head ? &h : NULL, &cfg) == 0);
     size_t got;
     int eof;
     sluice_pump_status st = drive(&g, sp, in + sent, total - sent, piece, 0, 0, out, hl + len,
@@ -289,7 +295,7 @@ TEST(splice_not_used_unless_sigpipe_is_ignored)
     static unsigned char in[200000], out[200000];
     fill_random(in, sizeof in, 7);
     sluice_pump sp_pump, *sp = &sp_pump;
-    REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, sizeof in, NULL, NULL) == 0);
+    REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, SLUICE_FRAMING_LENGTH(sizeof in), NULL, NULL) == 0);
     size_t got;
     int eof;
     EXPECT_EQ(drive(&g, sp, in, sizeof in, 65536, 0, 0, out, sizeof out, &got, &eof),
@@ -316,7 +322,7 @@ TEST(splice_source_not_an_fd_uses_the_copy_path)
         REQUIRE(sluice_reader_new(T_POOL, mio, NULL, &mr) == 0);
         sluice_bytes h = sluice_bytes_static("H:", 2);
         sluice_pump sp_pump, *sp = &sp_pump;
-        REQUIRE(sluice_pump_splice_init(sp, T_POOL, mr, g.dio, 16, &h, NULL) == 0);
+        REQUIRE(sluice_pump_splice_init(sp, T_POOL, mr, g.dio, SLUICE_FRAMING_LENGTH(16), &h, NULL) == 0);
         EXPECT_EQ(h.len, 0); /* the head moved in */
         sluice_pump_status st;
         int turns = 0;
@@ -354,7 +360,7 @@ TEST(splice_truncated_source_shuts_the_destination_down)
             fill_random(in, sizeof in, 3);
             sluice_splice_config cfg = {.flags = flags};
             sluice_pump sp_pump, *sp = &sp_pump;
-            REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, 2 * sizeof in, NULL, &cfg) == 0);
+            REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, SLUICE_FRAMING_LENGTH(2 * sizeof in), NULL, &cfg) == 0);
             size_t got;
             int eof;
             EXPECT_EQ(drive(&g, sp, in, sizeof in, 40000, 0, 1, out, sizeof out, &got, &eof),
@@ -383,7 +389,7 @@ TEST(splice_destination_gone_is_a_sink_error)
         static unsigned char in[100000];
         sluice_splice_config cfg = {.flags = flags};
         sluice_pump sp_pump, *sp = &sp_pump;
-        REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, sizeof in, NULL, &cfg) == 0);
+        REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, SLUICE_FRAMING_LENGTH(sizeof in), NULL, &cfg) == 0);
         send(g.src[1], in, sizeof in, MSG_DONTWAIT);
         sluice_pump_status st = SLUICE_PUMP_PENDING;
         for (int i = 0; i < 1000 && st == SLUICE_PUMP_PENDING; i++)
@@ -411,7 +417,7 @@ TEST(splice_slow_receiver_waits_on_the_destination)
         fill_random(in, len, 11);
         sluice_splice_config cfg = {.flags = flags};
         sluice_pump sp_pump, *sp = &sp_pump;
-        REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, len, NULL, &cfg) == 0);
+        REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, SLUICE_FRAMING_LENGTH(len), NULL, &cfg) == 0);
         size_t got;
         int eof;
         waits_on_dst = 0;
@@ -438,7 +444,7 @@ TEST(splice_idle_timeout)
         rig_open(&g, T_UNIX);
         sluice_splice_config cfg = {.flags = flags, .idle_timeout_ms = 20};
         sluice_pump sp_pump, *sp = &sp_pump;
-        REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, 100, NULL, &cfg) == 0);
+        REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, SLUICE_FRAMING_LENGTH(100), NULL, &cfg) == 0);
         send(g.src[1], "abc", 3, 0);
         sluice_interest w;
         int64_t t0 = sluice_now_ms();
@@ -481,7 +487,7 @@ TEST(splice_refused_by_destination_drains_the_pipe)
     send(g.src[1], in, 1000, 0);
     sluice_reader_fill(g.r); /* some buffered: a prefix stage first */
     sluice_pump sp_pump, *sp = &sp_pump;
-    REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, fio, len, &h, NULL) == 0);
+    REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, fio, SLUICE_FRAMING_LENGTH(len), &h, NULL) == 0);
     size_t sent = 1000;
     sluice_pump_status st = SLUICE_PUMP_PENDING;
     for (int i = 0; i < 100000 && st == SLUICE_PUMP_PENDING; i++) {
@@ -514,7 +520,7 @@ TEST(splice_free_before_done_shuts_the_destination_down)
     rig g;
     rig_open(&g, T_UNIX);
     sluice_pump sp_pump, *sp = &sp_pump;
-    REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, 10, NULL, NULL) == 0);
+    REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, SLUICE_FRAMING_LENGTH(10), NULL, NULL) == 0);
     send(g.src[1], "12345", 5, 0);
     EXPECT_EQ(sluice_pump_step(sp, NULL), SLUICE_PUMP_PENDING);
     EXPECT_EQ(sluice_pump_moved(sp), 5);
@@ -533,7 +539,7 @@ TEST(splice_bad_flags_and_allocation_failure)
     sluice_splice_config cfg = {.flags = 0x80};
     sluice_bytes h;
     REQUIRE(sluice_bytes_copy_from(T_POOL, "x", 1, &h) == 0);
-    EXPECT_ERR(sluice_pump_splice_init(&sp, T_POOL, NULL, NULL, 1, &h, &cfg), SLUICE_EINVAL);
+    EXPECT_ERR(sluice_pump_splice_init(&sp, T_POOL, NULL, NULL, SLUICE_FRAMING_LENGTH(1), &h, &cfg), SLUICE_EINVAL);
     EXPECT(sp._engine == NULL); /* a zeroed pump */
     sluice_pump_close(&sp);
     EXPECT(h.owner == NULL); /* released, also on error */
@@ -560,7 +566,7 @@ TEST(splice_bad_flags_and_allocation_failure)
             sluice_reader_fill(r);
             send(src[1], "abcdefghij", 10, 0);
             if (sluice_bytes_copy_from(pool, "HEAD", 4, &h) == 0 &&
-                sluice_pump_splice_init(s, pool, r, dio, 20, &h, NULL) == 0) {
+                sluice_pump_splice_init(s, pool, r, dio, SLUICE_FRAMING_LENGTH(20), &h, NULL) == 0) {
                 sluice_pump_status st;
                 int turns = 0;
                 while ((st = sluice_pump_step(s, NULL)) == SLUICE_PUMP_PENDING && ++turns < 100)
@@ -578,6 +584,199 @@ TEST(splice_bad_flags_and_allocation_failure)
         sluice_pool_close(pool);
         EXPECT_EQ(fa.live, 0);
         close(src[0]), close(src[1]), close(dst[0]), close(dst[1]);
+    }
+    sigaction(SIGPIPE, &old, NULL);
+}
+
+/* ---- chunked bodies forwarded chunked ------------------------------------ */
+
+/* in[0, len) as chunked coding with chunk sizes cycling through sizes[]
+ * (an extension on every third chunk, a trailer), then `tail`. */
+static size_t encode_chunked(const unsigned char *in, size_t len, const size_t *sizes, size_t ns,
+                             const char *tail, unsigned char *out)
+{
+    size_t o = 0, k = 0;
+    for (size_t off = 0; off < len; k++) {
+        size_t n = sizes[k % ns] < len - off ? sizes[k % ns] : len - off;
+        o += (size_t)sprintf((char *)out + o, k % 3 == 2 ? "%zx;ext=\"v\"\r\n" : "%zx\r\n", n);
+        memcpy(out + o, in + off, n);
+        o += n;
+        memcpy(out + o, "\r\n", 2);
+        o += 2;
+        off += n;
+    }
+    o += (size_t)sprintf((char *)out + o, "0\r\nX-Trailer: t\r\n\r\n%s", tail);
+    return o;
+}
+
+/* The payload of the chunked stream in[0, n) into out; -1 if malformed or
+ * not followed by exactly nothing. */
+static long decode_chunked(const unsigned char *in, size_t n, unsigned char *out)
+{
+    size_t i = 0, o = 0;
+    for (;;) {
+        char *end;
+        unsigned long long sz = strtoull((const char *)in + i, &end, 16);
+        size_t line = (size_t)((const unsigned char *)end - (in + i));
+        if (line == 0 || i + line + 2 > n || memcmp(in + i + line, "\r\n", 2))
+            return -1;
+        i += line + 2;
+        if (sz == 0)
+            return i + 2 == n && !memcmp(in + i, "\r\n", 2) ? (long)o : -1;
+        if (i + sz + 2 > n || memcmp(in + i + sz, "\r\n", 2))
+            return -1;
+        memcpy(out + o, in + i, sz);
+        o += sz;
+        i += sz + 2;
+    }
+}
+
+static void chunked_case(int kind, const size_t *sizes, size_t ns, size_t len, size_t piece,
+                         unsigned flags)
+{
+    static const char head[] = "PUT /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    static const char next[] = "GET /next HTTP/1.1\r\n\r\n";
+    rig g;
+    rig_open(&g, kind);
+    unsigned char *in = malloc(len + 1), *wire = malloc(len + len / 8 + 4096);
+    unsigned char *out = malloc(len + len / 8 + 4096), *payload = malloc(len + 1);
+    fill_random(in, len, len * 31 + piece);
+    size_t wl = encode_chunked(in, len, sizes, ns, next, wire);
+    size_t body_wire = wl - (sizeof next - 1);
+    uint64_t consumed0 = sluice_reader_consumed(g.r);
+    sluice_bytes h = sluice_bytes_static(head, sizeof head - 1);
+    sluice_splice_config cfg = {.flags = flags, .pipe_size = 64 * 1024, .chunk_min = 4096};
+    sluice_pump sp_pump, *sp = &sp_pump;
+    REQUIRE(sluice_pump_splice_init(sp, T_POOL, g.r, g.dio, SLUICE_FRAMING_CHUNKED, &h, &cfg) ==
+            0);
+    size_t got;
+    int eof;
+    sluice_pump_status st = drive(&g, sp, wire, wl, piece, 0, 0, out, len + len / 8 + 4096,
+                                  &got, &eof);
+    EXPECT_EQ(st, SLUICE_PUMP_DONE);
+    EXPECT_EQ(eof, 0);
+    EXPECT_MEM(out, got < sizeof head - 1 ? got : sizeof head - 1, head, sizeof head - 1);
+    long pl = got >= sizeof head - 1
+                  ? decode_chunked(out + sizeof head - 1, got - (sizeof head - 1), payload)
+                  : -1;
+    if (pl != (long)len || memcmp(payload, in, len))
+        harness_fail(__FILE__, __LINE__, "chunked splice of %zu bytes (piece %zu, flags %u): "
+                     "payload %ld bytes, wrong (got %zu, ends \"%.*s\")", len, piece, flags, pl,
+                     got, (int)(got < 40 ? got : 40), out + (got < 40 ? 0 : got - 40));
+    EXPECT_EQ(sluice_pump_moved(sp), len);
+    EXPECT_EQ(sluice_reader_consumed(g.r) - consumed0, body_wire);
+    if (flags & SLUICE_SPLICE_COPY)
+        EXPECT_EQ(sluice_pump_spliced(sp), 0);
+    sluice_pump_close(sp);
+    unsigned char tail[64];
+    size_t tl = 0;
+    for (int i = 0; i < 1000 && tl < sizeof next - 1; i++) {
+        sluice_bytes v;
+        if (sluice_reader_take(g.r, sizeof next - 1 - tl, &v)) {
+            memcpy(tail + tl, v.data, v.len);
+            tl += v.len;
+            sluice_bytes_release(&v);
+        } else if (sluice_reader_fill(g.r) == SLUICE_PENDING) {
+            usleep(100);
+        }
+    }
+    EXPECT_MEM(tail, tl, next, sizeof next - 1);
+    free(in), free(wire), free(out), free(payload);
+    rig_close(&g);
+}
+
+TEST(splice_chunked_forwards_exactly_the_payload)
+{
+    struct sigaction old;
+    ignore_sigpipe(&old);
+    static const size_t mixed[] = {1, 100, 70000, 16384, 200000, 3, 4096, 4095, 1u << 20};
+    static const size_t big[] = {65536};
+    static const size_t small[] = {1000};
+    for (int kind = T_UNIX; kind <= T_TCP; kind++) {
+        for (unsigned flags = 0; flags <= SLUICE_SPLICE_COPY; flags++) {
+            chunked_case(kind, mixed, 9, 3u << 20, 100000, flags);
+            chunked_case(kind, mixed, 9, 300001, 777, flags);
+            chunked_case(kind, big, 1, 2u << 20, 65536, flags);
+            chunked_case(kind, small, 1, 100000, 4096, flags);
+        }
+        chunked_case(kind, mixed, 9, 70000, 1, 0); /* a byte at a time */
+    }
+    sigaction(SIGPIPE, &old, NULL);
+}
+
+TEST(splice_chunked_spliced_the_large_chunks)
+{
+    struct sigaction old;
+    ignore_sigpipe(&old);
+    rig g;
+    rig_open(&g, T_UNIX);
+    /* two 256 KiB chunks: neither buffered when its data starts */
+    static const char lines[] = "40000\r\n";
+    sluice_pump sp;
+    REQUIRE(sluice_pump_splice_init(&sp, T_POOL, g.r, g.dio, SLUICE_FRAMING_CHUNKED, NULL,
+                                    &(sluice_splice_config){.chunk_min = 4096}) == 0);
+    static unsigned char data[0x40000];
+    unsigned char sink[65536];
+    int phase = 0;
+    size_t off = 0;
+    for (int turns = 0; turns < 200000 && phase < 6; turns++) {
+        if (phase == 0 || phase == 2) {
+            if (send(g.src[1], lines, sizeof lines - 1, 0) == sizeof lines - 1)
+                phase++, off = 0;
+        } else if (phase == 1 || phase == 3) {
+            ssize_t n = send(g.src[1], data + off, sizeof data - off, MSG_DONTWAIT);
+            if (n > 0 && (off += (size_t)n) == sizeof data &&
+                send(g.src[1], "\r\n", 2, 0) == 2)
+                phase++;
+        } else if (phase == 4) {
+            if (send(g.src[1], "0\r\n\r\n", 5, 0) == 5)
+                phase++;
+        }
+        recv(g.dst[1], sink, sizeof sink, MSG_DONTWAIT);
+        if (sluice_pump_step(&sp, NULL) == SLUICE_PUMP_DONE)
+            phase = 6;
+    }
+    EXPECT_EQ(phase, 6);
+    EXPECT_EQ(sluice_pump_moved(&sp), 2 * sizeof data);
+    EXPECT(sluice_pump_spliced(&sp) > sizeof data); /* most of both chunks */
+    sluice_pump_close(&sp);
+    rig_close(&g);
+    sigaction(SIGPIPE, &old, NULL);
+}
+
+TEST(splice_chunked_malformed_or_cut_never_looks_complete)
+{
+    struct sigaction old;
+    ignore_sigpipe(&old);
+    static const struct {
+        const char *in;
+        int err;
+        int hangup;
+    } cases[] = {
+        {"5\r\nhello\r\nzz\r\n", SLUICE_EBAD_CHUNK_SIZE, 0},
+        {"5\r\nhelloXX", SLUICE_EBAD_CHUNK_END, 0},
+        {"5\r\nhel", SLUICE_ETRUNCATED, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rig g;
+        rig_open(&g, T_UNIX);
+        sluice_pump sp;
+        REQUIRE(sluice_pump_splice_init(&sp, T_POOL, g.r, g.dio, SLUICE_FRAMING_CHUNKED, NULL,
+                                        NULL) == 0);
+        unsigned char out[256];
+        size_t got;
+        int eof;
+        sluice_pump_status st = drive(&g, &sp, (const unsigned char *)cases[i].in,
+                                      strlen(cases[i].in), 1000, 0, cases[i].hangup, out,
+                                      sizeof out, &got, &eof);
+        EXPECT_EQ(st, SLUICE_PUMP_ERROR);
+        sluice_side side;
+        EXPECT_ERR(sluice_pump_error(&sp, &side), cases[i].err);
+        EXPECT_EQ(side, SLUICE_SIDE_SOURCE);
+        EXPECT_EQ(eof, 1); /* shut down, without a terminator */
+        EXPECT(got < 5 || memcmp(out + got - 5, "0\r\n\r\n", 5) != 0);
+        sluice_pump_close(&sp);
+        rig_close(&g);
     }
     sigaction(SIGPIPE, &old, NULL);
 }

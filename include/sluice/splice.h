@@ -1,8 +1,10 @@
 /*
  * sluice/splice.h — the splice pump: passthrough of a body that nothing
- * needs to see, exactly `length` bytes from a connection's reader to a
- * destination io, with splice(2) when it can and the copy path when it
- * cannot. It is a sluice_pump: stepped, queried and closed like one.
+ * needs to see, from a connection's reader to a destination io, with
+ * splice(2) when it can and the copy path when it cannot. It is a
+ * sluice_pump: stepped, queried and closed like one.
+ *
+ * Content-Length: exactly `length` bytes:
  *
  *   [head]  the destination's head (optional), written first;
  *   then    the body bytes the reader already buffered, written from its
@@ -20,10 +22,21 @@
  * in the pipe are then read back and written, nothing is lost or repeated).
  * The result is the same byte for byte.
  *
+ * Chunked (forwarded chunked, as HAProxy does since 2.9): chunk-size lines,
+ * CRLFs and trailers are read in user space by the same strict decoder as
+ * sluice_body_new's; the data of a chunk of at least `chunk_min` bytes that
+ * is not already buffered moves socket -> pipe -> dst, and only its framing
+ * ("SIZE CRLF" before, CRLF after) is written from user space. Smaller
+ * chunks, and bytes already read, go through a chunked writer in batches.
+ * The output is chunked with the same payload (chunk sizes may differ where
+ * small chunks are batched; extensions and trailers are not forwarded), then
+ * the terminator. A malformed or truncated body fails on the source side
+ * with the decoder's error, and dst is shut down without a terminator.
+ *
  * The reader stays consistent: only the body's bytes are taken from it or
  * spliced from its fd, so whatever follows (the next pipelined request)
  * stays in the reader or the socket, and sluice_reader_consumed() advances
- * by exactly `length`.
+ * by exactly the body's size on the wire.
  *
  * sluice_pump_step: DONE, PENDING with one interest (the
  * source's readable fd while it is the one blocking, the destination's
@@ -40,6 +53,7 @@
 #ifndef SLUICE_SPLICE_H
 #define SLUICE_SPLICE_H
 
+#include "body.h"
 #include "pump.h"
 #include "reader.h"
 
@@ -60,6 +74,10 @@ extern "C" {
  * as an ordinary user should ask for less. */
 #define SLUICE_SPLICE_DEFAULT_PIPE (1024u * 1024u)
 
+/* Chunks smaller than this are copied, larger ones spliced (a splice costs
+ * more system calls than a copy of a few KiB saves: docs/performance.md). */
+#define SLUICE_SPLICE_DEFAULT_CHUNK_MIN (16u * 1024u)
+
 typedef struct sluice_splice_config {
     size_t pipe_size;         /* F_SETPIPE_SZ request; 0: the default above.
                                  If the kernel refuses, the pipe keeps the
@@ -70,21 +88,27 @@ typedef struct sluice_splice_config {
     uint32_t idle_timeout_ms; /* no byte moved for this long: SLUICE_ETIMEDOUT;
                                  0: none                                     */
     unsigned flags;           /* SLUICE_SPLICE_COPY                          */
+    uint64_t chunk_min;       /* chunked: the smallest chunk spliced; 0: the
+                                 default above                               */
+    sluice_body_config body;  /* chunked: the decoder's limits (max_body,
+                                 max_trailer_bytes); its idle timeout is the
+                                 one above                                   */
 } sluice_splice_config;
 
 /*
- * Makes p a splice pump moving `length` body bytes from src (borrowed; its
- * io must stay open) to dst (borrowed). head may be NULL; otherwise its
- * reference moves to the pump (*head is zeroed), also when this fails. cfg
- * may be NULL. Nothing is read or written until the first step. Errors
- * (p is then a zeroed pump): SLUICE_ENOMEM, SLUICE_EINVAL (unknown flags).
+ * Makes p a splice pump moving the body `framing` describes (LENGTH or
+ * CHUNKED) from src (borrowed; its io must stay open) to dst (borrowed).
+ * head may be NULL; otherwise its reference moves to the pump (*head is
+ * zeroed), also when this fails. cfg may be NULL. Nothing is read or written
+ * until the first step. Errors (p is then a zeroed pump): SLUICE_ENOMEM,
+ * SLUICE_EINVAL (unknown flags, another framing).
  * After ERROR, sluice_pump_error() gives the side: the source
  * (SLUICE_ETRUNCATED, -errno, SLUICE_ETIMEDOUT; dst's write side has been
  * shut down) or the destination (-EPIPE, -errno, SLUICE_ETIMEDOUT).
  */
 SLUICE_API int sluice_pump_splice_init(sluice_pump *p, sluice_pool *pool, sluice_reader *src,
-                                       sluice_io *dst, uint64_t length, sluice_bytes *head,
-                                       const sluice_splice_config *cfg);
+                                       sluice_io *dst, const sluice_http_framing *framing,
+                                       sluice_bytes *head, const sluice_splice_config *cfg);
 
 /* Of the bytes moved, those that went through the pipe without entering
  * user space (0 on the copy path and for other pumps). */

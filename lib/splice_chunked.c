@@ -1,0 +1,291 @@
+/*
+ * splice_chunked.c — a chunked body forwarded chunked, its large chunks'
+ * data spliced (see splice.h).
+ *
+ * The strict chunked decoder (body.c) reads the framing in user space and
+ * stops where the data of a large chunk starts with nothing of it buffered
+ * (sluice__chunked_next). That chunk's data then goes through a
+ * Content-Length splice engine (splice.c) with the size line as its head, so
+ * the copy-path fallbacks, idle timeouts and truncation rules are the ones
+ * Content-Length passthrough has; the CRLF after the data is written
+ * directly. Everything else the decoder yields (small chunks, bytes already
+ * read) goes through a chunked writer, which batches them; it is flushed
+ * before a spliced chunk so the output stays in order. One pipe serves every
+ * spliced chunk of the body.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+enum phase { C_RUN, C_FINISH, C_DONE, C_ERROR };
+
+typedef struct chunks {
+    sluice__engine base;      /* first: the pump drives it through this */
+    sluice_pool *pool;
+    sluice_reader *r;
+    sluice_io *dst;
+    sluice_stream *body;      /* the chunked decoder over r */
+    sluice_sink *w;           /* chunked writer to dst; carries the head */
+    sluice__engine *inner;    /* the splice of one chunk's data */
+    uint64_t inner_n;
+    char line[24];            /* the spliced chunk's size line */
+    unsigned crlf_left;       /* bytes of the CRLF after it still to write */
+    sluice_bytes held;        /* decoded, not yet taken by w */
+    sluice_splice_config cfg;
+    int pipe[2];
+    size_t pipe_cap;
+    enum phase phase;
+    uint64_t moved, spliced;
+    size_t step_moved;
+    sluice__idle idle;        /* writing the CRLF */
+    sluice_side failed;
+    int err;
+} chunks;
+
+#define GO_ON ((sluice_pump_status)-1)
+
+static sluice_pump_status fail(chunks *c, sluice_side side, int code)
+{
+    sluice_bytes_release(&c->held);
+    if (side != SLUICE_SIDE_SINK)
+        sluice_sink_abort(c->w); /* no terminator: the body looks cut */
+    c->phase = C_ERROR;
+    c->failed = side;
+    c->err = code ? code : SLUICE_EINVAL;
+    return SLUICE_PUMP_ERROR;
+}
+
+static sluice_pump_status sink_result(chunks *c, sluice_poll r, sluice_interest *want)
+{
+    if (r == SLUICE_READY)
+        return GO_ON;
+    if (r == SLUICE_PENDING) {
+        sluice_sink_ready(c->w, want);
+        return SLUICE_PUMP_PENDING;
+    }
+    return fail(c, SLUICE_SIDE_SINK, sluice_sink_error(c->w, NULL));
+}
+
+/* One chunk's data through the splice engine; then its CRLF. */
+static sluice_pump_status step_inner(chunks *c, sluice_interest *want)
+{
+    uint64_t before = c->inner->vt->moved(c->inner);
+    sluice_pump_status st = c->inner->vt->step(c->inner, want);
+    c->step_moved += (size_t)(c->inner->vt->moved(c->inner) - before);
+    if (st == SLUICE_PUMP_PENDING)
+        return st;
+    if (st == SLUICE_PUMP_ERROR) {
+        sluice_side side;
+        int code = c->inner->vt->error(c->inner, &side);
+        return fail(c, side, code); /* the engine shut dst down already */
+    }
+    sluice__chunked_bypassed(c->body, c->inner_n);
+    c->moved += c->inner_n;
+    c->spliced += c->inner->vt->spliced(c->inner);
+    c->inner->vt->free(c->inner);
+    c->inner = NULL;
+    c->crlf_left = 2;
+    return GO_ON;
+}
+
+static sluice_pump_status write_crlf(chunks *c, sluice_interest *want)
+{
+    struct iovec iov = {(void *)("\r\n" + (2 - c->crlf_left)), c->crlf_left};
+    ssize_t n = sluice_io_writev(c->dst, &iov, 1);
+    if (n == -EAGAIN) {
+        if (!sluice__idle_pending(&c->idle))
+            return fail(c, SLUICE_SIDE_SINK, SLUICE_ETIMEDOUT);
+        sluice__io_ready(c->dst, SLUICE_WANT_WRITE, want);
+        want->deadline_ms = sluice__idle_deadline(&c->idle);
+        return SLUICE_PUMP_PENDING;
+    }
+    if (n < 0)
+        return fail(c, SLUICE_SIDE_SINK, (int)n);
+    c->crlf_left -= (unsigned)n;
+    sluice__idle_progress(&c->idle);
+    return GO_ON;
+}
+
+/* The decoder stopped where `left` bytes of chunk data start: flush what
+ * the writer holds (the output stays in order), then splice them. */
+static sluice_pump_status start_chunk(chunks *c, uint64_t left, sluice_interest *want)
+{
+    sluice_pump_status st = sink_result(c, sluice_sink_flush(c->w), want);
+    if (st != GO_ON)
+        return st;
+    int n = snprintf(c->line, sizeof c->line, "%llx\r\n", (unsigned long long)left);
+    sluice_bytes head = sluice_bytes_static(c->line, (size_t)n);
+    sluice_splice_config cfg = c->cfg;
+    cfg.step_bytes = SIZE_MAX; /* this engine keeps the budget */
+    if (sluice__splice_new(c->pool, c->r, c->dst, left, &head, &cfg, &c->inner) < 0)
+        return fail(c, SLUICE_SIDE_SOURCE, SLUICE_ENOMEM);
+    if (c->pipe[0] < 0 && !(c->cfg.flags & SLUICE_SPLICE_COPY))
+        sluice__pipe_open(c->pipe, c->cfg.pipe_size ? c->cfg.pipe_size
+                                                    : SLUICE_SPLICE_DEFAULT_PIPE,
+                          &c->pipe_cap);
+    if (c->pipe[0] >= 0)
+        sluice__splice_lend_pipe(c->inner, c->pipe, c->pipe_cap);
+    c->inner_n = left;
+    return GO_ON;
+}
+
+/* Pulls the decoder once and acts on what it says. */
+static sluice_pump_status pull(chunks *c, sluice_interest *want)
+{
+    uint64_t left;
+    sluice_poll r = sluice__chunked_next(c->body, &c->held, c->cfg.chunk_min, &left);
+    if (r == SLUICE_READY)
+        return GO_ON;
+    if ((int)r == SLUICE__SPLICE)
+        return start_chunk(c, left, want);
+    if (r == SLUICE_EOF) {
+        c->phase = C_FINISH;
+        return GO_ON;
+    }
+    if (r == SLUICE_ERROR)
+        return fail(c, SLUICE_SIDE_SOURCE, sluice_stream_error(c->body, NULL));
+    /* PENDING: the source is dry; write out what the writer holds first */
+    sluice_stream_ready(c->body, want);
+    if (sluice_sink_buffered(c->w) == 0)
+        return SLUICE_PUMP_PENDING;
+    sluice_pump_status st = sink_result(c, sluice_sink_flush(c->w), want);
+    return st == GO_ON ? GO_ON : st; /* flushed: poll again, bytes may have come */
+}
+
+/* The next thing to do; GO_ON to go on. */
+static sluice_pump_status one(chunks *c, sluice_interest *want)
+{
+    size_t max = c->cfg.max_inflight ? c->cfg.max_inflight : SLUICE_PUMP_DEFAULT_INFLIGHT;
+    size_t budget = c->cfg.step_bytes ? c->cfg.step_bytes : SLUICE_PUMP_DEFAULT_STEP;
+    if (c->inner)
+        return step_inner(c, want);
+    if (c->crlf_left)
+        return write_crlf(c, want);
+    if (c->held.len) {
+        size_t len = c->held.len;
+        sluice_pump_status st = sink_result(c, sluice_sink_poll_write(c->w, &c->held), want);
+        if (st == GO_ON) {
+            c->moved += len;
+            c->step_moved += len;
+        }
+        return st;
+    }
+    if (c->step_moved >= budget || sluice_sink_buffered(c->w) >= max) {
+        sluice_pump_status st = sink_result(c, sluice_sink_flush(c->w), want);
+        if (st == GO_ON && c->step_moved >= budget)
+            return SLUICE_PUMP_PENDING; /* "call again soon" */
+        return st;
+    }
+    if (c->phase == C_FINISH) {
+        sluice_pump_status st = sink_result(c, sluice_sink_finish(c->w), want);
+        if (st == GO_ON)
+            c->phase = C_DONE;
+        return st == GO_ON ? SLUICE_PUMP_DONE : st;
+    }
+    return pull(c, want);
+}
+
+static sluice_pump_status chunks_step(sluice__engine *e, sluice_interest *want)
+{
+    chunks *c = (chunks *)e;
+    sluice_interest dummy;
+    if (!want)
+        want = &dummy;
+    *want = (sluice_interest){-1, 0, -1};
+    if (c->phase == C_DONE)
+        return SLUICE_PUMP_DONE;
+    if (c->phase == C_ERROR)
+        return SLUICE_PUMP_ERROR;
+    c->step_moved = 0;
+    sluice_pump_status st;
+    while ((st = one(c, want)) == GO_ON)
+        *want = (sluice_interest){-1, 0, -1};
+    return st;
+}
+
+static int chunks_error(const sluice__engine *e, sluice_side *side)
+{
+    const chunks *c = (const chunks *)e;
+    if (side)
+        *side = c->failed;
+    return c->err;
+}
+
+static uint64_t chunks_moved(const sluice__engine *e)
+{
+    const chunks *c = (const chunks *)e;
+    return c->moved + (c->inner ? c->inner->vt->moved(c->inner) : 0);
+}
+
+static uint64_t chunks_spliced(const sluice__engine *e)
+{
+    const chunks *c = (const chunks *)e;
+    return c->spliced + (c->inner ? c->inner->vt->spliced(c->inner) : 0);
+}
+
+static void chunks_free(sluice__engine *e)
+{
+    chunks *c = (chunks *)e;
+    if (c->inner)
+        c->inner->vt->free(c->inner); /* shuts dst down: unfinished */
+    sluice_bytes_release(&c->held);
+    sluice_sink_close(c->w); /* aborts unless finished */
+    sluice_stream_close(c->body);
+    if (c->pipe[0] >= 0) {
+        close(c->pipe[0]);
+        close(c->pipe[1]);
+    }
+    sluice_pool_object_free(c->pool, c, sizeof *c);
+}
+
+static const sluice__engine_vt chunks_vt = {chunks_step, chunks_error, chunks_moved,
+                                            chunks_spliced, chunks_free};
+
+int sluice__splice_chunked_new(sluice_pool *pool, sluice_reader *src, sluice_io *dst,
+                               sluice_bytes *head, const sluice_splice_config *cfg,
+                               sluice__engine **out)
+{
+    *out = NULL;
+    sluice_splice_config c0 = {0};
+    if (cfg)
+        c0 = *cfg;
+    if (c0.flags & ~SLUICE_SPLICE_COPY) {
+        if (head)
+            sluice_bytes_release(head);
+        return SLUICE_EINVAL;
+    }
+    chunks *c = sluice_pool_object_alloc(pool, sizeof *c);
+    if (!c) {
+        if (head)
+            sluice_bytes_release(head);
+        return SLUICE_ENOMEM;
+    }
+    memset(c, 0, sizeof *c);
+    c->base.vt = &chunks_vt;
+    c->pool = pool;
+    c->r = src;
+    c->dst = dst;
+    c->cfg = c0;
+    c->cfg.chunk_min = c0.chunk_min ? c0.chunk_min : SLUICE_SPLICE_DEFAULT_CHUNK_MIN;
+    c->pipe[0] = c->pipe[1] = -1;
+    sluice__idle_init(&c->idle, c0.idle_timeout_ms);
+    sluice_body_config bc = c0.body;
+    bc.idle_timeout_ms = c0.idle_timeout_ms;
+    sluice_writer_config wc = {.idle_timeout_ms = c0.idle_timeout_ms};
+    if (sluice_body_new(pool, src, SLUICE_FRAMING_CHUNKED, &bc, &c->body) < 0) {
+        if (head)
+            sluice_bytes_release(head);
+        sluice_pool_object_free(pool, c, sizeof *c);
+        return SLUICE_ENOMEM;
+    }
+    if (sluice_writer_new(pool, dst, SLUICE_FRAMING_CHUNKED, head, &wc, &c->w) < 0) {
+        sluice_stream_close(c->body);
+        sluice_pool_object_free(pool, c, sizeof *c);
+        return SLUICE_ENOMEM;
+    }
+    *out = &c->base;
+    return 0;
+}
