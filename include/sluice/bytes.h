@@ -93,9 +93,13 @@ SLUICE_API void sluice_pool_stats(sluice_pool *pool, sluice_pool_counters *st);
 /*
  * Allocates `size` bytes with the pool's allocator, for objects built on top
  * of sluice (the library's own streams use these too). Counted in
- * objects_live until sluice_pool_object_free(). Returns NULL on failure.
+ * objects_live until sluice_pool_object_free(); the caller owns the memory.
+ * Returns NULL on failure (nothing counted). Thread-safe if the allocator is.
  */
 SLUICE_API void *sluice_pool_object_alloc(sluice_pool *pool, size_t size);
+
+/* Frees what sluice_pool_object_alloc(pool, size) returned, with the same
+ * size. NULL is a no-op; errno is kept. Thread-safe if the allocator is. */
 SLUICE_API void sluice_pool_object_free(sluice_pool *pool, void *obj, size_t size);
 
 /* ---- blocks -------------------------------------------------------------- */
@@ -108,10 +112,13 @@ SLUICE_API void sluice_pool_object_free(sluice_pool *pool, void *obj, size_t siz
  */
 SLUICE_API int sluice_block_get(sluice_pool *pool, sluice_block **out);
 
-/* Writable payload of a block and its capacity. Writing into a block that
- * views are already handed out for is the caller's business (the socket reader
- * only appends past what it has handed out). */
+/* The writable payload of a block (borrowed: valid while a reference is
+ * held). Writing into a block that views are already handed out for is the
+ * caller's business (the socket reader only appends past what it has handed
+ * out); the block is used by one writer thread at a time. Cannot fail. */
 SLUICE_API unsigned char *sluice_block_data(sluice_block *b);
+
+/* Bytes of payload the block holds room for. Cannot fail; any thread. */
 SLUICE_API size_t sluice_block_capacity(const sluice_block *b);
 
 /* Drops one reference; the last one returns the block to its pool (or frees

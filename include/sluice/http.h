@@ -273,6 +273,8 @@ typedef struct sluice_http_head_builder {
     int _started;
 } sluice_http_head_builder;
 
+/* Starts a head in b (nothing is allocated until the first line). Cannot
+ * fail; b is the caller's, used by one thread at a time. */
 SLUICE_API void sluice_http_head_init(sluice_http_head_builder *b, sluice_pool *pool);
 
 /* `METHOD SP target SP HTTP/1.1 CRLF`. */

@@ -68,9 +68,18 @@ struct sluice_io {
 SLUICE_API int sluice_io_fd_new(sluice_pool *pool, int fd, unsigned flags, sluice_io **out);
 
 
-/* The vtable calls, for readers and writers and for hosts. See the vtable. */
+/* io->vt->readv: > 0 bytes read into iov, 0 at the peer's end, -EAGAIN,
+ * else -errno (see the vtable). For readers, and for an io layered on
+ * another (TLS over the fd io). One thread at a time per io. */
 SLUICE_API ssize_t sluice_io_readv(sluice_io *io, const struct iovec *iov, int iovcnt);
+
+/* io->vt->writev: bytes written (may be short), -EAGAIN, -EPIPE when the
+ * peer is gone, else -errno. The iov stays the caller's. One thread at a
+ * time per io. */
 SLUICE_API ssize_t sluice_io_writev(sluice_io *io, const struct iovec *iov, int iovcnt);
+
+/* io->vt->shutdown: ends the write side so the peer reads its end (TLS:
+ * close_notify). 0 or a negative code; not retried by sluice. */
 SLUICE_API int sluice_io_shutdown(sluice_io *io);
 
 /* Closes io (and its fd if it owns it). NULL is a no-op. */

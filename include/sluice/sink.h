@@ -58,15 +58,31 @@ struct sluice_sink {
     uint64_t _written;         /* payload bytes accepted so far              */
 };
 
-/* See the top of this file for the contract of each. Writing to a sink that is
- * finishing, finished or aborted fails with SLUICE_ECLOSED. */
+/* Offers *chunk (see the top of this file): READY takes its reference;
+ * PENDING / ERROR leave it the caller's. A sink that is finishing, finished
+ * or aborted fails with SLUICE_ECLOSED. */
 SLUICE_API sluice_poll sluice_sink_poll_write(sluice_sink *k, sluice_bytes *chunk);
+
+/* Writes out what was accepted: READY when nothing is held, else PENDING or
+ * ERROR. On an aborted sink: SLUICE_EABORTED. */
 SLUICE_API sluice_poll sluice_sink_flush(sluice_sink *k);
+
+/* Flushes and writes the framing's end: READY when the whole body went out;
+ * PENDING: call again when ready; ERROR (sticky). */
 SLUICE_API sluice_poll sluice_sink_finish(sluice_sink *k);
+
+/* Stops without the end, so the receiver sees an incomplete body; drops
+ * what is held. Idempotent; cannot fail; a no-op once finished. */
 SLUICE_API void sluice_sink_abort(sluice_sink *k);
+
+/* What to wait for after PENDING (see sluice_interest). */
 SLUICE_API void sluice_sink_ready(sluice_sink *k, sluice_interest *want);
+
+/* Payload bytes accepted and not yet written. */
 SLUICE_API size_t sluice_sink_buffered(const sluice_sink *k);
-SLUICE_API void sluice_sink_close(sluice_sink *k); /* NULL is a no-op */
+
+/* Aborts unless finished, releases everything, frees k. NULL is a no-op. */
+SLUICE_API void sluice_sink_close(sluice_sink *k);
 
 /* Where the sink is in its life (open, finishing, finished, aborted). */
 static inline sluice_sink_state sluice_sink_status(const sluice_sink *k);
