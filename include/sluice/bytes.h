@@ -137,8 +137,9 @@ SLUICE_API void sluice_pool_object_free(sluice_pool *pool, void *obj, size_t siz
 /*
  * Takes a writable block of sluice__pool_block_size() bytes with one
  * reference, owned by the caller. Errors: SLUICE_EPOOLFULL (max_blocks
- * outstanding: backpressure, try again when blocks are released),
- * SLUICE_ENOMEM.
+ * outstanding, or blocks coming back are promised to queued readers:
+ * backpressure, try again when blocks are released; this call never queues
+ * and never uses the reserve), SLUICE_ENOMEM.
  */
 SLUICE_API int sluice_block_get(sluice_pool *pool, sluice_block **out);
 
