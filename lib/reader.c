@@ -216,8 +216,13 @@ static sluice_poll fill(sluice_reader *r)
     if (got == -EAGAIN) {
         /* nothing unread and no view out: the block goes back to the pool
          * (to whoever waits for one) while the peer is quiet */
-        if (!r->avail && r->n == 1 && sluice__block_refs(at(r, 0)->b) == 1)
+        if (!r->avail && r->n == 1 && sluice__block_refs(at(r, 0)->b) == 1) {
+            if (r->queued) { /* leave first, or the block comes back to us */
+                sluice__waiter_cancel(r->pool, &r->w);
+                r->queued = 0;
+            }
             pop_front(r);
+        }
         r->want_read = 1;
         return SLUICE_PENDING;
     }
