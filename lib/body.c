@@ -85,8 +85,10 @@ static sluice_poll length_poll(sluice_stream *s, sluice_bytes *out)
     if (b->max_body && b->remaining > b->max_body && b->payload == 0)
         return sluice_stream_fail(s, SLUICE_ETOOBIG, "Content-Length over the body limit", 0);
     for (;;) {
-        if (b->remaining == 0)
+        if (b->remaining == 0) {
+            sluice__reader_trim(b->r);
             return SLUICE_EOF;
+        }
         size_t want = b->remaining < SIZE_MAX ? (size_t)b->remaining : SIZE_MAX;
         size_t n = sluice_reader_take(b->r, want, out);
         if (n) {
@@ -148,6 +150,7 @@ static sluice_poll chunked_next(sluice_stream *s, sluice_bytes *out, uint64_t sp
                 return SLUICE_READY;
             }
         } else if (b->state == S_DONE) {
+            sluice__reader_trim(b->r);
             return SLUICE_EOF;
         } else {
             const unsigned char *p;
@@ -438,8 +441,10 @@ static sluice_poll need_bytes(body *b)
             return sluice_stream_fail(&b->base, SLUICE_ETIMEDOUT, NULL, offset(b, 0));
         return SLUICE_PENDING;
     case SLUICE_EOF:
-        if (b->kind == K_CLOSE)
+        if (b->kind == K_CLOSE) {
+            sluice__reader_trim(b->r);
             return SLUICE_EOF;
+        }
         return sluice_stream_fail(&b->base, SLUICE_ETRUNCATED, NULL, offset(b, 0));
     case SLUICE_ERROR:
         break;

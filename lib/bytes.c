@@ -15,6 +15,21 @@
  * are a handful of instructions, taken once per block (64 KiB of payload),
  * and views may be released on any thread.
  *
+ * The budget is a queue, not a retry loop. A consumer that meets the cap and
+ * cannot go on without a block (sluice__block_take with a waiter) joins one
+ * of two FIFO queues: takers that hold nothing may have a block while fewer
+ * than max_blocks are out; takers that already hold blocks (they may need one
+ * more to make any progress: a head or a delimiter across a block boundary)
+ * also from a small reserve above it, so at most max_blocks + reserve pool
+ * blocks are ever out. The release of a pool block's last reference hands
+ * the block itself to the first waiter that may have it (the earlier of the
+ * two queue heads while under max_blocks, else the first holder) and calls
+ * the pool's wake hook with that waiter's token, under the lock: one wake per
+ * granted block, none without one, and none after the waiter left the queue.
+ * Because a block goes to a queued waiter whenever one may have it, a waiter
+ * is queued only while the count is at its limit, so a direct take that
+ * passes the count check never overtakes a waiter.
+ *
  * Under AddressSanitizer the free list is disabled so a use after the last
  * release faults instead of reading a recycled block.
  */
@@ -53,9 +68,21 @@ struct sluice_block {
     sluice_block *next_free;
 };
 
+typedef struct wqueue {
+    sluice__waiter *head, *tail;
+} wqueue;
+
+#define DEFAULT_RESERVE 2u
+
 struct sluice_pool {
     sluice_allocator a;
-    size_t block_size, max_blocks, max_spare;
+    size_t block_size, max_blocks, max_spare, reserve;
+    void (*wake)(void *ud, void *token);
+    void *wake_ud;
+    wqueue q[2];              /* [0]: takers holding nothing, [1]: holders */
+    uint64_t seq;             /* order of arrival across both queues */
+    size_t waiters, waiters_max;
+    uint64_t wakes;
     atomic_flag lock;
     sluice_block *free_list;
     size_t nfree;
@@ -116,6 +143,9 @@ int sluice_pool_new(const sluice_pool_config *cfg, sluice_pool **out)
     p->block_size = c.block_size;
     p->max_blocks = c.max_blocks;
     p->max_spare = c.max_spare ? c.max_spare : DEFAULT_SPARE;
+    p->reserve = c.reserve ? c.reserve : DEFAULT_RESERVE;
+    p->wake = c.wake;
+    p->wake_ud = c.wake_ud;
 #ifdef NO_SPARE
     p->max_spare = 0;
 #endif
@@ -158,12 +188,20 @@ void sluice_pool_stats(sluice_pool *p, sluice_pool_counters *st)
     st->blocks_allocated = p->blocks_allocated;
     st->blocks_max = p->blocks_max;
     st->pool_full = p->pool_full;
+    st->waiters = p->waiters;
+    st->waiters_max = p->waiters_max;
+    st->wakes = p->wakes;
     unlock(p);
 }
 
 size_t sluice__pool_block_size(const sluice_pool *p)
 {
     return p->block_size;
+}
+
+int sluice__pool_has_wake(const sluice_pool *p)
+{
+    return p->wake != NULL;
 }
 
 void *sluice_pool_object_alloc(sluice_pool *p, size_t size)
@@ -207,12 +245,42 @@ static void block_init(sluice_block *b, sluice_pool *p, enum block_kind kind,
     b->next_free = NULL;
 }
 
-static int block_get(sluice_pool *p, bool capped, sluice_block **out)
+/* Under the lock: may a taker of class `holder` have one more block now? */
+static bool allowed_locked(const sluice_pool *p, int holder)
+{
+    if (!p->max_blocks)
+        return true;
+    size_t limit = p->max_blocks + (holder ? p->reserve : 0);
+    return p->pool_blocks_out < limit;
+}
+
+static void enqueue_locked(sluice_pool *p, sluice__waiter *w, int holder);
+static void dequeue_locked(sluice_pool *p, sluice__waiter *w);
+static sluice__waiter *grantee_locked(sluice_pool *p);
+
+/*
+ * A pool block for a taker of class `holder` (see the top of the file). With
+ * a waiter w: a block granted to w is returned first; else, refused at the
+ * count, w joins (or stays in) its queue and SLUICE_EPOOLFULL comes back.
+ */
+static int block_get(sluice_pool *p, int holder, sluice__waiter *w, sluice_block **out)
 {
     *out = NULL;
     lock(p);
-    if (capped && p->max_blocks && p->pool_blocks_out >= p->max_blocks) {
-        p->pool_full++;
+    if (w && w->granted) {
+        *out = w->granted;
+        w->granted = NULL;
+        unlock(p);
+        return 0;
+    }
+    if (w && w->queued && (w->holder != holder || allowed_locked(p, holder)))
+        dequeue_locked(p, w); /* its class changed, or a count left behind */
+    if (!allowed_locked(p, holder)) {
+        if (!w || !w->queued) {
+            p->pool_full++;
+            if (w)
+                enqueue_locked(p, w, holder);
+        }
         unlock(p);
         return SLUICE_EPOOLFULL;
     }
@@ -232,6 +300,8 @@ static int block_get(sluice_pool *p, bool capped, sluice_block **out)
     if (!b) {
         b = sluice__alloc(p, HEADER_SIZE + p->block_size);
         if (!b) {
+            /* A waiter that queued meanwhile (another thread) stays queued
+             * until the next release or its next take. */
             lock(p);
             p->pool_blocks_out--;
             p->blocks_live--;
@@ -248,12 +318,49 @@ static int block_get(sluice_pool *p, bool capped, sluice_block **out)
 
 int sluice_block_get(sluice_pool *p, sluice_block **out)
 {
-    return block_get(p, true, out);
+    return block_get(p, 0, NULL, out);
 }
 
-int sluice__block_get_reserve(sluice_pool *p, sluice_block **out)
+int sluice__block_take(sluice_pool *p, sluice__waiter *w, int holder, sluice_block **out)
 {
-    return block_get(p, false, out);
+    return block_get(p, holder, w, out);
+}
+
+void sluice__waiter_cancel(sluice_pool *p, sluice__waiter *w)
+{
+    lock(p);
+    if (w->queued)
+        dequeue_locked(p, w);
+    sluice_block *g = w->granted;
+    w->granted = NULL;
+    unlock(p);
+    sluice_block_release(g); /* passes it on to the next waiter */
+}
+
+int sluice__waiter_granted(sluice_pool *p, const sluice__waiter *w)
+{
+    lock(p);
+    int g = w->granted != NULL;
+    unlock(p);
+    return g;
+}
+
+int sluice__block_heap(sluice_pool *p, size_t cap, sluice_block **out)
+{
+    *out = NULL;
+    if (cap > SIZE_MAX - HEADER_SIZE)
+        return SLUICE_ENOMEM;
+    sluice_block *b = sluice__alloc(p, HEADER_SIZE + cap);
+    if (!b)
+        return SLUICE_ENOMEM;
+    block_init(b, p, KIND_HEAP, (unsigned char *)b + HEADER_SIZE, cap);
+    lock(p);
+    p->blocks_live++;
+    p->bytes_live += cap;
+    p->blocks_allocated++;
+    unlock(p);
+    *out = b;
+    return 0;
 }
 
 size_t sluice__block_refs(const sluice_block *b)
@@ -296,6 +403,17 @@ void sluice_block_release(sluice_block *b)
     size_t cap = b->cap;
     bool pooled = b->kind == KIND_POOL;
     lock(p);
+    sluice__waiter *w = pooled ? grantee_locked(p) : NULL;
+    if (w) { /* still counted: it passes straight to the waiter */
+        dequeue_locked(p, w);
+        atomic_store_explicit(&b->refs, 1, memory_order_relaxed);
+        w->granted = b;
+        p->wakes++;
+        if (p->wake)
+            p->wake(p->wake_ud, w->token);
+        unlock(p);
+        return;
+    }
     if (pooled && !p->host_freed && p->nfree < p->max_spare) {
         b->next_free = p->free_list;
         p->free_list = b;
@@ -339,23 +457,10 @@ int sluice_bytes_copy_from(sluice_pool *p, const void *data, size_t len, sluice_
 {
     *out = (sluice_bytes){0};
     sluice_block *b;
-    if (len > SLUICE_BYTES_SMALL_COPY && len <= p->block_size) {
-        int rc = sluice_block_get(p, &b);
-        if (rc < 0)
-            return rc;
-    } else {
-        if (len > SIZE_MAX - HEADER_SIZE)
-            return SLUICE_ENOMEM;
-        b = sluice__alloc(p, HEADER_SIZE + len);
-        if (!b)
-            return SLUICE_ENOMEM;
-        block_init(b, p, KIND_HEAP, (unsigned char *)b + HEADER_SIZE, len);
-        lock(p);
-        p->blocks_live++;
-        p->bytes_live += len;
-        p->blocks_allocated++;
-        unlock(p);
-    }
+    int rc = len > SLUICE_BYTES_SMALL_COPY && len <= p->block_size ? sluice_block_get(p, &b)
+                                                                     : sluice__block_heap(p, len, &b);
+    if (rc < 0)
+        return rc;
     if (len)
         memcpy(b->data, data, len);
     *out = (sluice_bytes){b, b->data, len};
@@ -428,6 +533,57 @@ static void sys_free(void *ud, void *ptr, size_t n)
     (void)ud;
     (void)n;
     free(ptr);
+}
+
+static void enqueue_locked(sluice_pool *p, sluice__waiter *w, int holder)
+{
+    wqueue *q = &p->q[holder ? 1 : 0];
+    w->holder = holder ? 1 : 0;
+    w->queued = 1;
+    w->seq = p->seq++;
+    w->next = NULL;
+    w->prev = q->tail;
+    if (q->tail)
+        q->tail->next = w;
+    else
+        q->head = w;
+    q->tail = w;
+    if (++p->waiters > p->waiters_max)
+        p->waiters_max = p->waiters;
+}
+
+static void dequeue_locked(sluice_pool *p, sluice__waiter *w)
+{
+    wqueue *q = &p->q[w->holder];
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        q->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        q->tail = w->prev;
+    w->next = w->prev = NULL;
+    w->queued = 0;
+    p->waiters--;
+}
+
+/* Who gets a pool block whose last reference is going (still counted):
+ * the earliest waiter allowed one more once it is uncounted, or NULL. */
+static sluice__waiter *grantee_locked(sluice_pool *p)
+{
+    sluice__waiter *a = p->q[0].head, *h = p->q[1].head;
+    if (!a && !h)
+        return NULL;
+    p->pool_blocks_out--;
+    if (a && !allowed_locked(p, 0))
+        a = NULL;
+    if (h && !allowed_locked(p, 1))
+        h = NULL;
+    p->pool_blocks_out++;
+    if (a && h)
+        return a->seq < h->seq ? a : h;
+    return a ? a : h;
 }
 
 /* True (once) when the host has let go and nothing the pool made is alive.

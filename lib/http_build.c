@@ -1,5 +1,6 @@
 /*
- * http_build.c — writes a request or response head into one pool block.
+ * http_build.c — writes a request or response head into memory of its own
+ * (at most one pool block's size).
  * Every name, value and target is checked against the same byte classes the
  * parser uses, so a host cannot be tricked into sending a head our own
  * parser (or the peer's) would read differently.
@@ -20,19 +21,36 @@ static int setfail(sluice_http_head_builder *b, int code)
     return code;
 }
 
+/* First size of a head's memory: most request heads a proxy forwards fit. */
+#define FIRST_CAP 1024u
+
+/*
+ * Appends to the head. Its memory is its own, not a pool block: it starts at
+ * FIRST_CAP and doubles, up to the pool's block size (the limit on a head),
+ * so a head costs about its size and is never refused by the budget bodies
+ * spend (heads are one per message, and bounded).
+ */
 static int put(sluice_http_head_builder *b, const void *data, size_t n)
 {
-    if (!b->_block) {
-        /* a head is small and one per message: not refused by the body budget */
-        int r = sluice__block_get_reserve(b->_pool, &b->_block);
-        if (r < 0) {
-            b->_block = NULL;
-            return setfail(b, r);
-        }
-        b->_len = 0;
-    }
-    if (n > sluice_block_capacity(b->_block) - b->_len)
+    size_t limit = sluice__pool_block_size(b->_pool);
+    size_t cap = b->_block ? sluice_block_capacity(b->_block) : 0;
+    if (n > limit - b->_len)
         return setfail(b, SLUICE_ETOOBIG);
+    if (n > cap - b->_len) {
+        size_t want = cap ? cap : FIRST_CAP;
+        while (want < b->_len + n)
+            want *= 2;
+        if (want > limit)
+            want = limit;
+        sluice_block *nb;
+        int r = sluice__block_heap(b->_pool, want, &nb);
+        if (r < 0)
+            return setfail(b, r);
+        if (b->_len)
+            memcpy(sluice_block_data(nb), sluice_block_data(b->_block), b->_len);
+        sluice_block_release(b->_block);
+        b->_block = nb;
+    }
     memcpy(sluice_block_data(b->_block) + b->_len, data, n);
     b->_len += n;
     return 0;

@@ -11,15 +11,46 @@
 #include <stdbool.h>
 
 /*
- * Like sluice_block_get, but not refused at max_blocks (still counted):
- * for a consumer that holds no block at all and must still make progress
- * (the socket reader when it holds nothing), and for small needs bounded per
- * message (a head being built, or copied because it spans two blocks), so
- * that a budget spent on bodies neither deadlocks nor turns into errors.
- * Callers must keep to those uses, or the cap means nothing.
- * Errors: SLUICE_ENOMEM.
+ * A place in the pool's queue for memory (lib/bytes.c), embedded in the
+ * consumer that waits (the socket reader). All-zero: not queued. The fields
+ * are the pool's, guarded by its lock; token is what the wake hook is given.
  */
-int sluice__block_get_reserve(sluice_pool *pool, sluice_block **out);
+typedef struct sluice__waiter {
+    struct sluice__waiter *next, *prev;
+    void *token;
+    sluice_block *granted; /* a block handed to this waiter, not yet taken */
+    uint64_t seq;
+    int holder, queued;
+} sluice__waiter;
+
+/*
+ * Takes a pool block under the budget. holder: the taker already holds pool
+ * blocks and may need one more to make any progress, so it may also use the
+ * reserve above max_blocks; otherwise only max_blocks count. w NULL: take
+ * one if the budget allows, else SLUICE_EPOOLFULL. w non-NULL: a block
+ * granted to w is returned first; refused, w joins the FIFO queue (or keeps
+ * its place) and the pool grants it the first block released that it may
+ * have, calling the wake hook with w->token. A waiter that stops waiting
+ * must call sluice__waiter_cancel. Errors: SLUICE_EPOOLFULL, SLUICE_ENOMEM.
+ */
+int sluice__block_take(sluice_pool *pool, sluice__waiter *w, int holder, sluice_block **out);
+
+/* Leaves the queue; a block granted and not taken goes to the next waiter
+ * (or back to the pool). Safe on a waiter that never waited. */
+void sluice__waiter_cancel(sluice_pool *pool, sluice__waiter *w);
+
+/* True while a block granted to w waits to be taken. */
+int sluice__waiter_granted(sluice_pool *pool, const sluice__waiter *w);
+
+/* True when the pool has a wake hook (waiters then wait for it, not for a
+ * retry deadline). */
+int sluice__pool_has_wake(const sluice_pool *pool);
+
+/* A block of exactly cap bytes from the allocator, outside the pool's
+ * blocks: counted in blocks_live / bytes_live, never refused at max_blocks.
+ * For small memory bounded per message (a head built or copied). The
+ * caller owns one reference. Errors: SLUICE_ENOMEM. */
+int sluice__block_heap(sluice_pool *pool, size_t cap, sluice_block **out);
 
 /* Adds one reference to b. Returns b. */
 sluice_block *sluice__block_ref(sluice_block *b);
@@ -63,6 +94,12 @@ sluice_poll sluice__chunked_next(sluice_stream *s, sluice_bytes *out, uint64_t s
 void sluice__chunked_bypassed(sluice_stream *s, uint64_t n);
 int sluice__reader_eof(const sluice_reader *r);
 void sluice__reader_bypassed(sluice_reader *r, uint64_t n);
+
+/* With nothing unread, lets go of the blocks the reader keeps for appends
+ * (views handed out keep theirs): a body that ended gives its memory back to
+ * the budget while the connection waits for something else (a response,
+ * the next request). */
+void sluice__reader_trim(sluice_reader *r);
 
 /*
  * A multipart part from its header block blk[0, n) (field lines through the

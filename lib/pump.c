@@ -11,7 +11,9 @@
  * After such a flush the source is polled once more before the pump waits:
  * bytes that arrived meanwhile are taken without a wake-up, and a source
  * that was dry for want of memory (a reader at the pool's cap, no fd to
- * wait on) goes on with the blocks the flush released.
+ * wait on) goes on with the blocks the flush released. A source queued for
+ * memory (SLUICE_WANT_WAKE) is passed through like an fd: the host waits
+ * for the pool's wake hook.
  */
 #include "internal.h"
 
@@ -112,7 +114,7 @@ static sluice_pump_status finish(sluice_pump *p, sluice_interest *want)
  * deadline: "poll me again soon"), whose yield ends the step. */
 static sluice_pump_status dry(sluice_pump *p, sluice_interest *want)
 {
-    int yielded = want->fd < 0 && want->deadline_ms < 0;
+    int yielded = want->fd < 0 && want->deadline_ms < 0 && !(want->events & SLUICE_WANT_WAKE);
     if (sluice_sink_buffered(p->_dst) == 0)
         return SLUICE_PUMP_PENDING;
     sluice_pump_status st = flush(p, want);
@@ -177,8 +179,15 @@ int sluice_pump_run(sluice_pump *p, int timeout_ms)
         int64_t until = want.deadline_ms;
         if (end >= 0 && (until < 0 || end < until))
             until = end;
-        if (want.fd < 0 && want.deadline_ms < 0)
+        if (want.fd < 0 && (want.events & SLUICE_WANT_WAKE)) {
+            /* memory, promised by a hook this loop does not see: look again
+             * as a host without a hook would */
+            int64_t retry = now + SLUICE_READER_POOL_RETRY_MS;
+            if (until < 0 || retry < until)
+                until = retry;
+        } else if (want.fd < 0 && want.deadline_ms < 0) {
             continue; /* nothing to wait for: step again */
+        }
         int ms = until < 0 ? -1 : (int)(until > now ? until - now : 0);
         struct pollfd pfd = {want.fd, 0, 0};
         if (want.events & SLUICE_WANT_READ)

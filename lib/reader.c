@@ -11,10 +11,14 @@
  * to max_iov iovecs: small reads pack into one block instead of pinning a
  * 64 KiB block per packet until the writer releases it, and a fast peer can
  * still deliver several blocks per system call. Fresh blocks the read did
- * not reach go straight back to the pool, and so does the last block when a
- * read finds nothing new, nothing is unread and no view of it is out: a
- * connection waiting between requests holds no block (10,000 idle
- * keep-alive connections would otherwise pin 10,000 blocks).
+ * not reach go straight back to the pool, and so does the one block of a
+ * reader whose peer has nothing more for now, once nothing else holds it.
+ *
+ * Under the pool's budget a reader that cannot read into what it holds
+ * queues for a block (lib/bytes.c): as a holder (it may use the reserve)
+ * when it holds a block, which may be the one thing between its consumer
+ * and progress, else behind everybody. Extra iovecs of one readv are only
+ * taken while the pool is under its cap, never queued for.
  */
 #include "internal.h"
 
@@ -39,15 +43,20 @@ struct sluice_reader {
     unsigned max_iov;
     int eof, err;
     int want_read;           /* last fill ended on -EAGAIN */
-    int64_t pool_retry;      /* last fill met the pool's cap: retry then */
+    int pool_wait;           /* last fill is queued for a block */
+    int queued;              /* w may be queued or hold a grant */
+    int64_t pool_retry;      /* waiting without a wake hook: retry then */
     uint64_t consumed;
+    sluice__waiter w;
 };
 
 static seg *at(const sluice_reader *r, size_t i);
 static void pop_front(sluice_reader *r);
 static void pop_back(sluice_reader *r);
-static void free_wrapped(void *ud, void *data, size_t len);
 static int compact(sluice_reader *r);
+static int take_waiting(sluice_reader *r, int holder, sluice_block **b);
+static sluice_poll wait_memory(sluice_reader *r);
+static sluice_poll fill(sluice_reader *r);
 
 int sluice_reader_new(sluice_pool *pool, sluice_io *io, const sluice_reader_config *cfg,
                       sluice_reader **out)
@@ -78,6 +87,7 @@ int sluice_reader_new(sluice_pool *pool, sluice_io *io, const sluice_reader_conf
     r->max_buffered = c.max_buffered;
     r->max_iov = c.max_iov;
     r->pool_retry = -1;
+    r->w.token = c.wake_token ? c.wake_token : (void *)r;
     *out = r;
     return 0;
 }
@@ -86,6 +96,8 @@ void sluice_reader_close(sluice_reader *r)
 {
     if (!r)
         return;
+    if (r->queued) /* first, so our own blocks are not granted to us */
+        sluice__waiter_cancel(r->pool, &r->w);
     while (r->n)
         pop_front(r);
     sluice__free(r->pool, r->ring, r->cap * sizeof *r->ring);
@@ -99,7 +111,19 @@ sluice_poll sluice_reader_fill(sluice_reader *r)
     if (r->eof)
         return SLUICE_EOF;
     r->want_read = 0;
+    r->pool_wait = 0;
     r->pool_retry = -1;
+    sluice_poll res = fill(r);
+    if (!r->pool_wait && r->queued) {
+        /* went on without the queue: let the next waiter have our turn */
+        sluice__waiter_cancel(r->pool, &r->w);
+        r->queued = 0;
+    }
+    return res;
+}
+
+static sluice_poll fill(sluice_reader *r)
+{
     if (r->avail >= r->max_buffered)
         return SLUICE_READY;
     if (r->n == 1 && !r->avail) { /* the home block, all consumed */
@@ -107,15 +131,13 @@ sluice_poll sluice_reader_fill(sluice_reader *r)
         if (sluice__block_refs(h->b) == 1) {
             h->start = h->end = 0; /* and let go of downstream: reuse it whole */
         } else if (h->end == sluice_block_capacity(h->b)) {
-            /* full, its views still downstream: a fresh block, or, at the
-             * pool's cap, wait for them to come back (never a reserve block
-             * while ours is in flight, or the cap would mean nothing) */
+            /* full, its views still downstream (where they may wait for
+             * more bytes: a delimiter across blocks): one more block, from
+             * the reserve if need be, or wait in the queue for one */
             sluice_block *b;
-            int rc = sluice_block_get(r->pool, &b);
-            if (rc == SLUICE_EPOOLFULL) {
-                r->pool_retry = sluice_now_ms() + SLUICE_READER_POOL_RETRY_MS;
-                return SLUICE_PENDING;
-            }
+            int rc = take_waiting(r, 1, &b);
+            if (rc == SLUICE_EPOOLFULL)
+                return wait_memory(r);
             if (rc < 0) {
                 r->err = rc;
                 return SLUICE_ERROR;
@@ -139,14 +161,14 @@ sluice_poll sluice_reader_fill(sluice_reader *r)
     }
     while ((unsigned)niov < r->max_iov && offered < room) {
         sluice_block *b;
-        int rc = sluice_block_get(r->pool, &b);
-        if (rc == SLUICE_EPOOLFULL && !niov) {
-            /* The budget is spent and there is no room in what we hold.
-             * Holding nothing, take one anyway: every connection keeps
-             * moving, so nobody waits on a pool that only waiters hold. */
-            if (r->n == 0) {
-                rc = sluice__block_get_reserve(r->pool, &b);
-            } else if (compact(r)) {
+        int rc;
+        if (niov) {
+            rc = sluice__block_take(r->pool, NULL, 0, &b); /* extra: only under the cap */
+        } else if (r->n) {
+            /* no room in what we hold: a block under the cap, else room made
+             * in our own block, else the reserve or the queue */
+            rc = sluice__block_take(r->pool, NULL, 0, &b);
+            if (rc == SLUICE_EPOOLFULL && compact(r)) {
                 seg *t = at(r, r->n - 1);
                 size_t space = sluice_block_capacity(t->b) - t->end;
                 iov[niov].iov_base = sluice_block_data(t->b) + t->end;
@@ -154,15 +176,16 @@ sluice_poll sluice_reader_fill(sluice_reader *r)
                 offered += space;
                 break;
             }
+            if (rc == SLUICE_EPOOLFULL)
+                rc = take_waiting(r, 1, &b);
+        } else {
+            rc = take_waiting(r, 0, &b); /* holding nothing: behind everybody */
         }
         if (rc < 0) {
             if (niov)
                 break; /* read into what we have */
-            if (rc == SLUICE_EPOOLFULL) {
-                /* backpressure: views must come back, here or elsewhere */
-                r->pool_retry = sluice_now_ms() + SLUICE_READER_POOL_RETRY_MS;
-                return SLUICE_PENDING;
-            }
+            if (rc == SLUICE_EPOOLFULL)
+                return wait_memory(r); /* backpressure: views must come back */
             r->err = rc;
             return SLUICE_ERROR;
         }
@@ -191,11 +214,16 @@ sluice_poll sluice_reader_fill(sluice_reader *r)
         return SLUICE_EOF;
     }
     if (got == -EAGAIN) {
-        r->want_read = 1;
-        /* Nothing unread and nobody else holds the block: an idle
-         * connection (keep-alive between requests) keeps no block. */
-        if (!r->avail && r->n == 1 && sluice__block_refs(at(r, 0)->b) == 1)
+        /* nothing unread and no view out: the block goes back to the pool
+         * (to whoever waits for one) while the peer is quiet */
+        if (!r->avail && r->n == 1 && sluice__block_refs(at(r, 0)->b) == 1) {
+            if (r->queued) { /* leave first, or the block comes back to us */
+                sluice__waiter_cancel(r->pool, &r->w);
+                r->queued = 0;
+            }
             pop_front(r);
+        }
+        r->want_read = 1;
         return SLUICE_PENDING;
     }
     r->err = (int)got;
@@ -208,7 +236,10 @@ void sluice_reader_ready(const sluice_reader *r, sluice_interest *want)
         sluice__io_ready(r->io, SLUICE_WANT_READ, want);
         return;
     }
-    *want = (sluice_interest){-1, 0, r->pool_retry};
+    if (r->pool_wait && sluice__pool_has_wake(r->pool))
+        *want = (sluice_interest){-1, SLUICE_WANT_WAKE, -1};
+    else
+        *want = (sluice_interest){-1, 0, r->pool_retry};
 }
 
 size_t sluice_reader_available(const sluice_reader *r)
@@ -225,17 +256,14 @@ int sluice_reader_peek(sluice_reader *r, size_t max, sluice_bytes *out)
     seg *s = at(r, 0);
     if (s->end - s->start >= want)
         return sluice_block_view(s->b, s->start, want, out);
-    /* Spans blocks: one copy into memory of exactly the right size. */
-    sluice_block *b = NULL;
-    unsigned char *dst;
-    int rc;
-    if (want <= sluice__pool_block_size(r->pool)) {
-        if ((rc = sluice__block_get_reserve(r->pool, &b)) < 0) /* a head: bounded */
-            return rc;
-        dst = sluice_block_data(b);
-    } else if (!(dst = sluice__alloc(r->pool, want))) {
-        return SLUICE_ENOMEM;
-    }
+    /* Spans blocks (a head, bounded by its limit): one copy into memory of
+     * exactly its size, outside the pool's blocks, so that parsing a head
+     * never waits for the budget bodies hold. */
+    sluice_block *b;
+    int rc = sluice__block_heap(r->pool, want, &b);
+    if (rc < 0)
+        return rc;
+    unsigned char *dst = sluice_block_data(b);
     size_t got = 0;
     for (size_t i = 0; got < want; i++) {
         s = at(r, i);
@@ -243,15 +271,8 @@ int sluice_reader_peek(sluice_reader *r, size_t max, sluice_bytes *out)
         memcpy(dst + got, sluice_block_data(s->b) + s->start, k);
         got += k;
     }
-    if (b) {
-        rc = sluice_block_view(b, 0, want, out);
-        sluice_block_release(b);
-        return rc;
-    }
-    rc = sluice_bytes_wrap(r->pool, dst, want, free_wrapped, r->pool, out);
-    if (rc < 0)
-        sluice__free(r->pool, dst, want);
-    return rc;
+    *out = (sluice_bytes){b, dst, want};
+    return 0;
 }
 
 size_t sluice_reader_take(sluice_reader *r, size_t max, sluice_bytes *out)
@@ -323,6 +344,11 @@ sluice_io *sluice__reader_io(const sluice_reader *r)
 void sluice__reader_bypassed(sluice_reader *r, uint64_t n)
 {
     r->consumed += n;
+    sluice__reader_trim(r);
+}
+
+void sluice__reader_trim(sluice_reader *r)
+{
     while (!r->avail && r->n) /* an emptied block kept for appends: not needed */
         pop_front(r);
 }
@@ -366,7 +392,18 @@ static int compact(sluice_reader *r)
     return 1;
 }
 
-static void free_wrapped(void *ud, void *data, size_t len)
+static int take_waiting(sluice_reader *r, int holder, sluice_block **b)
 {
-    sluice__free(ud, data, len);
+    int rc = sluice__block_take(r->pool, &r->w, holder, b);
+    if (rc == SLUICE_EPOOLFULL)
+        r->queued = 1;
+    return rc;
+}
+
+static sluice_poll wait_memory(sluice_reader *r)
+{
+    r->pool_wait = 1;
+    if (!sluice__pool_has_wake(r->pool))
+        r->pool_retry = sluice_now_ms() + SLUICE_READER_POOL_RETRY_MS;
+    return SLUICE_PENDING;
 }

@@ -246,34 +246,52 @@ TEST(reader_bound_stops_reading)
 
 TEST(reader_pool_cap_is_backpressure)
 {
-    sluice_pool *p = small_pool(64, 2);
-    count_io c = counting(p, alphabet, 248);
+    /* 64-byte blocks, a cap of 2 and a reserve of 1 for readers that hold a
+     * block; no wake hook, so a queued reader retries on a deadline */
+    sluice_pool_config pc = {.block_size = 64, .max_blocks = 2, .reserve = 1};
+    sluice_pool *p;
+    REQUIRE(sluice_pool_new(&pc, &p) == 0);
+    static char data[512];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = alphabet[i % 62];
+    count_io c = counting(p, data, sizeof data);
     sluice_reader *r;
     REQUIRE(sluice_reader_new(p, &c.base, NULL, &r) == 0);
     EXPECT_EQ(sluice_reader_fill(r), SLUICE_READY); /* reads into the 2 it got */
     EXPECT_EQ(c.last_offered, 128);
-    sluice_bytes a, b, d, e;
+    sluice_bytes a, b, cc, d, e, f;
     EXPECT_EQ(sluice_reader_take(r, 64, &a), 64);
     EXPECT_EQ(sluice_reader_take(r, 64, &b), 64);
-    /* its last block is all taken but its views are out: wait for them,
-     * with a deadline and no fd, rather than take more than the cap */
+    /* its block is full and its views wait downstream: one more from the
+     * reserve (a consumer may need it to make any progress) */
+    EXPECT_EQ(sluice_reader_fill(r), SLUICE_READY);
+    EXPECT_EQ(c.last_offered, 64);
+    EXPECT_EQ(live(p), 3);
+    EXPECT_EQ(sluice_reader_take(r, 64, &cc), 64);
+    /* and the reserve spent: it waits in the queue, no fd, a deadline */
     int64_t t0 = sluice_now_ms();
     EXPECT_EQ(sluice_reader_fill(r), SLUICE_PENDING); /* pool full, not an error */
     EXPECT_EQ(sluice_reader_error(r), 0);
-    EXPECT_EQ(c.reads, 1);
+    EXPECT_EQ(c.reads, 2);
     sluice_interest w;
     sluice_reader_ready(r, &w);
     EXPECT_EQ(w.fd, -1);
+    EXPECT_EQ(w.events, 0);
     EXPECT(w.deadline_ms >= t0 + SLUICE_READER_POOL_RETRY_MS &&
            w.deadline_ms <= sluice_now_ms() + SLUICE_READER_POOL_RETRY_MS);
     sluice_pool_counters st;
     sluice_pool_stats(p, &st);
-    EXPECT_EQ(st.blocks_max, 2);
+    EXPECT_EQ(st.blocks_max, 3);
+    EXPECT_EQ(st.waiters, 1);
     EXPECT(st.pool_full >= 1);
-    sluice_bytes_release(&a); /* a view came back: a fresh block */
+    sluice_bytes_release(&a); /* a view came back: its block is ours */
+    sluice_pool_stats(p, &st);
+    EXPECT_EQ(st.waiters, 0);
+    EXPECT_EQ(st.wakes, 1);
+    EXPECT_EQ(live(p), 3); /* handed over, still counted */
     EXPECT_EQ(sluice_reader_fill(r), SLUICE_READY);
     EXPECT_EQ(c.last_offered, 64);
-    EXPECT_EQ(live(p), 2);
+    EXPECT_EQ(live(p), 3);
     sluice_reader_ready(r, &w);
     EXPECT_EQ(w.deadline_ms, -1); /* a successful fill clears the retry */
     /* its front consumed and nothing else sharing it: the unread bytes
@@ -281,38 +299,40 @@ TEST(reader_pool_cap_is_backpressure)
     sluice_reader_skip(r, 10);
     EXPECT_EQ(sluice_reader_fill(r), SLUICE_READY);
     EXPECT_EQ(c.last_offered, 10);
-    EXPECT_EQ(live(p), 2);
+    EXPECT_EQ(live(p), 3);
     EXPECT_EQ(sluice_reader_take(r, 64, &d), 64);
-    EXPECT_MEM(d.data, 64, alphabet + 138, 64);
+    EXPECT_MEM(d.data, 64, data + 202, 64);
     sluice_bytes_release(&b);
-    EXPECT_EQ(sluice_reader_fill(r), SLUICE_READY);
-    EXPECT_EQ(sluice_reader_take(r, 64, &e), 46);
-    EXPECT_MEM(e.data, 46, alphabet + 202, 46);
-    EXPECT_EQ(sluice_reader_fill(r), SLUICE_PENDING); /* the io is dry */
-    EXPECT_EQ(c.last_offered, 18); /* the tail of the block it holds */
+    sluice_bytes_release(&cc);
+    EXPECT_EQ(sluice_reader_fill(r), SLUICE_READY); /* under the cap again */
+    EXPECT_EQ(c.last_offered, 64);
 
-    /* a reader holding nothing still gets one block at the cap, and reuses
-     * it whole once everything it handed out came back */
-    count_io c2 = counting(p, alphabet, 248);
+    /* a reader holding nothing waits behind everybody, while one that
+     * holds a block may still use the reserve */
+    count_io c2 = counting(p, data, sizeof data);
     sluice_reader *r2;
     REQUIRE(sluice_reader_new(p, &c2.base, NULL, &r2) == 0);
-    EXPECT_EQ(sluice_reader_fill(r2), SLUICE_READY);
-    EXPECT_EQ(c2.last_offered, 64);
-    EXPECT_EQ(live(p), 3); /* d, e and the reserve: over the cap by one */
-    sluice_bytes f;
-    EXPECT_EQ(sluice_reader_take(r2, 64, &f), 64);
     EXPECT_EQ(sluice_reader_fill(r2), SLUICE_PENDING);
-    sluice_bytes_release(&f);
+    EXPECT_EQ(c2.reads, 0);
+    EXPECT_EQ(sluice_reader_take(r, 64, &e), 64);
+    EXPECT_MEM(e.data, 64, data + 266, 64);
+    EXPECT_EQ(sluice_reader_fill(r), SLUICE_READY);
+    EXPECT_EQ(live(p), 3);
+    sluice_bytes_release(&d); /* 2 out after it: not under the cap, no grant */
+    EXPECT_EQ(sluice_reader_fill(r2), SLUICE_PENDING);
+    sluice_bytes_release(&e); /* 1 out after it: r2's turn */
+    sluice_pool_stats(p, &st);
+    EXPECT_EQ(st.wakes, 2);
     EXPECT_EQ(sluice_reader_fill(r2), SLUICE_READY);
     EXPECT_EQ(c2.last_offered, 64);
-    EXPECT_EQ(live(p), 3);
     EXPECT_EQ(sluice_reader_take(r2, 64, &f), 64);
-    EXPECT_MEM(f.data, 64, alphabet + 64, 64);
+    EXPECT_MEM(f.data, 64, data, 64);
     sluice_bytes_release(&f);
-    sluice_bytes_release(&d);
-    sluice_bytes_release(&e);
+    sluice_pool_stats(p, &st);
+    EXPECT_EQ(st.blocks_max, 3); /* never more than the cap and the reserve */
     sluice_reader_close(r2);
     sluice_reader_close(r);
+    EXPECT_EQ(live(p), 0);
     sluice_pool_close(p);
 }
 

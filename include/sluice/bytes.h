@@ -43,15 +43,39 @@ typedef struct sluice_bytes {
 /*
  * The memory budget. max_blocks caps the pool blocks outstanding across
  * every object made from the pool: share one pool between all connections of
- * a process and max_blocks * block_size is the memory their bodies may hold
- * at once. At the cap, readers read into what they already hold, and in-flight
- * windows shrink (a pump stops pulling, the kernel's receive window closes,
- * the peers are paused) instead of RSS growing with the number of
- * connections. One overdraft keeps it from deadlocking: a consumer that holds
- * no block at all may always take one (sluice__block_get_reserve), so every
- * connection can make progress, and heads (built or copied) are not refused
- * either; the worst case is therefore max_blocks plus one block per
- * connection and per head in flight, reached only while all are starved.
+ * a process and (max_blocks + reserve) * block_size bounds the memory their
+ * bodies hold at once, whatever the number of connections. At the cap,
+ * readers read into what they already hold, and in-flight windows shrink (a
+ * pump stops pulling, the kernel's receive window closes, the peers are
+ * paused) instead of RSS growing with the number of connections.
+ *
+ * A reader that needs a block and meets the cap waits in a FIFO queue (it
+ * reports PENDING). Readers that hold nothing may have a block while fewer
+ * than max_blocks are out; readers that already hold blocks (they may need
+ * one more to make any progress: a head or a multipart delimiter across two
+ * blocks, a full block whose views wait downstream) may also use `reserve`
+ * blocks above the cap, first come first served among them. When a pool
+ * block's last reference is released, the pool hands that block to the
+ * first waiter that may have it, reserved for it alone, and calls
+ * wake(wake_ud, token) with the waiter's token (sluice_reader_config's
+ * wake_token): exactly one call per block handed over, none otherwise.
+ *
+ * The hook runs on the thread that released the block (any thread: views may
+ * be released anywhere), inside sluice_bytes_release() / sluice_block_release()
+ * or a stream, sink or pump call that released a view, with the pool's lock
+ * held: it must not call into sluice on this pool, and should only note the
+ * token (a flag, a list of connections to step) or, across threads, write to
+ * an eventfd or pipe the token's loop watches. After the waiter leaves the
+ * queue (its reader closed or went on without the block) the hook is never
+ * called with its token again. A reader whose pool has a hook reports the
+ * interest {fd -1, SLUICE_WANT_WAKE, no deadline}: step it again once the
+ * hook named its token. Without a hook the queue and the grants are the
+ * same, and the reader reports a deadline SLUICE_READER_POOL_RETRY_MS ahead
+ * instead (the host polls it again then, and it takes its grant if one came).
+ *
+ * Heads are not pool blocks: a head built (sluice_http_head_*) or copied
+ * because it spans two blocks gets memory of its own size, bounded by the
+ * head limits, as small copies do (sluice_bytes_copy_from).
  */
 typedef struct sluice_pool_config {
     size_t block_size;   /* bytes of payload per pool block; 0: 64 KiB       */
@@ -59,6 +83,11 @@ typedef struct sluice_pool_config {
                             the memory budget above)                         */
     size_t max_spare;    /* cap on free blocks kept for reuse; 0: 16         */
     const sluice_allocator *allocator; /* NULL: malloc/free. Copied.         */
+    size_t reserve;      /* blocks above max_blocks for takers that already
+                            hold blocks; 0: 2 (at least 1 is needed for the
+                            no-deadlock guarantee, so 0 cannot be asked for) */
+    void (*wake)(void *ud, void *token); /* NULL: waiters retry on a deadline */
+    void *wake_ud;       /* first argument of wake                           */
 } sluice_pool_config;
 
 typedef struct sluice_pool_counters {
@@ -69,7 +98,12 @@ typedef struct sluice_pool_counters {
     size_t block_size;
     uint64_t blocks_allocated; /* calls to the allocator for blocks, ever    */
     size_t blocks_max;    /* most pool blocks outstanding at once, ever      */
-    uint64_t pool_full;   /* sluice_block_get calls refused at the cap, ever */
+    uint64_t pool_full;   /* takes refused at the cap, ever (a waiter that
+                             stays queued counts once)                       */
+    size_t waiters;       /* takers queued for a block now                   */
+    size_t waiters_max;   /* most takers queued at once, ever                */
+    uint64_t wakes;       /* blocks handed to a waiter, ever (each with one
+                             call of the wake hook, when there is one)       */
 } sluice_pool_counters;
 
 /*
@@ -107,8 +141,9 @@ SLUICE_API void sluice_pool_object_free(sluice_pool *pool, void *obj, size_t siz
 /*
  * Takes a writable block of sluice__pool_block_size() bytes with one
  * reference, owned by the caller. Errors: SLUICE_EPOOLFULL (max_blocks
- * outstanding: backpressure, try again when blocks are released),
- * SLUICE_ENOMEM.
+ * outstanding, or blocks coming back are promised to queued readers:
+ * backpressure, try again when blocks are released; this call never queues
+ * and never uses the reserve), SLUICE_ENOMEM.
  */
 SLUICE_API int sluice_block_get(sluice_pool *pool, sluice_block **out);
 

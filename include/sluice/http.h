@@ -248,7 +248,8 @@ SLUICE_API int sluice_http_error_status(int code);
 /* ---- head builder --------------------------------------------------------- */
 
 /*
- * Writes a head into one pool block:
+ * Writes a head into memory of its own size (at most the pool's block size;
+ * not a pool block, so the memory budget never refuses or delays it):
  *
  *   sluice_http_head_builder b;
  *   sluice_http_head_init(&b, pool);
@@ -261,8 +262,8 @@ SLUICE_API int sluice_http_error_status(int code);
  * control byte but HTAB, so a host cannot be tricked into header injection.
  * Errors stick: after the first failure every call returns the same code and
  * the block is already released; finish() returns it too. Codes:
- * SLUICE_EINVAL (bad argument or order), SLUICE_ETOOBIG (does not fit one
- * block), SLUICE_EPOOLFULL, SLUICE_ENOMEM. Every init must be followed by
+ * SLUICE_EINVAL (bad argument or order), SLUICE_ETOOBIG (longer than the
+ * pool's block size), SLUICE_ENOMEM. Every init must be followed by
  * finish() or discard(). A builder is used by one thread at a time.
  */
 typedef struct sluice_http_head_builder {

@@ -73,7 +73,9 @@ SLUICE_API void sluice_pump_init(sluice_pump *p, sluice_stream *src, sluice_sink
  * one busy transfer cannot hold a host loop while other connections wait.
  *   DONE     stream at EOF and sink finished. Repeats if called again.
  *   PENDING  *want says what to wait for (the stream's readable fd or the
- *            sink's writable fd, with a deadline if either has one). An
+ *            sink's writable fd, with a deadline if either has one; or, for
+ *            a source queued for pool memory, SLUICE_WANT_WAKE: the pool's
+ *            wake hook naming the source's reader's token). An
  *            interest with no fd and no deadline means "call again soon":
  *            the step spent its budget, or the source yielded (a stream
  *            that asks to be polled again rather than wait); a host runs
@@ -85,7 +87,9 @@ SLUICE_API void sluice_pump_init(sluice_pump *p, sluice_stream *src, sluice_sink
 SLUICE_API sluice_pump_status sluice_pump_step(sluice_pump *p, sluice_interest *want);
 
 /*
- * Steps until DONE or ERROR, waiting with poll(2) in between. timeout_ms < 0:
+ * Steps until DONE or ERROR, waiting with poll(2) in between (a source
+ * queued for memory is looked at again every SLUICE_READER_POOL_RETRY_MS:
+ * this loop sees no wake hook). timeout_ms < 0:
  * no overall limit. Returns 0 on DONE; the pump's error code on ERROR;
  * SLUICE_ETIMEDOUT if timeout_ms passed first (the pump can be stepped again).
  * Blocks the calling thread: for tools and tests, not for event loops.

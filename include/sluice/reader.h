@@ -31,6 +31,8 @@ typedef struct sluice_reader sluice_reader;
 typedef struct sluice_reader_config {
     size_t max_buffered; /* cap on unread bytes held; 0: max_iov blocks      */
     unsigned max_iov;    /* pool blocks offered per readv; 0: 4, at most 64  */
+    void *wake_token;    /* what the pool's wake hook is given when this
+                            reader is handed a block; NULL: the reader       */
 } sluice_reader_config;
 
 /*
@@ -41,12 +43,13 @@ typedef struct sluice_reader_config {
 SLUICE_API int sluice_reader_new(sluice_pool *pool, sluice_io *io,
                                  const sluice_reader_config *cfg, sluice_reader **out);
 
-/* Releases the reader's blocks (views already handed out stay valid) and
- * frees it. The io is not touched. NULL is a no-op. */
+/* Releases the reader's blocks (views already handed out stay valid), leaves
+ * the pool's queue if it waits there, and frees it. The io is not touched.
+ * NULL is a no-op. */
 SLUICE_API void sluice_reader_close(sluice_reader *r);
 
-/* How long a reader that met the pool's cap lets the host wait before it
- * tries again (the deadline of its interest), in milliseconds. */
+/* Without a wake hook on the pool: how long a reader queued for memory lets
+ * the host wait before it looks again (its interest's deadline), in ms. */
 #define SLUICE_READER_POOL_RETRY_MS 5
 
 /*
@@ -54,20 +57,22 @@ SLUICE_API void sluice_reader_close(sluice_reader *r);
  *   READY    new bytes are buffered — or nothing was read because max_buffered
  *            unread bytes are already held (consume some first).
  *   PENDING  the io said -EAGAIN (sluice_reader_ready gives its read
- *            interest, so an edge-triggered host may wait), or the pool is
- *            at its cap (max_blocks) and the reader has no room left in the
- *            blocks it holds. Then the interest has no fd and a deadline
- *            SLUICE_READER_POOL_RETRY_MS ahead: blocks come back when views
- *            are released (a pump retries at once after its sink's flush
- *            released some); the deadline covers blocks freed by other
- *            connections, without a busy loop. At the cap a reader that
- *            holds no block still takes one (sluice__block_get_reserve), and
- *            one whose only block is full of a partly consumed, unshared
- *            buffer moves the unread bytes to its front, so no connection
- *            can wait forever on blocks that only waiting connections hold.
- *            A fill that ends in -EAGAIN with no unread bytes returns the
- *            reader's block to the pool unless a view of it is still out:
- *            an idle reader holds no memory but its own struct.
+ *            interest, so an edge-triggered host may wait; a reader with
+ *            nothing unread and no view out gives its block back to the pool
+ *            then), or the pool is at its cap (max_blocks) and the reader has
+ *            no room left in the blocks it holds: it is queued for a block
+ *            (FIFO; see the memory budget in bytes.h). The interest is then
+ *            {fd -1, SLUICE_WANT_WAKE, no deadline} when the pool has a wake
+ *            hook (fill again once the hook named wake_token: the block is
+ *            kept for this reader alone), else {fd -1, 0, a deadline
+ *            SLUICE_READER_POOL_RETRY_MS ahead}. A reader that holds a block
+ *            queues as a holder, which may use the pool's reserve, after
+ *            moving its unread bytes to the front of its only block if
+ *            nothing else shares it; so no connection waits forever on
+ *            blocks that only waiting connections hold. A fill that goes on
+ *            without the block it waited for leaves the queue (a block
+ *            already handed to it goes to the next waiter), and so does
+ *            sluice_reader_close.
  *   EOF      the peer closed; remembered, later fills return EOF at once.
  *            Bytes already buffered stay readable.
  *   ERROR    the io failed or no memory: sluice_reader_error(); sticky.
@@ -83,8 +88,9 @@ SLUICE_API size_t sluice_reader_available(const sluice_reader *r);
 /*
  * The first min(max, available) unread bytes as ONE contiguous view, without
  * consuming them. Zero-copy when they lie in one block; otherwise they are
- * copied once into a fresh block (max bounds the copy). The caller owns the
- * view's reference. Errors: SLUICE_ENOMEM, SLUICE_EPOOLFULL (*out zeroed).
+ * copied once into memory of exactly that size, outside the pool's blocks
+ * (max bounds the copy: a head's limit), so the budget never refuses it.
+ * The caller owns the view's reference. Errors: SLUICE_ENOMEM (*out zeroed).
  */
 SLUICE_API int sluice_reader_peek(sluice_reader *r, size_t max, sluice_bytes *out);
 

@@ -42,14 +42,21 @@ typedef enum sluice_poll {
 /* Interest events (bit flags). */
 #define SLUICE_WANT_READ 1
 #define SLUICE_WANT_WRITE 2
+/* Wait until the pool's wake hook names this object's token (a reader
+ * queued for memory under the budget: see sluice_pool_config). Comes with
+ * fd -1 and no deadline of its own. */
+#define SLUICE_WANT_WAKE 4
 
 /*
  * What a host loop must wait for before polling again:
  *   fd >= 0:  wait until fd is ready for `events`;
  *   deadline_ms >= 0: stop waiting at that CLOCK_MONOTONIC time (ms), then
  *             poll again (the object reports SLUICE_ETIMEDOUT if it gave up);
- *   fd < 0 and deadline_ms < 0: nothing to wait for; poll again soon (a
- *             stream that yields to be fair, e.g. the memory stream's test mode).
+ *   events & SLUICE_WANT_WAKE: wait until the pool's wake hook is called
+ *             with this object's token (memory was handed to it);
+ *   fd < 0, deadline_ms < 0 and no SLUICE_WANT_WAKE: nothing to wait for;
+ *             poll again soon (a stream that yields to be fair, e.g. the
+ *             memory stream's test mode).
  */
 typedef struct sluice_interest {
     int fd;
