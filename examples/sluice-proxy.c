@@ -568,7 +568,8 @@ static int step_connect(conn *c)
         return fail_request(c, 502);
     sluice_bytes head;
     if (sluice_io_fd_new(px->pool, c->ufd, 0, &c->uio) < 0 ||
-        sluice_reader_new(px->pool, c->uio, NULL, &c->urd) < 0 ||
+        sluice_reader_new(px->pool, c->uio,
+                          &(sluice_reader_config){.wake_token = &c->hc.base}, &c->urd) < 0 ||
         build_upstream_head(c, &head) < 0)
         return fail_request(c, 502);
     sluice_writer_config wc = {.idle_timeout_ms = px->cfg.timeout_ms};
@@ -1023,8 +1024,8 @@ static void usage(FILE *f)
             "                        (pool blocks in flight; default 16777216, 0: no\n"
             "                        cap; none in buffer mode). At the cap each\n"
             "                        connection's window shrinks instead of the\n"
-            "                        process growing; a connection holding nothing\n"
-            "                        still gets one 64 KiB block\n");
+            "                        process growing; readers wait for memory in\n"
+            "                        turn (2 blocks of reserve for those that hold one)\n");
 }
 
 int main(int argc, char **argv)
@@ -1115,7 +1116,10 @@ int main(int argc, char **argv)
         goto bad;
     if (cfg->max_memory == (size_t)-1) /* buffer mode holds whole bodies */
         cfg->max_memory = cfg->buffer_mode ? 0 : DEFAULT_MAX_MEMORY;
-    sluice_pool_config pc = {.max_blocks = cfg->max_memory / SLUICE_DEFAULT_BLOCK_SIZE};
+    /* one budget per worker process; a reader at the cap waits for the pool
+     * to name it (srv_wake), no timer */
+    sluice_pool_config pc = {.max_blocks = cfg->max_memory / SLUICE_DEFAULT_BLOCK_SIZE,
+                             .wake = srv_wake, .wake_ud = &px.srv};
     if (cfg->max_memory && pc.max_blocks == 0)
         pc.max_blocks = 1;
     if (sluice_pool_new(&pc, &px.pool) < 0) {

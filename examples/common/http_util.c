@@ -19,7 +19,8 @@ void *http_conn_new(srv *s, sluice_pool *pool, int fd, size_t size)
     srv_conn_init(s, &c->base);
     c->fd = fd;
     if (sluice_io_fd_new(pool, fd, 0, &c->io) < 0 ||
-        sluice_reader_new(pool, c->io, NULL, &c->rd) < 0) {
+        sluice_reader_new(pool, c->io, &(sluice_reader_config){.wake_token = &c->base},
+                          &c->rd) < 0) {
         sluice_io_close(c->io);
         close(fd);
         free(c);

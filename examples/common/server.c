@@ -72,6 +72,8 @@ void srv_conn_init(srv *s, srv_conn *c)
 
 void srv_watch(srv_conn *c, const sluice_interest *w)
 {
+    if (w->events & SLUICE_WANT_WAKE)
+        return; /* waits for memory: srv_wake names it when a block is kept */
     if (w->fd < 0 && w->deadline_ms < 0) {
         c->immediate = 1;
         return;
@@ -223,11 +225,44 @@ static void accept_all(srv *s)
 
 /* Marks c finished: out of epoll, the heap and the list now; destroyed by
  * reap() once no event of the current batch can point at it any more. */
+void srv_wake(void *ud, void *token)
+{
+    srv *s = ud;
+    srv_conn *c = token;
+    if (c->closed || c->woken)
+        return;
+    c->woken = 1;
+    c->woken_next = s->woken;
+    s->woken = c;
+}
+
+/* Runs the connections the pool woke (each once; a run may wake others:
+ * they go on the list for the next turn). */
+static void run_woken(srv *s)
+{
+    srv_conn *list = s->woken;
+    s->woken = NULL;
+    while (list) {
+        srv_conn *c = list;
+        list = c->woken_next;
+        c->woken = 0;
+        run_conn(c);
+    }
+}
+
 static void close_conn(srv_conn *c)
 {
     srv *s = c->srv;
     if (c->closed)
         return;
+    if (c->woken) { /* rare: woken, then finished before its turn */
+        srv_conn **pp = &s->woken;
+        while (*pp && *pp != c)
+            pp = &(*pp)->woken_next;
+        if (*pp)
+            *pp = c->woken_next;
+        c->woken = 0;
+    }
     for (int i = 0; i < SRV_MAX_WATCH; i++)
         srv_forget(c, c->reg[i].fd);
     heap_remove(s, c);
@@ -375,6 +410,8 @@ static int loop(srv *s)
         next = earliest(next, s->trim_at);
         now = sluice_now_ms();
         int timeout = next < 0 ? -1 : (int)(next > now ? next - now : 0);
+        if (s->woken)
+            timeout = 0;
         int n = epoll_wait(s->epfd, ev, SRV_EPOLL_BATCH, timeout);
         if (n < 0 && errno != EINTR)
             return 1;
@@ -392,6 +429,7 @@ static int loop(srv *s)
                 run_conn(p); /* a no-op for one closed earlier in this batch */
             }
         }
+        run_woken(s);
         reap(s);
     }
 }

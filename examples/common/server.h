@@ -68,6 +68,8 @@ struct srv_conn {
     sluice_interest want[SRV_MAX_WATCH]; /* filled by drive() */
     int nwant;
     int immediate;                       /* drive again without waiting */
+    int woken;                           /* on s->woken: the pool kept it a block */
+    srv_conn *woken_next;
     int closed;                          /* finished; destroyed after the batch */
     int64_t deadline;                    /* nearest deadline, -1 none */
     size_t heap_at;                      /* 1 + index in the timer heap, 0: none */
@@ -100,7 +102,17 @@ struct srv {
     size_t churn_since_trim;
     int64_t trim_at;
     sluice_pool *pool;
+    srv_conn *woken;                     /* named by the pool's wake hook */
 };
+
+/*
+ * The pool's wake hook (sluice_pool_config.wake, wake_ud = the srv; each
+ * reader's wake_token = its srv_conn): a block is kept for that reader, so
+ * the connection runs on the next turn. Called with the pool's lock held,
+ * on the thread that released the block (the loop's: one pool per worker
+ * process), so it only links the connection into a list.
+ */
+void srv_wake(void *ud, void *token);
 
 /* Called from drive(): wait for `w` (ignored when it asks for nothing). */
 void srv_watch(srv_conn *c, const sluice_interest *w);
