@@ -225,14 +225,14 @@ int main(int argc, char **argv)
                                                         (w->events & SLUICE_WANT_WRITE ? POLLOUT : 0)), 0};
             if (w->deadline_ms >= 0 && (next < 0 || w->deadline_ms < next))
                 next = w->deadline_ms;
-            if (w->fd < 0 && w->deadline_ms < 0) /* "call again soon": a step's budget */
-                next = now;
+            if (w->fd < 0 && w->deadline_ms < 0 && !(w->events & SLUICE_WANT_WAKE))
+                next = now; /* "call again soon": a step's budget */
         }
         poll(pfd, (nfds_t)n + 1, next < 0 ? -1 : next > now ? (int)(next - now) : 0);
         now = sluice_now_ms();
         for (int i = n - 1; i >= 0; i--) {
             sluice_interest *w = &conns[i]->want;
-            int soon = w->fd < 0 && w->deadline_ms < 0;
+            int soon = w->fd < 0 && w->deadline_ms < 0 && !(w->events & SLUICE_WANT_WAKE);
             if (!soon && !pfd[i + 1].revents && (w->deadline_ms < 0 || w->deadline_ms > now))
                 continue; /* nothing happened for this one */
             if (step(conns[i]) < 0) {
