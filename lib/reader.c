@@ -122,80 +122,101 @@ sluice_poll sluice_reader_fill(sluice_reader *r)
     return res;
 }
 
-static sluice_poll fill(sluice_reader *r)
+/* Step helpers return GO_ON to let fill() continue, else its result. */
+#define GO_ON ((sluice_poll)-1)
+
+/* The reader's only block, all consumed: reuse it whole when nothing else
+ * holds it; when it is full with its views still downstream (where they may
+ * wait for more bytes: a delimiter across blocks), get the next block, from
+ * the reserve if need be, or wait in the queue for one. */
+static sluice_poll renew_home(sluice_reader *r)
 {
-    if (r->avail >= r->max_buffered)
-        return SLUICE_READY;
-    if (r->n == 1 && !r->avail) { /* the home block, all consumed */
-        seg *h = at(r, 0);
-        if (sluice__block_refs(h->b) == 1) {
-            h->start = h->end = 0; /* and let go of downstream: reuse it whole */
-        } else if (h->end == sluice_block_capacity(h->b)) {
-            /* full, its views still downstream (where they may wait for
-             * more bytes: a delimiter across blocks): one more block, from
-             * the reserve if need be, or wait in the queue for one */
-            sluice_block *b;
-            int rc = take_waiting(r, 1, &b);
-            if (rc == SLUICE_EPOOLFULL)
-                return wait_memory(r);
-            if (rc < 0) {
-                r->err = rc;
-                return SLUICE_ERROR;
-            }
-            pop_front(r);
-            *at(r, r->n++) = (seg){b, 0, 0};
-        }
+    seg *h = at(r, 0);
+    if (sluice__block_refs(h->b) == 1) {
+        h->start = h->end = 0; /* and let go of downstream: reuse it whole */
+        return GO_ON;
     }
-    size_t room = r->max_buffered - r->avail;
-    struct iovec iov[MAX_IOV];
-    int niov = 0;
-    size_t offered = 0, first_fresh = r->n;
+    if (h->end < sluice_block_capacity(h->b))
+        return GO_ON;
+    sluice_block *b;
+    int rc = take_waiting(r, 1, &b);
+    if (rc == SLUICE_EPOOLFULL)
+        return wait_memory(r);
+    if (rc < 0) {
+        r->err = rc;
+        return SLUICE_ERROR;
+    }
+    pop_front(r);
+    *at(r, r->n++) = (seg){b, 0, 0};
+    return GO_ON;
+}
+
+/* Offers b's space from `from` on, at most what `room` leaves. */
+static void add_iov(struct iovec *iov, int *niov, sluice_block *b, size_t from, size_t room,
+                    size_t *offered)
+{
+    size_t space = sluice_block_capacity(b) - from;
+    size_t left = room - *offered;
+    iov[*niov].iov_base = sluice_block_data(b) + from;
+    iov[(*niov)++].iov_len = space < left ? space : left;
+    *offered += space;
+}
+
+/* A fresh block for the next iovec. The first one may come from room made
+ * in our own block (compaction: then *made is set), the reserve or the
+ * queue; extras only while the pool is under its cap. */
+static int next_block(sluice_reader *r, int niov, sluice_block **b, int *made)
+{
+    if (niov) /* an extra: only under the cap */
+        return sluice__block_take(r->pool, NULL, 0, b);
+    if (!r->n) /* holding nothing: behind everybody */
+        return take_waiting(r, 0, b);
+    int rc = sluice__block_take(r->pool, NULL, 0, b);
+    if (rc == SLUICE_EPOOLFULL && compact(r)) {
+        *made = 1;
+        return 0;
+    }
+    return rc == SLUICE_EPOOLFULL ? take_waiting(r, 1, b) : rc;
+}
+
+/* Fills iov with the free tail of the last block and fresh blocks, up to
+ * max_iov iovecs and `room` bytes. GO_ON with at least one iovec, else the
+ * result (waiting for memory, or an error). */
+static sluice_poll offer(sluice_reader *r, struct iovec *iov, int *niov, size_t room)
+{
+    size_t offered = 0;
     if (r->n) {
         seg *t = at(r, r->n - 1);
-        size_t space = sluice_block_capacity(t->b) - t->end;
-        if (space) {
-            iov[niov].iov_base = sluice_block_data(t->b) + t->end;
-            iov[niov++].iov_len = space < room ? space : room;
-            offered += space;
-        }
+        if (t->end < sluice_block_capacity(t->b))
+            add_iov(iov, niov, t->b, t->end, room, &offered);
     }
-    while ((unsigned)niov < r->max_iov && offered < room) {
+    while ((unsigned)*niov < r->max_iov && offered < room) {
         sluice_block *b;
-        int rc;
-        if (niov) {
-            rc = sluice__block_take(r->pool, NULL, 0, &b); /* extra: only under the cap */
-        } else if (r->n) {
-            /* no room in what we hold: a block under the cap, else room made
-             * in our own block, else the reserve or the queue */
-            rc = sluice__block_take(r->pool, NULL, 0, &b);
-            if (rc == SLUICE_EPOOLFULL && compact(r)) {
-                seg *t = at(r, r->n - 1);
-                size_t space = sluice_block_capacity(t->b) - t->end;
-                iov[niov].iov_base = sluice_block_data(t->b) + t->end;
-                iov[niov++].iov_len = space < room ? space : room;
-                offered += space;
-                break;
-            }
-            if (rc == SLUICE_EPOOLFULL)
-                rc = take_waiting(r, 1, &b);
-        } else {
-            rc = take_waiting(r, 0, &b); /* holding nothing: behind everybody */
+        int made = 0;
+        int rc = next_block(r, *niov, &b, &made);
+        if (made) { /* compacted: read into our own block's new tail */
+            seg *t = at(r, r->n - 1);
+            add_iov(iov, niov, t->b, t->end, room, &offered);
+            break;
         }
+        if (rc < 0 && *niov)
+            break; /* read into what we have */
+        if (rc == SLUICE_EPOOLFULL)
+            return wait_memory(r); /* backpressure: views must come back */
         if (rc < 0) {
-            if (niov)
-                break; /* read into what we have */
-            if (rc == SLUICE_EPOOLFULL)
-                return wait_memory(r); /* backpressure: views must come back */
             r->err = rc;
             return SLUICE_ERROR;
         }
-        size_t cap = sluice_block_capacity(b);
         *at(r, r->n++) = (seg){b, 0, 0};
-        iov[niov].iov_base = sluice_block_data(b);
-        iov[niov++].iov_len = cap < room - offered ? cap : room - offered;
-        offered += cap;
+        add_iov(iov, niov, b, 0, room, &offered);
     }
-    ssize_t got = sluice_io_readv(r->io, iov, niov);
+    return GO_ON;
+}
+
+/* Spreads the `got` bytes a readv put from segment first_fresh - 1 on, lets
+ * untouched fresh blocks go, and turns the readv's result into fill's. */
+static sluice_poll settle(sluice_reader *r, ssize_t got, size_t first_fresh)
+{
     size_t left = got > 0 ? (size_t)got : 0;
     r->avail += left;
     for (size_t i = first_fresh ? first_fresh - 1 : 0; i < r->n && left; i++) {
@@ -213,21 +234,36 @@ static sluice_poll fill(sluice_reader *r)
         r->eof = 1;
         return SLUICE_EOF;
     }
-    if (got == -EAGAIN) {
-        /* nothing unread and no view out: the block goes back to the pool
-         * (to whoever waits for one) while the peer is quiet */
-        if (!r->avail && r->n == 1 && sluice__block_refs(at(r, 0)->b) == 1) {
-            if (r->queued) { /* leave first, or the block comes back to us */
-                sluice__waiter_cancel(r->pool, &r->w);
-                r->queued = 0;
-            }
-            pop_front(r);
-        }
-        r->want_read = 1;
-        return SLUICE_PENDING;
+    if (got != -EAGAIN) {
+        r->err = (int)got;
+        return SLUICE_ERROR;
     }
-    r->err = (int)got;
-    return SLUICE_ERROR;
+    /* nothing unread and no view out: the block goes back to the pool (to
+     * whoever waits for one) while the peer is quiet */
+    if (!r->avail && r->n == 1 && sluice__block_refs(at(r, 0)->b) == 1) {
+        if (r->queued) { /* leave first, or the block comes back to us */
+            sluice__waiter_cancel(r->pool, &r->w);
+            r->queued = 0;
+        }
+        pop_front(r);
+    }
+    r->want_read = 1;
+    return SLUICE_PENDING;
+}
+
+static sluice_poll fill(sluice_reader *r)
+{
+    if (r->avail >= r->max_buffered)
+        return SLUICE_READY;
+    sluice_poll st = r->n == 1 && !r->avail ? renew_home(r) : GO_ON;
+    if (st != GO_ON)
+        return st;
+    struct iovec iov[MAX_IOV];
+    int niov = 0;
+    size_t first_fresh = r->n;
+    if ((st = offer(r, iov, &niov, r->max_buffered - r->avail)) != GO_ON)
+        return st;
+    return settle(r, sluice_io_readv(r->io, iov, niov), first_fresh);
 }
 
 void sluice_reader_ready(const sluice_reader *r, sluice_interest *want)
