@@ -21,5 +21,6 @@
 #include "sluice/head.h"
 #include "sluice/multipart.h"
 #include "sluice/splice.h"
+#include "sluice/s3.h"
 
 #endif

@@ -1,0 +1,184 @@
+/*
+ * tests/s3/driver.c — uploads a file (or stdin) to an S3 store through the
+ * S3 sink over a plain TCP fd io, for tests/s3/moto_suite.py.
+ *
+ *   s3-driver HOST PORT BUCKET KEY [options] < data
+ *     --length N        object size (default: unknown, multipart)
+ *     --source N        the input's declared length (a body stream of N
+ *                       bytes: fewer on stdin make it truncated)
+ *     --part-size N     multipart part size (>= 5 MiB)
+ *     --signed          payload mode STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER
+ *     --abort-at N      abort the sink once the pump moved N bytes, as a pump
+ *                       does when its source fails
+ *     --no-reconnect    no connect callback (moto closes after each answer)
+ *
+ * Prints one JSON line with the result and exits 0 if the upload completed,
+ * 1 if it failed (after cleanup), 2 on usage errors.
+ */
+#include <sluice.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int wait_for(const sluice_interest *w)
+{
+    struct pollfd p = {w->fd, 0, 0};
+    if (w->events & SLUICE_WANT_READ)
+        p.events |= POLLIN;
+    if (w->events & SLUICE_WANT_WRITE)
+        p.events |= POLLOUT;
+    int ms = -1;
+    if (w->deadline_ms >= 0) {
+        int64_t d = w->deadline_ms - sluice_now_ms();
+        ms = d < 0 ? 0 : (int)d;
+    }
+    if (w->fd < 0 && w->deadline_ms < 0)
+        return 0;
+    return poll(&p, w->fd >= 0 ? 1 : 0, ms) < 0 && errno != EINTR ? -1 : 0;
+}
+
+static struct sockaddr_in store;
+static sluice_pool *pool;
+
+static int dial(void *ud, sluice_io **io)
+{
+    (void)ud;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&store, sizeof store) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    int rc = sluice_io_fd_new(pool, fd, SLUICE_IO_CLOSE_FD, io);
+    if (rc < 0)
+        close(fd);
+    return rc;
+}
+
+static void json_str(const char *name, const char *v)
+{
+    printf("\"%s\":\"", name);
+    for (; *v; v++)
+        if (*v == '"' || *v == '\\')
+            printf("\\%c", *v);
+        else if ((unsigned char)*v < 0x20)
+            printf("\\u%04x", *v);
+        else
+            putchar(*v);
+    printf("\",");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s HOST PORT BUCKET KEY [options]\n", argv[0]);
+        return 2;
+    }
+    int64_t length = SLUICE_S3_UNKNOWN_LENGTH, source = -1, abort_at = -1;
+    size_t part = 0;
+    int signed_mode = 0, no_reconnect = 0;
+    for (int i = 5; i < argc; i++) {
+        if (!strcmp(argv[i], "--length") && i + 1 < argc)
+            length = strtoll(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--source") && i + 1 < argc)
+            source = strtoll(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--part-size") && i + 1 < argc)
+            part = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--abort-at") && i + 1 < argc)
+            abort_at = strtoll(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--no-reconnect"))
+            no_reconnect = 1;
+        else if (!strcmp(argv[i], "--signed"))
+            signed_mode = 1;
+        else {
+            fprintf(stderr, "unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    char hostport[300];
+    snprintf(hostport, sizeof hostport, "%s:%s", argv[1], argv[2]);
+
+    store = (struct sockaddr_in){.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)atoi(argv[2]))};
+    inet_pton(AF_INET, argv[1], &store.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&store, sizeof store) < 0) {
+        perror("connect");
+        return 2;
+    }
+    sluice_io *in, *out;
+    sluice_reader *r;
+    sluice_stream *body;
+    sluice_sink *sink;
+    if (sluice_pool_new(NULL, &pool) < 0 || sluice_io_fd_new(pool, 0, 0, &in) < 0 ||
+        sluice_io_fd_new(pool, fd, SLUICE_IO_CLOSE_FD, &out) < 0 ||
+        sluice_reader_new(pool, in, NULL, &r) < 0)
+        return 2;
+    int rc = source >= 0 ? sluice_body_new(pool, r, SLUICE_FRAMING_LENGTH((uint64_t)source), NULL,
+                                           &body)
+                         : sluice_body_new(pool, r, SLUICE_FRAMING_CLOSE, NULL, &body);
+    sluice_s3_config c = {
+        .host = hostport, .bucket = argv[3], .key = argv[4], .key_len = strlen(argv[4]),
+        .region = "us-east-1",
+        .credentials = {"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                        getenv("S3_SESSION_TOKEN")},
+        .length = length, .part_size = part,
+        .payload = signed_mode ? SLUICE_SIGV4_STREAMING_SIGNED_TRAILER : NULL,
+        .idle_timeout_ms = 20000,
+        .connect = no_reconnect ? NULL : dial,
+    };
+    if (rc < 0 || (rc = sluice_s3_sink_new(pool, out, &c, &sink)) < 0) {
+        fprintf(stderr, "s3 sink: %s\n", sluice_strerror(rc));
+        return 2;
+    }
+    sluice_pump pump;
+    sluice_pump_init(&pump, body, sink, 0);
+    sluice_pump_status st;
+    sluice_interest want;
+    while ((st = sluice_pump_step(&pump, &want)) == SLUICE_PUMP_PENDING) {
+        if (abort_at >= 0 && sluice_pump_moved(&pump) >= (uint64_t)abort_at) {
+            sluice_sink_abort(sink); /* as the pump does when the client goes */
+            st = SLUICE_PUMP_ERROR;
+            break;
+        }
+        wait_for(&want);
+    }
+    int err = st == SLUICE_PUMP_DONE ? 0 : sluice_pump_error(&pump, NULL);
+    sluice_poll cl = SLUICE_READY;
+    if (st != SLUICE_PUMP_DONE)
+        while ((cl = sluice_s3_sink_cleanup(sink, &want)) == SLUICE_PENDING)
+            wait_for(&want);
+    sluice_s3_result res;
+    sluice_s3_sink_result(sink, &res);
+    sluice_error_info info;
+    sluice_sink_error(sink, &info);
+    printf("{\"done\":%s,\"size\":%llu,\"parts\":%u,\"status\":%d,\"cleanup\":%d,"
+           "\"cleanup_rc\":%d,",
+           res.done ? "true" : "false", (unsigned long long)res.size, res.parts, res.status,
+           (int)res.cleanup, (int)cl);
+    json_str("sha256", res.sha256);
+    json_str("etag", res.etag);
+    json_str("checksum", res.checksum);
+    json_str("upload_id", res.upload_id);
+    json_str("code", res.error_code);
+    json_str("message", res.error_message);
+    json_str("sink_error", info.code ? sluice_err_name(info.code) : "");
+    printf("\"error\":\"%s\"}\n", err ? sluice_err_name(err) : "");
+    sluice_pump_close(&pump);
+    sluice_stream_close(body);
+    sluice_sink_close(sink);
+    sluice_reader_close(r);
+    sluice_io_close(in);
+    sluice_io_close(out);
+    sluice_pool_close(pool);
+    return res.done ? 0 : 1;
+}
