@@ -64,6 +64,44 @@ static int dial(void *ud, sluice_io **io)
     return rc;
 }
 
+/* A stream that passes its inner stream's chunks on until `left` bytes
+ * went by, then fails as a client that vanished: the pump then aborts the
+ * sink, as it does in a server. */
+typedef struct cut_stream {
+    sluice_stream base;
+    sluice_stream *inner;
+    uint64_t left;
+} cut_stream;
+
+static sluice_poll cut_poll(sluice_stream *s, sluice_bytes *out)
+{
+    cut_stream *c = (cut_stream *)s;
+    if (!c->left)
+        return sluice_stream_fail(s, -ECONNRESET, "client gone (--abort-at)", 0);
+    sluice_poll r = sluice_stream_poll_next(c->inner, out);
+    if (r == SLUICE_READY) {
+        if (out->len > c->left)
+            sluice_bytes_truncate(out, (size_t)c->left);
+        c->left -= out->len;
+    } else if (r == SLUICE_ERROR) {
+        return sluice_stream_fail(s, sluice_stream_error(c->inner, NULL), "input failed", 0);
+    }
+    return r;
+}
+
+static void cut_ready(sluice_stream *s, sluice_interest *want)
+{
+    sluice_stream_ready(((cut_stream *)s)->inner, want);
+}
+
+static void cut_close(sluice_stream *s)
+{
+    sluice_stream_close(((cut_stream *)s)->inner);
+    sluice_pool_object_free(s->pool, s, sizeof(cut_stream));
+}
+
+static const sluice_stream_vtable cut_vt = {"cut", cut_poll, cut_ready, cut_close};
+
 static void json_str(const char *name, const char *v)
 {
     printf("\"%s\":\"", name);
@@ -140,18 +178,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "s3 sink: %s\n", sluice_strerror(rc));
         return 2;
     }
+    if (abort_at >= 0) {
+        cut_stream *cut = sluice_pool_object_alloc(pool, sizeof *cut);
+        if (!cut)
+            return 2;
+        *cut = (cut_stream){.base = {.vt = &cut_vt, .pool = pool}, .inner = body,
+                            .left = (uint64_t)abort_at};
+        body = &cut->base;
+    }
     sluice_pump pump;
     sluice_pump_init(&pump, body, sink, 0);
     sluice_pump_status st;
     sluice_interest want;
-    while ((st = sluice_pump_step(&pump, &want)) == SLUICE_PUMP_PENDING) {
-        if (abort_at >= 0 && sluice_pump_moved(&pump) >= (uint64_t)abort_at) {
-            sluice_sink_abort(sink); /* as the pump does when the client goes */
-            st = SLUICE_PUMP_ERROR;
-            break;
-        }
+    while ((st = sluice_pump_step(&pump, &want)) == SLUICE_PUMP_PENDING)
         wait_for(&want);
-    }
     int err = st == SLUICE_PUMP_DONE ? 0 : sluice_pump_error(&pump, NULL);
     sluice_poll cl = SLUICE_READY;
     if (st != SLUICE_PUMP_DONE)
