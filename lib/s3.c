@@ -97,6 +97,7 @@ static void drop_views(sluice_bytes *v, size_t from, size_t to)
 
 static void drop_fill(s3_sink *s)
 {
+    sluice_bytes_release(&s->carry);
     drop_views(s->fill, 0, s->fn);
     s->fn = 0;
     s->fbytes = 0;
