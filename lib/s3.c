@@ -82,7 +82,7 @@ int sluice__s3_scratch(s3_sink *s, const void *data, size_t n, sluice_bytes *out
     return rc;
 }
 
-static int push_copy(s3_sink *s, const void *data, size_t n)
+int sluice__s3_push_copy(s3_sink *s, const void *data, size_t n)
 {
     sluice_bytes v;
     int rc = sluice__s3_scratch(s, data, n, &v);
@@ -112,7 +112,7 @@ static void drop_queue(s3_sink *s)
 
 /* Adds v (the caller's reference moves) to the fill list, hashing it into
  * the part's digest. */
-static int fill_add(s3_sink *s, sluice_bytes *v)
+int sluice__s3_fill_add(s3_sink *s, sluice_bytes *v)
 {
     int rc = sluice__grow(s->base.pool, (void **)&s->fill, &s->fcap, s->fn + 1, sizeof *s->fill);
     if (rc < 0) {
@@ -124,107 +124,6 @@ static int fill_add(s3_sink *s, sluice_bytes *v)
     s->fill[s->fn++] = *v;
     *v = (sluice_bytes){0};
     return 0;
-}
-
-/* ---- PutObject framing ----------------------------------------------------- */
-
-/* Queues the line before a chunk of n bytes whose digest is d. */
-static int put_line(s3_sink *s, uint64_t n, const unsigned char *d)
-{
-    char line[SLUICE_SIGV4_CHUNK_LINE_SIZE];
-    int len = sluice_sigv4_chunk(&s->signer, n, d, line);
-    return len < 0 ? len : push_copy(s, line, (size_t)len);
-}
-
-/* Signed mode: the held chunk is complete: line, its views, CRLF. */
-static int put_signed_chunk(s3_sink *s)
-{
-    unsigned char d[SLUICE_SHA256_SIZE];
-    sluice_sha256_final(&s->fctx, d);
-    s->fctx = s->fresh;
-    int rc = put_line(s, s->fbytes, d);
-    for (size_t i = 0; i < s->fn; i++)
-        if (rc == 0)
-            rc = sluice__s3_push(s, &s->fill[i]);
-        else
-            sluice_bytes_release(&s->fill[i]);
-    s->fn = 0;
-    s->fbytes = 0;
-    if (rc == 0) {
-        sluice_bytes crlf = sluice_bytes_static("\r\n", 2);
-        rc = sluice__s3_push(s, &crlf);
-    }
-    return rc;
-}
-
-/* Frames v (reference moves) as aws-chunked payload of the PutObject. */
-int sluice__s3_put_frame(s3_sink *s, sluice_bytes *v)
-{
-    int rc = 0;
-    while (v->len && rc == 0) {
-        if (s->chunk_left == 0) {
-            s->chunk_left = s->put_left < SLUICE_S3_CHUNK_SIZE ? s->put_left
-                                                               : SLUICE_S3_CHUNK_SIZE;
-            if (!s->signed_mode && (rc = put_line(s, s->chunk_left, NULL)) < 0)
-                break;
-        }
-        size_t take = v->len < s->chunk_left ? v->len : (size_t)s->chunk_left;
-        sluice_bytes piece;
-        if (take == v->len) {
-            piece = *v;
-            *v = (sluice_bytes){0};
-        } else {
-            if ((rc = sluice_bytes_slice(v, 0, take, &piece)) < 0)
-                break;
-            sluice_bytes_advance(v, take);
-        }
-        s->chunk_left -= take;
-        s->put_left -= take;
-        if (s->signed_mode) {
-            rc = fill_add(s, &piece);
-            if (rc == 0 && s->chunk_left == 0)
-                rc = put_signed_chunk(s);
-        } else {
-            rc = sluice__s3_push(s, &piece);
-            if (rc == 0 && s->chunk_left == 0) {
-                sluice_bytes crlf = sluice_bytes_static("\r\n", 2);
-                rc = sluice__s3_push(s, &crlf);
-            }
-        }
-    }
-    sluice_bytes_release(v);
-    return rc;
-}
-
-/* The end of the PutObject body: the zero chunk and the checksum trailer. */
-static int put_end(s3_sink *s)
-{
-    unsigned char d[SLUICE_SHA256_SIZE];
-    sluice_sha256_ctx c = s->whole;
-    sluice_sha256_final(&c, d);
-    char b64[SLUICE_SIGV4_BASE64_SIZE(SLUICE_SHA256_SIZE)], tail[256];
-    char line[SLUICE_SIGV4_CHUNK_LINE_SIZE];
-    size_t tl;
-    int rc = sluice_sigv4_base64(d, sizeof d, b64, sizeof b64);
-    int n = rc < 0 ? rc : sluice_sigv4_chunk(&s->signer, 0, NULL, line);
-    if (n < 0)
-        return n;
-    if ((rc = push_copy(s, line, (size_t)n)) < 0 ||
-        (rc = sluice_sigv4_trailer(&s->signer, "x-amz-checksum-sha256", b64, tail, sizeof tail,
-                                   &tl)) < 0 ||
-        (rc = push_copy(s, tail, tl)) < 0)
-        return rc;
-    s->body_queued = true;
-    return 0;
-}
-
-/* Starts the PutObject of s->length bytes. */
-static int put_begin(s3_sink *s)
-{
-    s->put_left = (uint64_t)s->length;
-    s->chunk_left = 0;
-    s->fctx = s->fresh;
-    return sluice__s3_request(s, RQ_PUT);
 }
 
 /* ---- the engine ------------------------------------------------------------ */
@@ -248,7 +147,7 @@ static int advance(s3_sink *s)
     if (!s->upload_id[0]) {
         /* The whole stream fitted in the first part: one PutObject. */
         s->length = (int64_t)s->fbytes;
-        int rc = put_begin(s);
+        int rc = sluice__s3_put_begin(s);
         sluice_bytes *v = s->fill;
         size_t n = s->fn;
         s->fill = NULL;
@@ -260,7 +159,7 @@ static int advance(s3_sink *s)
         drop_views(v, i, n);
         sluice__free(s->base.pool, v, cap * sizeof *v);
         if (rc == 0)
-            rc = put_end(s);
+            rc = sluice__s3_put_end(s);
         return rc < 0 ? -1 : 1;
     }
     return sluice__s3_request(s, RQ_COMPLETE) < 0 ? -1 : 1;
@@ -349,7 +248,7 @@ static int fill_part(s3_sink *s, sluice_bytes *v)
             return rc;
         sluice_bytes_truncate(v, (size_t)room);
     }
-    return fill_add(s, v);
+    return sluice__s3_fill_add(s, v);
 }
 
 static sluice_poll s3_write_multi(s3_sink *s, sluice_bytes *chunk)
@@ -382,7 +281,7 @@ static sluice_poll s3_write(sluice_sink *k, sluice_bytes *chunk)
         return sluice__s3_fail(s, SLUICE_ETOOBIG, "more bytes than the declared object size");
     if (s->step == ST_IDLE && !s->started) {
         s->started = true;
-        if (put_begin(s) < 0)
+        if (sluice__s3_put_begin(s) < 0)
             return sluice__s3_fail(s, s->base._error.code ? s->base._error.code : SLUICE_ENOMEM,
                                    NULL);
     }
@@ -402,9 +301,22 @@ static sluice_poll s3_write(sluice_sink *k, sluice_bytes *chunk)
     return SLUICE_READY;
 }
 
+/* Drives the request in flight and writes out what the writer holds (a
+ * PutObject's body waits in it for more payload otherwise). */
 static sluice_poll s3_flush(sluice_sink *k)
 {
-    return sluice__s3_drive((s3_sink *)k);
+    s3_sink *s = (s3_sink *)k;
+    sluice_poll r = sluice__s3_drive(s);
+    if (r != SLUICE_READY || !s->w || s->step != ST_SEND)
+        return r;
+    r = sluice_sink_flush(s->w);
+    if (r == SLUICE_PENDING)
+        sluice_sink_ready(s->w, &s->want);
+    if (r == SLUICE_ERROR) {
+        sluice__s3_conn_lost(s);
+        return sluice__s3_fail(s, sluice_sink_error(s->w, NULL), "writing to the S3 store failed");
+    }
+    return r;
 }
 
 static sluice_poll s3_finish(sluice_sink *k)
@@ -418,13 +330,13 @@ static sluice_poll s3_finish(sluice_sink *k)
                                        "finished before the declared object size");
             if (!s->started) {
                 s->started = true;
-                if (put_begin(s) < 0)
+                if (sluice__s3_put_begin(s) < 0)
                     return sluice__s3_fail(s, s->base._error.code ? s->base._error.code
                                                                   : SLUICE_ENOMEM, NULL);
             }
-            if (s->signed_mode && s->fn && put_signed_chunk(s) < 0)
+            if (s->signed_mode && s->fn && sluice__s3_put_signed_chunk(s) < 0)
                 return sluice__s3_fail(s, SLUICE_ENOMEM, NULL);
-            if (put_end(s) < 0)
+            if (sluice__s3_put_end(s) < 0)
                 return sluice__s3_fail(s, SLUICE_ENOMEM, NULL);
         }
     }

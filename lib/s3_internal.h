@@ -101,7 +101,14 @@ sluice_poll sluice__s3_fail(s3_sink *s, int code, const char *why);
 void sluice__s3_conn_lost(s3_sink *s);
 int sluice__s3_push(s3_sink *s, sluice_bytes *v);
 int sluice__s3_scratch(s3_sink *s, const void *data, size_t n, sluice_bytes *out);
+int sluice__s3_push_copy(s3_sink *s, const void *data, size_t n);
+int sluice__s3_fill_add(s3_sink *s, sluice_bytes *v);
+
+/* s3_put.c: the PutObject body. put_frame takes v's reference. */
+int sluice__s3_put_begin(s3_sink *s);
 int sluice__s3_put_frame(s3_sink *s, sluice_bytes *v);
+int sluice__s3_put_signed_chunk(s3_sink *s);
+int sluice__s3_put_end(s3_sink *s);
 sluice_poll sluice__s3_drive(s3_sink *s);
 
 /* s3_request.c */
