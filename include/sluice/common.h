@@ -41,7 +41,8 @@ SLUICE_API const char *sluice_version(void);
  * status: what a server answers when reading a request failed with this
  * code (sluice_http_error_status): 400 for a malformed request, 413 / 431
  * for a limit, 408 for a stall, 415 / 505 for what it cannot take, 500 / 503
- * for its own failures, 0 when nobody is left to answer (the peer vanished).
+ * for its own failures, 502 when the upstream it writes to (an S3 store)
+ * failed, 0 when nobody is left to answer (the peer vanished).
  */
 #define SLUICE_ERROR_MAP(X)                                                     \
     /* core -1000.. */                                                        \
