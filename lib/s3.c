@@ -363,6 +363,14 @@ static void s3_abort(sluice_sink *k)
         s->conn_dead = true;
         s->step = ST_IDLE;
     }
+    if (s->req == RQ_PART && s->step == ST_SEND && s->connect) {
+        /* Cheaper than writing the rest of the part: cut it, and abort the
+         * upload on a new connection. */
+        drop_queue(s);
+        sluice_sink_abort(s->w);
+        sluice__s3_conn_lost(s);
+        s->req = RQ_NONE;
+    }
     if (s->req == RQ_CREATE && s->step != ST_IDLE)
         s->cleanup = SLUICE_S3_CLEANUP_NEEDED; /* its upload id is coming */
     if (s->upload_id[0] && !s->completed)

@@ -398,7 +398,7 @@ static sluice_poll on_response(s3_sink *s)
     }
     if (!ok)
         return s3_error(s);
-    if (s->aborting)
+    if (s->aborting && req == RQ_PART)
         return SLUICE_READY; /* an answer to what was in flight: the abort follows */
     switch (req) {
     case RQ_PUT:

@@ -29,6 +29,7 @@ typedef struct store {
     int again, flip, close_after, closed, shut;
     size_t wmax;                        /* bytes taken per writev (0: all)  */
     int wagain, wflip;                  /* -EAGAIN before every writev      */
+    size_t slow_from;                   /* wmax, wagain from this request on */
     size_t requests;
     size_t req_off[16], req_len[16];    /* where each request is in sent   */
     char closing[1024];                 /* a response with Connection: close */
@@ -83,13 +84,15 @@ static ssize_t store_writev(sluice_io *io, const struct iovec *iov, int n)
     store *s = (store *)io;
     if (s->shut || s->closed)
         return -EPIPE;
-    if (s->wagain && (s->wflip ^= 1))
+    int slow = s->requests >= s->slow_from;
+    if (slow && s->wagain && (s->wflip ^= 1))
         return -EAGAIN;
     size_t got = 0;
-    for (int i = 0; i < n && (!s->wmax || got < s->wmax); i++) {
+    size_t wmax = slow ? s->wmax : 0;
+    for (int i = 0; i < n && (!wmax || got < wmax); i++) {
         size_t len = iov[i].iov_len;
-        if (s->wmax && len > s->wmax - got)
-            len = s->wmax - got;
+        if (wmax && len > wmax - got)
+            len = wmax - got;
         if (s->sent_len + len > s->sent_cap) {
             s->sent_cap = (s->sent_len + len) * 2;
             s->sent = realloc(s->sent, s->sent_cap);
@@ -616,6 +619,85 @@ TEST(s3_multipart_abort)
         for (int i = 0; i < 4; i++)
             store_free(&conns[i]);
     }
+}
+
+/* The source fails while an UploadPart is being written to a slow store:
+ * with a connect callback the part is cut and the upload aborted on a new
+ * connection; without, the part is written out and the abort follows on
+ * the same connection. */
+TEST(s3_multipart_abort_mid_part)
+{
+    for (int with_connect = 0; with_connect < 2; with_connect++) {
+        const char *s_cut[] = {create_ok, abort_ok}; /* the part is never answered */
+        const char *s_out[] = {create_ok, part1, abort_ok};
+        store conns[3];
+        for (int i = 0; i < 3; i++)
+            store_init(&conns[i], T_POOL, with_connect ? s_cut : s_out, with_connect ? 2 : 3);
+        conns[0].wmax = 5;
+        conns[0].wagain = 1;
+        conns[0].slow_from = 1; /* Create goes at once, the part slowly */
+        dialer d = {conns, 3, 1};
+        sluice_s3_config c = base_cfg;
+        c.length = SLUICE_S3_UNKNOWN_LENGTH;
+        if (with_connect) {
+            c.connect = dial;
+            c.connect_ud = &d;
+        }
+        sluice_sink *k;
+        REQUIRE(sluice_s3_sink_new(T_POOL, &conns[0].base, &c, &k) == 0);
+        sluice__s3_sink_testing(k, T_TIME, 1000);
+        static unsigned char data[1500];
+        sluice_bytes b = sluice_bytes_static(data, sizeof data);
+        EXPECT_ERR(pump_all(T_POOL, k, &b, 1, SLUICE_MEMSTREAM_TRUNCATED), SLUICE_ETRUNCATED);
+        EXPECT_EQ(cleanup_all(k), SLUICE_READY);
+        sluice_s3_result r;
+        sluice_s3_sink_result(k, &r);
+        EXPECT_EQ(r.cleanup, SLUICE_S3_CLEAN);
+        EXPECT_EQ(r.status, 204);
+        EXPECT_EQ(d.used, with_connect ? 2u : 1u);
+        EXPECT_EQ(conns[0].shut, with_connect);
+        store *last = &conns[d.used - 1];
+        size_t len;
+        const char *a = req(last, last->requests - 1, &len);
+        EXPECT(has(a, len, "DELETE /bucket/dir/a%20b%2Bc.txt?uploadId=up%261 HTTP/1.1\r\n"));
+        EXPECT_EQ(conns[0].requests, with_connect ? 1u : 3u);
+        sluice_sink_close(k);
+        for (int i = 0; i < 3; i++)
+            store_free(&conns[i]);
+    }
+}
+
+/* The source fails while CreateMultipartUpload is still being written: the
+ * cleanup waits for its answer, then aborts the upload it names. */
+TEST(s3_multipart_abort_during_create)
+{
+    const char *script[] = {create_ok, abort_ok};
+    store st;
+    store_init(&st, T_POOL, script, 2);
+    st.wmax = 50;
+    st.wagain = 1;
+    sluice_s3_config c = base_cfg;
+    c.length = SLUICE_S3_UNKNOWN_LENGTH;
+    sluice_sink *k;
+    REQUIRE(sluice_s3_sink_new(T_POOL, &st.base, &c, &k) == 0);
+    sluice__s3_sink_testing(k, T_TIME, 1000);
+    static unsigned char data[1000];
+    sluice_bytes b = sluice_bytes_static(data, sizeof data);
+    EXPECT_ERR(pump_all(T_POOL, k, &b, 1, SLUICE_MEMSTREAM_TRUNCATED), SLUICE_ETRUNCATED);
+    sluice_s3_result r;
+    sluice_s3_sink_result(k, &r);
+    EXPECT_EQ(r.cleanup, SLUICE_S3_CLEANUP_NEEDED);
+    EXPECT_STR(r.upload_id, "");
+    EXPECT_EQ(cleanup_all(k), SLUICE_READY);
+    sluice_s3_sink_result(k, &r);
+    EXPECT_STR(r.upload_id, "up&1");
+    EXPECT_EQ(r.cleanup, SLUICE_S3_CLEAN);
+    EXPECT_EQ(st.requests, 2);
+    size_t len;
+    const char *a = req(&st, 1, &len);
+    EXPECT(has(a, len, "DELETE /bucket/dir/a%20b%2Bc.txt?uploadId=up%261 HTTP/1.1\r\n"));
+    sluice_sink_close(k);
+    store_free(&st);
 }
 
 /* A 200 to Complete that carries an <Error>. */

@@ -38,9 +38,11 @@
  *     sink error only mark the sink; the host then steps
  *     sluice_s3_sink_cleanup() until it is not PENDING, waiting on the
  *     interest it gives, as it waits for a pump. A request already on the
- *     wire is completed first (an UploadPart being written is written out:
- *     its bytes are held anyway), then the DELETE goes on the same
- *     connection. Closing the sink before cleanup ends leaves the upload in
+ *     wire is completed first (a Create's answer brings the upload id; an
+ *     UploadPart being written is cut if there is a connect callback, else
+ *     written out: its bytes are held anyway), then the DELETE goes. A
+ *     Complete already sent that succeeds stores the object (the result
+ *     says done). Closing the sink before cleanup ends leaves the upload in
  *     the store (a bucket lifecycle rule, AbortIncompleteMultipartUpload,
  *     is the backstop); the result's upload_id names it.
  *
