@@ -110,8 +110,44 @@ static void drop_queue(s3_sink *s)
     s->qbytes = 0;
 }
 
+/* Copies a small view into the sink's own block, as a new view there or
+ * appended to the last held view when that one ends where the block's free
+ * space starts. Returns 1 when v was merged into the last view (v is then
+ * released), 0 when v is to be added (possibly replaced by its copy). Under
+ * the pool's cap v stays as it is. */
+static int compact(s3_sink *s, sluice_bytes *v)
+{
+    if (v->len >= S3_SMALL_VIEW)
+        return 0;
+    if (!s->cblock || s->coff + v->len > sluice_block_capacity(s->cblock)) {
+        sluice_block *b;
+        if (sluice_block_get(s->base.pool, &b) < 0)
+            return 0;
+        sluice_block_release(s->cblock);
+        s->cblock = b;
+        s->coff = 0;
+    }
+    unsigned char *at = sluice_block_data(s->cblock) + s->coff;
+    sluice_bytes *last = s->fn ? &s->fill[s->fn - 1] : NULL;
+    memcpy(at, v->data, v->len);
+    if (last && last->owner == s->cblock && last->data + last->len == at) {
+        last->len += v->len;
+        s->coff += v->len;
+        sluice_bytes_release(v);
+        return 1;
+    }
+    sluice_bytes copy;
+    if (sluice_block_view(s->cblock, s->coff, v->len, &copy) < 0)
+        return 0;
+    s->coff += v->len;
+    sluice_bytes_release(v);
+    *v = copy;
+    return 0;
+}
+
 /* Adds v (the caller's reference moves) to the fill list, hashing it into
- * the part's digest. */
+ * the part's digest. Small views are compacted (see compact()), so a part
+ * of tiny chunks holds a few views and blocks, not one per chunk. */
 int sluice__s3_fill_add(s3_sink *s, sluice_bytes *v)
 {
     int rc = sluice__grow(s->base.pool, (void **)&s->fill, &s->fcap, s->fn + 1, sizeof *s->fill);
@@ -119,8 +155,11 @@ int sluice__s3_fill_add(s3_sink *s, sluice_bytes *v)
         sluice_bytes_release(v);
         return rc;
     }
-    sluice_sha256_update(&s->fctx, v->data, v->len);
-    s->fbytes += v->len;
+    size_t len = v->len;
+    sluice_sha256_update(&s->fctx, v->data, len);
+    s->fbytes += len;
+    if (compact(s, v))
+        return 0;
     s->fill[s->fn++] = *v;
     *v = (sluice_bytes){0};
     return 0;
@@ -401,6 +440,7 @@ static void s3_close(sluice_sink *k)
     drop_fill(s);
     drop_queue(s);
     sluice_block_release(s->scratch);
+    sluice_block_release(s->cblock);
     sluice__free(p, s->fill, s->fcap * sizeof *s->fill);
     sluice__free(p, s->q, s->qcap * sizeof *s->q);
     sluice__free(p, s->parts, s->pcap * sizeof *s->parts);

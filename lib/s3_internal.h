@@ -11,6 +11,7 @@
 #define S3_QUEUE_MAX (256u * 1024u) /* PutObject bytes queued before PENDING */
 #define S3_XML_MAX 8192u            /* response body bytes kept for the XML */
 #define S3_MAX_HEADERS 64u          /* response header fields */
+#define S3_SMALL_VIEW 4096u         /* held views below this are copied */
 
 enum s3_req { RQ_NONE = 0, RQ_PUT, RQ_CREATE, RQ_PART, RQ_COMPLETE, RQ_ABORT };
 enum s3_step { ST_IDLE = 0, ST_SEND, ST_HEAD, ST_BODY };
@@ -73,6 +74,8 @@ typedef struct s3_sink {
     size_t fn, fcap;
     uint64_t fbytes;
     sluice_bytes carry;       /* what did not fit in the full part          */
+    sluice_block *cblock;     /* small held views are copied here          */
+    size_t coff;
     s3_part *parts;
     size_t np, pcap;
     bool finishing, aborting, abort_sent, completed, conn_dead;

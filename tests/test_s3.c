@@ -4,7 +4,7 @@
  * bodies, allocation failures; and the XML reader. */
 #include "harness.h"
 
-#include "../lib/internal.h"
+#include "../lib/s3_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -579,6 +579,39 @@ TEST(s3_unknown_small_is_put)
     sluice_s3_sink_result(k, &r);
     EXPECT_EQ(r.done, 1);
     EXPECT_STR(r.sha256, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+    sluice_sink_close(k);
+    store_free(&st);
+}
+
+/* Tiny chunks (a chunked body of 1-byte chunks) are held as a few
+ * compacted views, not one view (and one block) per chunk. */
+TEST(s3_small_views_compacted)
+{
+    const char *script[] = {put_ok};
+    store st;
+    store_init(&st, T_POOL, script, 1);
+    sluice_s3_config c = base_cfg;
+    c.length = SLUICE_S3_UNKNOWN_LENGTH;
+    sluice_sink *k;
+    REQUIRE(sluice_s3_sink_new(T_POOL, &st.base, &c, &k) == 0);
+    static char text[100000];
+    for (size_t i = 0; i < sizeof text; i++)
+        text[i] = (char)('a' + i % 23);
+    for (size_t i = 0; i < sizeof text; i++) {
+        sluice_bytes b;
+        REQUIRE(sluice_bytes_copy_from(T_POOL, text + i, 1, &b) == 0);
+        REQUIRE(sluice_sink_poll_write(k, &b) == SLUICE_READY);
+    }
+    sluice_pool_counters pc;
+    sluice_pool_stats(T_POOL, &pc);
+    EXPECT(((s3_sink *)k)->fn <= 2);
+    EXPECT(pc.blocks_live <= 3);
+    EXPECT_EQ(sluice_sink_finish(k), SLUICE_READY);
+    const char *body = strstr(st.sent, "\r\n\r\n") + 4;
+    EXPECT_MEM(body, 7, "10000\r\n", 7);
+    EXPECT_MEM(body + 7, 65536, text, 65536);
+    EXPECT_MEM(body + 65545, 6, "86a0\r\n", 6);
+    EXPECT_MEM(body + 65551, 100000 - 65536, text + 65536, 100000 - 65536);
     sluice_sink_close(k);
     store_free(&st);
 }
