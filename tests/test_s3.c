@@ -30,6 +30,7 @@ typedef struct store {
     size_t wmax;                        /* bytes taken per writev (0: all)  */
     int wagain, wflip;                  /* -EAGAIN before every writev      */
     size_t slow_from;                   /* wmax, wagain from this request on */
+    int mute;                           /* never answer                     */
     size_t requests;
     size_t req_off[16], req_len[16];    /* where each request is in sent   */
     char closing[1024];                 /* a response with Connection: close */
@@ -65,6 +66,8 @@ static void store_parse(store *s)
         }
         s->requests++;
         s->parsed += total;
+        if (s->mute)
+            continue;
         s->resp = s->next < s->nscript ? s->script[s->next++] : "HTTP/1.1 500 X\r\n\r\n";
         s->resp_len = strlen(s->resp);
         if (s->close_after) { /* announce it, as a store does */
@@ -361,6 +364,35 @@ TEST(s3_put_slow_store)
         body += 65545;
     }
     EXPECT_MEM(body, 5, "0\r\nx-", 5);
+    sluice_sink_close(k);
+    store_free(&st);
+}
+
+/* A store that takes the request and never answers: SLUICE_ETIMEDOUT
+ * after the idle timeout, waited for with the deadline in the interest. */
+TEST(s3_idle_timeout)
+{
+    store st;
+    store_init(&st, T_POOL, NULL, 0);
+    st.mute = 1;
+    sluice_s3_config c = base_cfg;
+    c.length = 3;
+    c.idle_timeout_ms = 30;
+    sluice_sink *k;
+    REQUIRE(sluice_s3_sink_new(T_POOL, &st.base, &c, &k) == 0);
+    sluice_bytes b = sluice_bytes_static("abc", 3);
+    sluice_stream *src;
+    REQUIRE(sluice_memstream_new(T_POOL, &b, 1, 0, &src) == 0);
+    sluice_pump pump;
+    sluice_pump_init(&pump, src, k, 0);
+    int64_t t0 = sluice_now_ms();
+    EXPECT_ERR(sluice_pump_run(&pump, 5000), SLUICE_ETIMEDOUT);
+    EXPECT_ERR(sluice_sink_error(k, NULL), SLUICE_ETIMEDOUT);
+    EXPECT(sluice_now_ms() - t0 >= 30);
+    EXPECT(sluice_now_ms() - t0 < 4000);
+    EXPECT_EQ(st.requests, 1);
+    sluice_pump_close(&pump);
+    sluice_stream_close(src);
     sluice_sink_close(k);
     store_free(&st);
 }

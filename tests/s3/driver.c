@@ -19,6 +19,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdint.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -115,88 +116,58 @@ static void json_str(const char *name, const char *v)
     printf("\",");
 }
 
-int main(int argc, char **argv)
+typedef struct options {
+    int64_t length, source, abort_at;
+    size_t part;
+    int signed_mode, no_reconnect;
+} options;
+
+static int parse(int argc, char **argv, options *o)
 {
-    if (argc < 5) {
-        fprintf(stderr, "usage: %s HOST PORT BUCKET KEY [options]\n", argv[0]);
-        return 2;
-    }
-    int64_t length = SLUICE_S3_UNKNOWN_LENGTH, source = -1, abort_at = -1;
-    size_t part = 0;
-    int signed_mode = 0, no_reconnect = 0;
+    *o = (options){SLUICE_S3_UNKNOWN_LENGTH, -1, -1, 0, 0, 0};
     for (int i = 5; i < argc; i++) {
         if (!strcmp(argv[i], "--length") && i + 1 < argc)
-            length = strtoll(argv[++i], NULL, 10);
+            o->length = strtoll(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--source") && i + 1 < argc)
-            source = strtoll(argv[++i], NULL, 10);
+            o->source = strtoll(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--part-size") && i + 1 < argc)
-            part = strtoull(argv[++i], NULL, 10);
+            o->part = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--abort-at") && i + 1 < argc)
-            abort_at = strtoll(argv[++i], NULL, 10);
+            o->abort_at = strtoll(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--no-reconnect"))
-            no_reconnect = 1;
+            o->no_reconnect = 1;
         else if (!strcmp(argv[i], "--signed"))
-            signed_mode = 1;
+            o->signed_mode = 1;
         else {
             fprintf(stderr, "unknown option %s\n", argv[i]);
-            return 2;
+            return -1;
         }
     }
-    char hostport[300];
-    snprintf(hostport, sizeof hostport, "%s:%s", argv[1], argv[2]);
+    return 0;
+}
 
-    store = (struct sockaddr_in){.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)atoi(argv[2]))};
-    inet_pton(AF_INET, argv[1], &store.sin_addr);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&store, sizeof store) < 0) {
-        perror("connect");
-        return 2;
-    }
-    sluice_io *in, *out;
-    sluice_reader *r;
+/* The input: stdin until EOF, or a body of --source bytes (fewer on stdin:
+ * truncated), cut after --abort-at bytes. */
+static sluice_stream *input(sluice_reader *r, const options *o)
+{
     sluice_stream *body;
-    sluice_sink *sink;
-    if (sluice_pool_new(NULL, &pool) < 0 || sluice_io_fd_new(pool, 0, 0, &in) < 0 ||
-        sluice_io_fd_new(pool, fd, SLUICE_IO_CLOSE_FD, &out) < 0 ||
-        sluice_reader_new(pool, in, NULL, &r) < 0)
-        return 2;
-    int rc = source >= 0 ? sluice_body_new(pool, r, SLUICE_FRAMING_LENGTH((uint64_t)source), NULL,
-                                           &body)
-                         : sluice_body_new(pool, r, SLUICE_FRAMING_CLOSE, NULL, &body);
-    sluice_s3_config c = {
-        .host = hostport, .bucket = argv[3], .key = argv[4], .key_len = strlen(argv[4]),
-        .region = "us-east-1",
-        .credentials = {"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-                        getenv("S3_SESSION_TOKEN")},
-        .length = length, .part_size = part,
-        .payload = signed_mode ? SLUICE_SIGV4_STREAMING_SIGNED_TRAILER : NULL,
-        .idle_timeout_ms = 20000,
-        .connect = no_reconnect ? NULL : dial,
-    };
-    if (rc < 0 || (rc = sluice_s3_sink_new(pool, out, &c, &sink)) < 0) {
-        fprintf(stderr, "s3 sink: %s\n", sluice_strerror(rc));
-        return 2;
+    int rc = o->source >= 0
+                 ? sluice_body_new(pool, r, SLUICE_FRAMING_LENGTH((uint64_t)o->source), NULL, &body)
+                 : sluice_body_new(pool, r, SLUICE_FRAMING_CLOSE, NULL, &body);
+    if (rc < 0 || o->abort_at < 0)
+        return rc < 0 ? NULL : body;
+    cut_stream *cut = sluice_pool_object_alloc(pool, sizeof *cut);
+    if (!cut) {
+        sluice_stream_close(body);
+        return NULL;
     }
-    if (abort_at >= 0) {
-        cut_stream *cut = sluice_pool_object_alloc(pool, sizeof *cut);
-        if (!cut)
-            return 2;
-        *cut = (cut_stream){.base = {.vt = &cut_vt, .pool = pool}, .inner = body,
-                            .left = (uint64_t)abort_at};
-        body = &cut->base;
-    }
-    sluice_pump pump;
-    sluice_pump_init(&pump, body, sink, 0);
-    sluice_pump_status st;
-    sluice_interest want;
-    while ((st = sluice_pump_step(&pump, &want)) == SLUICE_PUMP_PENDING)
-        wait_for(&want);
-    int err = st == SLUICE_PUMP_DONE ? 0 : sluice_pump_error(&pump, NULL);
-    sluice_poll cl = SLUICE_READY;
-    if (st != SLUICE_PUMP_DONE)
-        while ((cl = sluice_s3_sink_cleanup(sink, &want)) == SLUICE_PENDING)
-            wait_for(&want);
+    *cut = (cut_stream){.base = {.vt = &cut_vt, .pool = pool}, .inner = body,
+                        .left = (uint64_t)o->abort_at};
+    return &cut->base;
+}
+
+static void report(sluice_sink *sink, int err, sluice_poll cl)
+{
     sluice_s3_result res;
     sluice_s3_sink_result(sink, &res);
     sluice_error_info info;
@@ -213,6 +184,57 @@ int main(int argc, char **argv)
     json_str("message", res.error_message);
     json_str("sink_error", info.code ? sluice_err_name(info.code) : "");
     printf("\"error\":\"%s\"}\n", err ? sluice_err_name(err) : "");
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    if (argc < 5 || parse(argc, argv, &o) < 0) {
+        fprintf(stderr, "usage: %s HOST PORT BUCKET KEY [options]\n", argv[0]);
+        return 2;
+    }
+    char hostport[300];
+    snprintf(hostport, sizeof hostport, "%s:%s", argv[1], argv[2]);
+    store = (struct sockaddr_in){.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)atoi(argv[2]))};
+    inet_pton(AF_INET, argv[1], &store.sin_addr);
+    sluice_io *in, *out;
+    sluice_reader *r;
+    sluice_stream *body;
+    sluice_sink *sink;
+    if (sluice_pool_new(NULL, &pool) < 0 || sluice_io_fd_new(pool, 0, 0, &in) < 0 ||
+        dial(NULL, &out) < 0 || sluice_reader_new(pool, in, NULL, &r) < 0 ||
+        !(body = input(r, &o)))
+        return 2;
+    sluice_s3_config c = {
+        .host = hostport, .bucket = argv[3], .key = argv[4], .key_len = strlen(argv[4]),
+        .region = "us-east-1",
+        .credentials = {"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                        getenv("S3_SESSION_TOKEN")},
+        .length = o.length, .part_size = o.part,
+        .payload = o.signed_mode ? SLUICE_SIGV4_STREAMING_SIGNED_TRAILER : NULL,
+        .idle_timeout_ms = 20000,
+        .connect = o.no_reconnect ? NULL : dial,
+    };
+    int rc = sluice_s3_sink_new(pool, out, &c, &sink);
+    if (rc < 0) {
+        fprintf(stderr, "s3 sink: %s\n", sluice_strerror(rc));
+        return 2;
+    }
+    sluice_pump pump;
+    sluice_pump_init(&pump, body, sink, 0);
+    sluice_pump_status st;
+    sluice_interest want;
+    while ((st = sluice_pump_step(&pump, &want)) == SLUICE_PUMP_PENDING)
+        wait_for(&want);
+    int err = st == SLUICE_PUMP_DONE ? 0 : sluice_pump_error(&pump, NULL);
+    sluice_poll cl = SLUICE_READY;
+    if (st != SLUICE_PUMP_DONE) /* leave nothing behind */
+        while ((cl = sluice_s3_sink_cleanup(sink, &want)) == SLUICE_PENDING)
+            wait_for(&want);
+    report(sink, err, cl);
+    sluice_s3_result res;
+    sluice_s3_sink_result(sink, &res);
     sluice_pump_close(&pump);
     sluice_stream_close(body);
     sluice_sink_close(sink);
