@@ -233,9 +233,27 @@ static int reconnect(s3_sink *s)
     return 0;
 }
 
+/* Before a request on a connection that carried one already: a store may
+ * have closed it while it was idle (S3 does after a few seconds), which a
+ * read that does not block tells. Bytes nobody asked for are an error. */
+static int probe(s3_sink *s)
+{
+    if (s->conn_dead || !s->rd)
+        return 0;
+    sluice_poll r = sluice_reader_fill(s->rd);
+    if (r == SLUICE_EOF || r == SLUICE_ERROR)
+        s->conn_dead = true;
+    else if (sluice_reader_available(s->rd)) {
+        sluice__s3_conn_lost(s);
+        sluice__s3_fail(s, SLUICE_ES3_BAD_RESPONSE, "the S3 store sent bytes nobody asked for");
+        return SLUICE_ES3_BAD_RESPONSE;
+    }
+    return 0;
+}
+
 int sluice__s3_request(s3_sink *s, enum s3_req kind)
 {
-    if (s->conn_dead && reconnect(s) < 0)
+    if (probe(s) < 0 || (s->conn_dead && reconnect(s) < 0))
         return s->base._error.code;
     fields f;
     const char *method;

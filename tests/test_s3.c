@@ -31,6 +31,7 @@ typedef struct store {
     int wagain, wflip;                  /* -EAGAIN before every writev      */
     size_t slow_from;                   /* wmax, wagain from this request on */
     int mute;                           /* never answer                     */
+    int silent_close;                   /* close after answering, unannounced */
     size_t requests;
     size_t req_off[16], req_len[16];    /* where each request is in sent   */
     char closing[1024];                 /* a response with Connection: close */
@@ -127,7 +128,7 @@ static ssize_t store_readv(sluice_io *io, const struct iovec *iov, int n)
         got += k;
     }
     s->resp_off += got;
-    if (s->resp_off == s->resp_len && s->close_after)
+    if (s->resp_off == s->resp_len && (s->close_after || s->silent_close))
         s->closed = 1;
     store_parse(s);
     return (ssize_t)got;
@@ -179,6 +180,7 @@ static int dial(void *ud, sluice_io **io)
     s->split = prev->split;
     s->again = prev->again;
     s->close_after = prev->close_after;
+    s->silent_close = prev->silent_close;
     *io = &s->base;
     return 0;
 }
@@ -567,6 +569,35 @@ TEST(s3_multipart_splits_and_reconnects)
         multipart_run(split, 1, 0);
         multipart_run(split, split & 1, 1);
     }
+}
+
+/* A store that closes an idle connection without saying so: the sink sees
+ * it before the next request and reconnects. */
+TEST(s3_multipart_silent_close)
+{
+    const char *script[] = {create_ok, part1, part2, complete_ok};
+    store conns[5];
+    for (int i = 0; i < 5; i++)
+        store_init(&conns[i], T_POOL, script, 4);
+    conns[0].silent_close = 1;
+    dialer d = {conns, 5, 1};
+    sluice_s3_config c = base_cfg;
+    c.length = SLUICE_S3_UNKNOWN_LENGTH;
+    c.connect = dial;
+    c.connect_ud = &d;
+    sluice_sink *k;
+    REQUIRE(sluice_s3_sink_new(T_POOL, &conns[0].base, &c, &k) == 0);
+    sluice__s3_sink_testing(k, T_TIME, 10);
+    sluice_bytes b = sluice_bytes_static("0123456789abcdefghij", 20);
+    EXPECT_EQ(pump_all(T_POOL, k, &b, 1, 0), 0);
+    EXPECT_EQ(d.used, 4u);
+    sluice_s3_result r;
+    sluice_s3_sink_result(k, &r);
+    EXPECT_EQ(r.done, 1);
+    EXPECT_EQ(r.parts, 2);
+    sluice_sink_close(k);
+    for (int i = 0; i < 5; i++)
+        store_free(&conns[i]);
 }
 
 TEST(s3_multipart_no_reconnect)

@@ -53,7 +53,10 @@
  * or a PutObject had to be cut, the sink asks cfg->connect for a new one,
  * which it then owns and closes. The callback may return an io whose
  * non-blocking connect is still in progress (its writes say -EAGAIN until it
- * is up). Without a callback the next request fails with SLUICE_EPEERCLOSED.
+ * is up). Before each request on a connection that carried one already, a
+ * read that does not block checks that the store has not closed it while it
+ * was idle (S3 does after a few seconds). Without a callback the next
+ * request fails with SLUICE_EPEERCLOSED. Requests are not retried.
  *
  * Errors: an S3 error response fails the sink with SLUICE_ES3_ERROR and the
  * result carries the HTTP status and the XML body's <Code> and <Message>;
