@@ -580,8 +580,12 @@ sluice_poll sluice_s3_sink_cleanup(sluice_sink *k, sluice_interest *want)
                 *want = s->want;
             return r;
         }
-        if (s->step != ST_IDLE)
-            continue; /* an error answer was read: the abort comes next */
+        if (s->step != ST_IDLE) {
+            /* Not reached (a failed step leaves the connection idle or
+             * dead): make sure the loop moves on. */
+            sluice__s3_conn_lost(s);
+            continue;
+        }
         if (!s->upload_id[0])
             s->cleanup = SLUICE_S3_CLEAN; /* no upload was created */
         else if (s->abort_sent || (s->conn_dead && !s->connect))

@@ -892,6 +892,44 @@ TEST(s3_alloc_failures)
     }
 }
 
+/* Answers with random bytes changed (status lines, lengths, XML): the sink
+ * ends, done or failed, and cleans up, never crashing or leaking (run under
+ * the sanitizers by make SAN=1). */
+TEST(s3_mangled_responses)
+{
+    unsigned long long seed = 42;
+    for (int iter = 0; iter < 300; iter++) {
+        static char bufs[4][1024];
+        const char *orig[4] = {create_ok, part1, part2, complete_ok};
+        const char *script[5];
+        for (int i = 0; i < 4; i++) {
+            size_t n = strlen(orig[i]);
+            memcpy(bufs[i], orig[i], n + 1);
+            for (int m = (int)(t_rand(&seed) % 4); m > 0; m--)
+                bufs[i][t_rand(&seed) % n] = (char)(t_rand(&seed) % 128 + 1);
+            script[i] = bufs[i];
+        }
+        script[4] = abort_ok;
+        store st;
+        store_init(&st, T_POOL, script, 5);
+        st.split = (size_t)(t_rand(&seed) % 8);
+        sluice_s3_config c = base_cfg;
+        c.length = SLUICE_S3_UNKNOWN_LENGTH;
+        c.idle_timeout_ms = 1;
+        sluice_sink *k;
+        REQUIRE(sluice_s3_sink_new(T_POOL, &st.base, &c, &k) == 0);
+        sluice__s3_sink_testing(k, T_TIME, 10);
+        sluice_bytes b = sluice_bytes_static("0123456789abcdefghij", 20);
+        if (pump_all(T_POOL, k, &b, 1, 0) < 0)
+            cleanup_all(k);
+        sluice_s3_result r;
+        sluice_s3_sink_result(k, &r);
+        EXPECT(r.done || sluice_sink_error(k, NULL) != 0);
+        sluice_sink_close(k);
+        store_free(&st);
+    }
+}
+
 /* ---- XML ------------------------------------------------------------------------ */
 
 TEST(s3_xml_text)
