@@ -204,6 +204,26 @@ static int advance(s3_sink *s)
     return sluice__s3_request(s, RQ_COMPLETE) < 0 ? -1 : 1;
 }
 
+/* A write to the store failed. The store may have answered before the
+ * body was complete (no such bucket, access denied...) and closed: that
+ * answer, if it is already here, says more than EPIPE, so the response is
+ * read first (ST_HEAD); without one, the write error is reported. READY:
+ * go on reading. */
+static sluice_poll write_failed(s3_sink *s)
+{
+    int code = sluice_sink_error(s->w, NULL);
+    if (s->aborting || s->write_err || !s->rd) {
+        sluice__s3_conn_lost(s);
+        return sluice__s3_fail(s, code, "writing to the S3 store failed");
+    }
+    s->write_err = code;
+    drop_queue(s);
+    sluice_sink_close(s->w);
+    s->w = NULL;
+    s->step = ST_HEAD;
+    return SLUICE_READY;
+}
+
 /* Moves the queue into the writer. READY: all of it taken. */
 static sluice_poll feed(s3_sink *s)
 {
@@ -214,11 +234,8 @@ static sluice_poll feed(s3_sink *s)
             sluice_sink_ready(s->w, &s->want);
             return r;
         }
-        if (r == SLUICE_ERROR) {
-            sluice__s3_conn_lost(s);
-            int code = sluice_sink_error(s->w, NULL);
-            return sluice__s3_fail(s, code, "writing to the S3 store failed");
-        }
+        if (r == SLUICE_ERROR)
+            return write_failed(s);
         s->qbytes -= len;
         s->qhead++;
     }
@@ -246,6 +263,8 @@ sluice_poll sluice__s3_drive(s3_sink *s)
         case ST_SEND:
             if ((r = feed(s)) != SLUICE_READY)
                 return r;
+            if (s->step != ST_SEND)
+                continue; /* the write failed: read an early answer */
             if (!s->body_queued)
                 return SLUICE_READY;
             r = sluice_sink_finish(s->w);
@@ -254,9 +273,9 @@ sluice_poll sluice__s3_drive(s3_sink *s)
                 return r;
             }
             if (r == SLUICE_ERROR) {
-                sluice__s3_conn_lost(s);
-                return sluice__s3_fail(s, sluice_sink_error(s->w, NULL),
-                                       "writing to the S3 store failed");
+                if ((r = write_failed(s)) != SLUICE_READY)
+                    return r;
+                continue;
             }
             sluice_sink_close(s->w);
             s->w = NULL;
@@ -351,10 +370,8 @@ static sluice_poll s3_flush(sluice_sink *k)
     r = sluice_sink_flush(s->w);
     if (r == SLUICE_PENDING)
         sluice_sink_ready(s->w, &s->want);
-    if (r == SLUICE_ERROR) {
-        sluice__s3_conn_lost(s);
-        return sluice__s3_fail(s, sluice_sink_error(s->w, NULL), "writing to the S3 store failed");
-    }
+    if (r == SLUICE_ERROR && (r = write_failed(s)) == SLUICE_READY)
+        r = sluice__s3_drive(s);
     return r;
 }
 

@@ -47,6 +47,8 @@ typedef struct s3_sink {
     enum s3_req req;
     enum s3_step step;
     bool body_queued;         /* the whole body is in q (or written)       */
+    int write_err;            /* the body could not be sent: its error, if
+                                 no early answer explains it               */
     sluice_sigv4_signer signer;
     sluice_interest want;
     sluice__idle idle;        /* waiting for a response head               */

@@ -282,6 +282,7 @@ int sluice__s3_request(s3_sink *s, enum s3_req kind)
     s->step = ST_SEND;
     s->body_queued = kind != RQ_PUT;
     s->status = 0;
+    s->write_err = 0;
     s->resp_etag[0] = s->resp_sum[0] = 0;
     return 0;
 }
@@ -333,6 +334,10 @@ sluice_poll sluice__s3_read_head(s3_sink *s)
     sluice_bytes head;
     int err = 0;
     sluice_poll r = sluice_http_read_response(s->rd, NULL, &res, h, S3_MAX_HEADERS, &head, &err);
+    if (s->write_err && r != SLUICE_READY) { /* no early answer: the write error */
+        sluice__s3_conn_lost(s);
+        return sluice__s3_fail(s, s->write_err, "writing to the S3 store failed");
+    }
     if (r == SLUICE_PENDING)
         return head_pending(s);
     if (r != SLUICE_READY) {
@@ -360,7 +365,7 @@ sluice_poll sluice__s3_read_head(s3_sink *s)
         sluice__s3_conn_lost(s);
         return sluice__s3_fail(s, rc, "the S3 store's response framing is malformed");
     }
-    if (fr.body == SLUICE_HTTP_BODY_CLOSE)
+    if (fr.body == SLUICE_HTTP_BODY_CLOSE || s->write_err)
         s->keep_alive = false;
     sluice_body_config bc = {.idle_timeout_ms = s->idle_ms};
     if ((rc = sluice_body_new(s->base.pool, s->rd, &fr, &bc, &s->body)) < 0) {
@@ -416,6 +421,8 @@ static sluice_poll on_response(s3_sink *s)
     }
     if (!ok)
         return s3_error(s);
+    if (s->write_err) /* a success to a body that did not go out whole */
+        return sluice__s3_fail(s, s->write_err, "writing to the S3 store failed");
     if (s->aborting && req == RQ_PART)
         return SLUICE_READY; /* an answer to what was in flight: the abort follows */
     switch (req) {

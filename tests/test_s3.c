@@ -32,6 +32,7 @@ typedef struct store {
     size_t slow_from;                   /* wmax, wagain from this request on */
     int mute;                           /* never answer                     */
     int silent_close;                   /* close after answering, unannounced */
+    int early, rejecting;               /* answer at the head, refuse the body */
     size_t requests;
     size_t req_off[16], req_len[16];    /* where each request is in sent   */
     char closing[1024];                 /* a response with Connection: close */
@@ -59,6 +60,15 @@ static void store_parse(store *s)
                 break;
             }
         size_t total = (size_t)(end - p) + cl;
+        if (n < total && s->early && !s->rejecting) {
+            /* answer at the head, and take no more of the body */
+            s->rejecting = 1;
+            s->silent_close = 1;
+            s->resp = s->script[s->next++];
+            s->resp_len = strlen(s->resp);
+            s->resp_off = 0;
+            return;
+        }
         if (n < total)
             return;
         if (s->requests < 16) {
@@ -86,7 +96,7 @@ static void store_parse(store *s)
 static ssize_t store_writev(sluice_io *io, const struct iovec *iov, int n)
 {
     store *s = (store *)io;
-    if (s->shut || s->closed)
+    if (s->shut || s->closed || s->rejecting)
         return -EPIPE;
     int slow = s->requests >= s->slow_from;
     if (slow && s->wagain && (s->wflip ^= 1))
@@ -397,6 +407,41 @@ TEST(s3_idle_timeout)
     sluice_stream_close(src);
     sluice_sink_close(k);
     store_free(&st);
+}
+
+/* The store answers at the head (no such bucket) and refuses the body: the
+ * sink reports the store's answer, not the EPIPE. Without an answer, EPIPE. */
+TEST(s3_early_answer)
+{
+    const char *script[] = {"HTTP/1.1 404 Not Found\r\nContent-Length: 75\r\n\r\n"
+                            "<Error><Code>NoSuchBucket</Code><Message>no bucket</Message></Error>"
+                            "       "};
+    for (int answer = 0; answer < 2; answer++) {
+        store st;
+        store_init(&st, T_POOL, script, answer ? 1 : 0);
+        st.early = answer;
+        if (!answer)
+            st.rejecting = 1;
+        sluice_s3_config c = base_cfg;
+        c.length = 300000;
+        sluice_sink *k;
+        REQUIRE(sluice_s3_sink_new(T_POOL, &st.base, &c, &k) == 0);
+        static unsigned char data[300000];
+        sluice_bytes b = sluice_bytes_static(data, sizeof data);
+        int rc = pump_all(T_POOL, k, &b, 1, 0);
+        sluice_s3_result r;
+        sluice_s3_sink_result(k, &r);
+        if (answer) {
+            EXPECT_ERR(rc, SLUICE_ES3_ERROR);
+            EXPECT_STR(r.error_code, "NoSuchBucket");
+            EXPECT_EQ(r.status, 404);
+        } else {
+            EXPECT_ERR(rc, -EPIPE);
+        }
+        EXPECT_EQ(cleanup_all(k), SLUICE_READY);
+        sluice_sink_close(k);
+        store_free(&st);
+    }
 }
 
 TEST(s3_put_length_mismatch)
