@@ -59,7 +59,8 @@
  * request fails with SLUICE_EPEERCLOSED. Requests are not retried.
  *
  * Errors: an S3 error response fails the sink with SLUICE_ES3_ERROR and the
- * result carries the HTTP status and the XML body's <Code> and <Message>;
+ * result carries the HTTP status and the XML body's <Code> and <Message>
+ * (also when the store answered early and refused the rest of a body);
  * a response that is not what S3 answers is SLUICE_ES3_BAD_RESPONSE; io
  * errors are -errno; a stream longer or shorter than the declared length is
  * SLUICE_ETOOBIG / SLUICE_ETRUNCATED (the PutObject is cut).
