@@ -1,7 +1,9 @@
 /*
- * s3_internal.h — the S3 sink's state, shared by s3.c (the sink, the queue
- * and the PutObject framing) and s3_request.c (building, signing and
- * sending requests, reading and judging responses).
+ * s3_internal.h — the S3 sink's state, shared by s3.c (the sink and the
+ * engine that moves requests along), s3_hold.c (the views it holds),
+ * s3_put.c (the PutObject body as aws-chunked), s3_request.c (building,
+ * signing and sending requests, reading and judging responses) and
+ * s3_xml.c.
  */
 #ifndef SLUICE_S3_INTERNAL_H
 #define SLUICE_S3_INTERNAL_H
@@ -101,13 +103,16 @@ typedef struct s3_sink {
     char error_message[SLUICE_S3_MESSAGE_SIZE];
 } s3_sink;
 
-/* s3.c */
+/* s3.c: the sink and the engine */
 sluice_poll sluice__s3_fail(s3_sink *s, int code, const char *why);
 void sluice__s3_conn_lost(s3_sink *s);
-int sluice__s3_push(s3_sink *s, sluice_bytes *v);
+sluice_poll sluice__s3_drive(s3_sink *s);
+
+/* s3_hold.c: views held. Each takes v's reference (also on error). */
+int sluice__s3_push(s3_sink *s, sluice_bytes *v);                /* to the queue */
 int sluice__s3_scratch(s3_sink *s, const void *data, size_t n, sluice_bytes *out);
-int sluice__s3_push_copy(s3_sink *s, const void *data, size_t n);
-int sluice__s3_fill_add(s3_sink *s, sluice_bytes *v);
+int sluice__s3_push_copy(s3_sink *s, const void *data, size_t n); /* a copy, queued */
+int sluice__s3_fill_add(s3_sink *s, sluice_bytes *v);            /* to the part */
 
 /* s3_put.c: the PutObject body. put_frame takes v's reference. */
 int sluice__s3_put_begin(s3_sink *s);
