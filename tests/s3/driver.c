@@ -11,11 +11,15 @@
  *     --abort-at N      abort the sink once the pump moved N bytes, as a pump
  *                       does when its source fails
  *     --no-reconnect    no connect callback (moto closes after each answer)
+ *     --tiny-parts N    parts of N bytes, under S3's minimum (a test hook):
+ *                       the store refuses to complete the upload
  *
  * Prints one JSON line with the result and exits 0 if the upload completed,
  * 1 if it failed (after cleanup), 2 on usage errors.
  */
 #include <sluice.h>
+
+#include "../../lib/testing.h" /* --tiny-parts */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -118,13 +122,13 @@ static void json_str(const char *name, const char *v)
 
 typedef struct options {
     int64_t length, source, abort_at;
-    size_t part;
+    size_t part, tiny;
     int signed_mode, no_reconnect;
 } options;
 
 static int parse(int argc, char **argv, options *o)
 {
-    *o = (options){SLUICE_S3_UNKNOWN_LENGTH, -1, -1, 0, 0, 0};
+    *o = (options){SLUICE_S3_UNKNOWN_LENGTH, -1, -1, 0, 0, 0, 0};
     for (int i = 5; i < argc; i++) {
         if (!strcmp(argv[i], "--length") && i + 1 < argc)
             o->length = strtoll(argv[++i], NULL, 10);
@@ -134,6 +138,8 @@ static int parse(int argc, char **argv, options *o)
             o->part = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--abort-at") && i + 1 < argc)
             o->abort_at = strtoll(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--tiny-parts") && i + 1 < argc)
+            o->tiny = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--no-reconnect"))
             o->no_reconnect = 1;
         else if (!strcmp(argv[i], "--signed"))
@@ -221,6 +227,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "s3 sink: %s\n", sluice_strerror(rc));
         return 2;
     }
+    if (o.tiny)
+        sluice__s3_sink_testing(sink, 0, o.tiny);
     sluice_pump pump;
     sluice_pump_init(&pump, body, sink, 0);
     sluice_pump_status st;

@@ -11,8 +11,9 @@ build/tests/s3-driver) and checks with boto3:
     PutObject below), keys with spaces, Unicode, '+', '=', '&', '%', '~';
   - the checksum moto reports (ChecksumSHA256, composite "-N" for
     multipart) against the SHA-256s of the data;
-  - aborted uploads (input truncated, sink aborted mid-way) leave no object
-    and nothing in list_multipart_uploads; a wrong bucket is NoSuchBucket;
+  - aborted uploads (input truncated, sink aborted mid-way, Complete
+    refused with EntityTooSmall) leave no object and nothing in
+    list_multipart_uploads; a wrong bucket is NoSuchBucket;
   - moto checks no signatures, so every request the sink sent is checked
     here from the proxy's recording: the Authorization value recomputed
     with botocore's S3SigV4Auth, the aws-chunked framing (chunk sizes, data,
@@ -491,6 +492,16 @@ def main():
                   "--source", 20 * MiB, "--part-size", 5 * MiB, want_delete=True)
         t.aborted("multipart, aborted mid-part", "cut/multi2", blob(12 * MiB),
                   "--part-size", 5 * MiB, "--abort-at", 7 * MiB, want_delete=True)
+        # the store refuses to complete (parts under its 5 MiB minimum): the
+        # upload it began is aborted
+        rc, res, reqs = t.upload("tiny/parts", blob(300000), "--tiny-parts", 100000)
+        deletes = [r for r in reqs if r.get("method") == "DELETE"]
+        if rc == 1 and res.get("code") == "EntityTooSmall" and res.get("parts") == 3 and \
+                res.get("cleanup") == 0 and len(deletes) == 1 and t.no_uploads() and \
+                t.stored("tiny/parts") is None and not check_all(reqs, None):
+            ok("Complete refused (EntityTooSmall): the upload is aborted")
+        else:
+            bad("Complete refused", f"{res} deletes={len(deletes)} uploads_left={not t.no_uploads()}")
         # errors
         for args_, what in (((("--length", 10)), "PutObject"), ((), "multipart")):
             rc, res, _ = t.upload("k", blob(10), *args_, bucket="no-such-bucket")
