@@ -14,14 +14,16 @@
  *                 wait for want;              nothing is left in the store
  *   sluice_sink_close(sink); then the host closes io.
  *
- * Known length: one PutObject, streamed as it arrives (nothing held), body
+ * Known length: one PutObject, streamed as it arrives (nothing held in the
+ * default mode; the signed mode holds one chunk), body
  * framed as aws-chunked in 64 KiB chunks with a trailing
  * x-amz-checksum-sha256 that the store checks (payload mode
  * STREAMING-UNSIGNED-PAYLOAD-TRAILER; docs/s3.md). The SHA-256 is computed
  * as the bytes pass: the one in the result is the one the store verified.
  *
  * Unknown length: the stream is held in parts of part_size bytes (the views
- * the sink is given; nothing copied) and sent as a multipart upload:
+ * the sink is given; only views under 4 KiB are copied, into blocks of the
+ * sink's own) and sent as a multipart upload:
  * CreateMultipartUpload (x-amz-checksum-algorithm: SHA256) when the first
  * part is full, one UploadPart per part (x-amz-checksum-sha256 of the part,
  * payload signed with its SHA-256), CompleteMultipartUpload at finish. A
