@@ -22,13 +22,6 @@
 #include "sluice/multipart.h"
 #include "sluice/splice.h"
 #include "sluice/reply.h"
-
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-#ifdef __cplusplus
-}
-#endif
+#include "sluice/s3.h"
 
 #endif

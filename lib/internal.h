@@ -240,4 +240,18 @@ static inline int64_t sluice__idle_deadline(const sluice__idle *t)
     return t->ms ? t->deadline : -1;
 }
 
+/* ---- S3 sink helpers (s3_xml.c) ------------------------------------------ */
+
+/* The text of the first <tag>...</tag> in xml[0, n), entities decoded, into
+ * out[0, cap) with a NUL (truncated to fit). Returns its length, or -1 when
+ * there is no such element. */
+int sluice__xml_text(const char *xml, size_t n, const char *tag, char *out, size_t cap);
+
+/* The CompleteMultipartUpload body is written in pieces: piece i < nparts is
+ * part i + 1 (the opening tag before piece 0), piece nparts the closing tag.
+ * Returns the piece's length. */
+#define SLUICE__S3_PIECE_SIZE 1200
+size_t sluice__s3_complete_piece(size_t i, size_t nparts, const char *etag, const char *sum,
+                                 char out[SLUICE__S3_PIECE_SIZE]);
+
 #endif

@@ -51,6 +51,12 @@ int sluice__sigv4_canonical_request(const sluice_sigv4_request *req,
                                               const sluice_sigv4_credentials *cred, char *out,
                                               size_t cap, size_t *len);
 
+
+/* S3 sink (lib/s3.c): sign every request at time t instead of the clock
+ * (0: the clock again), and use part_size even below S3's 5 MiB minimum.
+ * Call before the first write. SLUICE_EINVAL if k is not an S3 sink. */
+int sluice__s3_sink_testing(sluice_sink *k, time_t t, size_t part_size);
+
 /* One field of an object's error record, for assertions. */
 static inline const char *t_stream_why(const sluice_stream *s)
 {

@@ -45,7 +45,8 @@ SLUICE_API const char *sluice_version(void);
  * status: what a server answers when reading a request failed with this
  * code (sluice_http_error_status): 400 for a malformed request, 413 / 431
  * for a limit, 408 for a stall, 415 / 505 for what it cannot take, 500 / 503
- * for its own failures, 0 when nobody is left to answer (the peer vanished).
+ * for its own failures, 502 when the upstream it writes to (an S3 store)
+ * failed, 0 when nobody is left to answer (the peer vanished).
  */
 #define SLUICE_ERROR_MAP(X)                                                     \
     /* core -1000.. */                                                        \
@@ -105,7 +106,10 @@ SLUICE_API const char *sluice_version(void);
     X(EBAD_DELIMITER,        -1207, 400, "junk after a boundary delimiter")    \
     X(ENO_PART,              -1208, 400, "no part matched")                    \
     X(EBAD_EXT_VALUE,        -1209, 400, "filename* is not an RFC 8187 UTF-8 or ISO-8859-1 value") \
-    X(ENO_CLOSE_DELIMITER,   -1210, 400, "multipart body ended without its close delimiter")
+    X(ENO_CLOSE_DELIMITER,   -1210, 400, "multipart body ended without its close delimiter") \
+    /* S3 store -1250.. (the status a proxy answers for its upload) */       \
+    X(ES3_ERROR,             -1250, 502, "the S3 store answered with an error") \
+    X(ES3_BAD_RESPONSE,      -1251, 502, "the S3 store sent a response S3 does not send")
 
 enum sluice_error {
 #define SLUICE__ENUM(name, value, status, msg) SLUICE_##name = (value),
