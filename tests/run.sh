@@ -19,6 +19,16 @@ done
 # the SigV4 suite compares with botocore's signer
 python3 -c 'import botocore' >/dev/null 2>&1 || /usr/bin/python3 -c 'import botocore' >/dev/null 2>&1 ||
     missing+=(python3-botocore)
+# the S3 suite runs moto's server and checks objects with boto3 (elsewhere:
+# pip install 'moto[server]' boto3)
+if ! python3 -c 'import moto, boto3' >/dev/null 2>&1 &&
+   ! /usr/bin/python3 -c 'import moto, boto3' >/dev/null 2>&1 &&
+   [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    # best effort, on its own: a missing package must not stop the others
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        python3-moto python3-boto3 python3-flask python3-flask-cors >/dev/null 2>&1 ||
+        echo "could not install moto and boto3: the S3 suite will say so"
+fi
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
