@@ -3,6 +3,7 @@
 #   make                 library (static + shared) and example binaries
 #   make test            every test; ends with "N passed, N failed"
 #   make SAN=1 test      the same under ASan + UBSan (build/san/)
+#   make tsan            the unit tests under ThreadSanitizer (build/tsan/)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make demo | bench | bench-micro | fuzz | clean
 
@@ -17,6 +18,10 @@ ifeq ($(SAN),1)
 BUILD      ?= build/san
 SANFLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 OPT        ?= -O1 -g
+else ifeq ($(TSAN),1)
+BUILD      ?= build/tsan
+SANFLAGS   := -fsanitize=thread -fno-omit-frame-pointer
+OPT        ?= -O1 -g
 else
 BUILD      ?= build
 SANFLAGS   :=
@@ -27,7 +32,7 @@ WARN       := -Wall -Wextra -Werror -pedantic -Wshadow -Wstrict-prototypes -Wmis
 CPPFLAGS   += -Iinclude -D_DEFAULT_SOURCE -MMD -MP
 CFLAGS     += -std=c11 $(OPT) $(WARN) $(SANFLAGS)
 LIBCFLAGS  := -fPIC -fvisibility=hidden -DSLUICE_BUILDING
-LDFLAGS    += $(SANFLAGS)
+LDFLAGS    += $(SANFLAGS) -pthread
 LIBS_PRIVATE :=
 
 LIB_SRC    := $(sort $(wildcard lib/*.c))
@@ -57,7 +62,7 @@ FUZZ_SECONDS ?= 60
 BENCH_SRC  := $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit install uninstall demo bench bench-micro fuzz fuzz-run clean
+.PHONY: all test unit tsan install uninstall demo bench bench-micro fuzz fuzz-run clean
 all: $(STATIC) $(SHARED) $(EX_BIN)
 
 $(BUILD)/obj/lib/%.o: lib/%.c
@@ -97,6 +102,11 @@ $(BUILD)/tests/%-driver: $(BUILD)/obj/tests/%/driver.o $(STATIC)
 	$(CC) -o $@ $< $(STATIC) $(LDFLAGS) $(LIBS_PRIVATE)
 
 unit: $(UNIT)
+
+# The unit tests (tests/test_threads.c among them) under ThreadSanitizer.
+tsan:
+	$(MAKE) TSAN=1 unit
+	TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" build/tsan/tests/unit
 
 test: all $(UNIT) $(DRIVERS)
 	@BUILD=$(BUILD) SAN=$(SAN) MAKE="$(MAKE)" CC="$(CC)" bash tests/run.sh
