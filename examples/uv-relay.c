@@ -369,19 +369,19 @@ int main(int argc, char **argv)
     *colon = 0;
     if (getaddrinfo(argv[2], colon + 1, &hints, &upstream) != 0 || sluice_pool_new(NULL, &pool) < 0)
         return 1;
-    int lfd = listen_on(argv[1]);
-    if (lfd < 0)
-        return 1;
     loop = uv_default_loop();
-    uv_poll_t listener;
     uv_signal_t sigterm, sigint;
-    listener.data = &lfd;
-    uv_poll_init_socket(loop, &listener, lfd);
-    uv_poll_start(&listener, UV_READABLE, on_accept);
     uv_signal_init(loop, &sigterm);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_init(loop, &sigint);
     uv_signal_start(&sigint, on_signal, SIGINT);
+    int lfd = listen_on(argv[1]); /* says "listening on" when all is set */
+    if (lfd < 0)
+        return 1;
+    uv_poll_t listener;
+    listener.data = &lfd;
+    uv_poll_init_socket(loop, &listener, lfd);
+    uv_poll_start(&listener, UV_READABLE, on_accept);
     uv_run(loop, UV_RUN_DEFAULT);
     return 0; /* SIGTERM or SIGINT: connections in flight are dropped */
 }
