@@ -17,7 +17,8 @@ uv     uploads through uv-relay into sluice-sink (which reports bytes,
 tls    curl -k uploads to tls-digest (Content-Length, chunked) answered with
        the body's SHA-256; bodies cut with and without close_notify (and a
        chunked one cut with it) logged as errors, never as a short 200; two
-       requests on one TLS connection; the same uploads with --flaky
+       requests on one TLS connection; close_notify after a Connection:
+       close answer; the same uploads with --flaky
        (OpenSSL sees a retry on every other socket read and write).
 """
 
@@ -170,7 +171,8 @@ def tls_conn(port):
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     c = Conn(port, timeout=20)
-    c.sock = ctx.wrap_socket(c.sock)
+    # a bare EOF raises SSLEOFError; only close_notify reads as b""
+    c.sock = ctx.wrap_socket(c.sock, suppress_ragged_eofs=False)
     c.rd = lib.Reader(c.sock)
     return c
 
@@ -268,6 +270,20 @@ def tls_keep_alive(env):
             res = c.response(timeout=20)
             eq(res.status, 200, "status %d" % i)
             eq(res.body.decode().strip(), sha256(body), "sha256 %d" % i)
+    finally:
+        c.close()
+
+
+@case("tls", "tls-digest: Connection: close is answered, then close_notify (a clean TLS end)")
+def tls_close_notify(env):
+    c = tls_conn(env.plain.port)
+    try:
+        c.send(req("PUT", "/bye", [("Content-Length", "5"), ("Connection", "close")]) + b"hello")
+        res = c.response(timeout=20)
+        eq(res.status, 200, "status")
+        eq(res.body.decode().strip(), sha256(b"hello"), "sha256")
+        c.sock.settimeout(5)
+        eq(c.sock.recv(100), b"", "after the answer (close_notify)")
     finally:
         c.close()
 
