@@ -65,8 +65,12 @@ static int answer(conn *c, int status, const char *text)
         if (!c->keep_alive)
             sluice_http_head_add_header(&b, "Connection", 10, "close", 5);
     }
-    if (sluice_http_head_finish(&b, &head) < 0 || sluice_bytes_copy_from(pool, text, len, &body) < 0)
+    if (sluice_http_head_finish(&b, &head) < 0)
         return -1;
+    if (sluice_bytes_copy_from(pool, text, len, &body) < 0) {
+        sluice_bytes_release(&head);
+        return -1;
+    }
     int rc = sluice_writer_new(pool, c->io, SLUICE_FRAMING_LENGTH(status >= 200 ? len : 0), &head,
                                NULL, &c->out);
     if (rc == 0 && len && sluice_sink_poll_write(c->out, &body) != SLUICE_READY)
@@ -125,7 +129,7 @@ static int read_body(conn *c)
 {
     sluice_bytes b;
     sluice_poll r;
-    for (size_t n = 0; n < STEP_BYTES; n += b.len) {
+    for (size_t n = 0; n < STEP_BYTES;) {
         r = sluice_stream_poll_next(c->body, &b);
         if (r == SLUICE_PENDING) {
             sluice_stream_ready(c->body, &c->want);
@@ -135,6 +139,7 @@ static int read_body(conn *c)
             break;
         sluice_sha256_update(&c->sha, b.data, b.len);
         c->bytes += b.len;
+        n += b.len;
         sluice_bytes_release(&b);
     }
     if (r == SLUICE_READY) {

@@ -73,7 +73,10 @@ static ssize_t tls_readv(sluice_io *io, const struct iovec *iov, int iovcnt)
             errno = 0;
             int n = SSL_read(t->ssl, (char *)iov[i].iov_base + off, len > INT_MAX ? INT_MAX : (int)len);
             if (n <= 0) {
-                /* bytes first; an error or the end recurs on the next call */
+                /* bytes first; an error or the end recurs on the next call.
+                 * SSL_read says WANT_* only when it has no decrypted byte
+                 * left (SSL_pending is 0), so -EAGAIN never strands data
+                 * inside OpenSSL that no fd event would announce. */
                 ssize_t rc = fail(t, n, &t->read_wants);
                 return total ? total : rc;
             }
