@@ -184,7 +184,9 @@ static int run_request(sluice_pool *pool, sluice_reader *r, const torture *t)
     return rc;
 }
 
-TEST(torture_whole_path_every_allocation_fails_once)
+/* Fails allocation k = 1, 2, ... until a run gets through without a
+ * failure; the reader offers max_iov blocks per read. */
+static void torture_loop(unsigned max_iov)
 {
     torture t;
     torture_build(&t);
@@ -203,7 +205,7 @@ TEST(torture_whole_path_every_allocation_fails_once)
         sluice_reader *r = NULL;
         int rc = sluice__io_mem_new(pool, t.req, t.req_len, 3000, SLUICE__IO_MEM_EAGAIN, &io);
         if (rc == 0)
-            rc = sluice_reader_new(pool, io, NULL, &r);
+            rc = sluice_reader_new(pool, io, &(sluice_reader_config){.max_iov = max_iov}, &r);
         if (rc == 0)
             rc = run_request(pool, r, &t);
         if (rc == 0) /* a reader that could not get a 2nd block reads into 1 */
@@ -226,7 +228,19 @@ TEST(torture_whole_path_every_allocation_fails_once)
         }
     }
     EXPECT(completed);
-    printf("torture: %ld runs (%d got through a failed allocation), the last without one\n",
-           k - 1, recovered);
+    printf("torture (max_iov %u): %ld runs (%d got through a failed allocation), the last "
+           "without one\n", max_iov, k - 1, recovered);
+    if (max_iov == 1)
+        EXPECT_EQ(recovered, 0); /* one block per read: every failure is an error */
     torture_free(&t);
+}
+
+TEST(torture_whole_path_every_allocation_fails_once)
+{
+    torture_loop(0); /* the reader's default: 4 blocks per read */
+}
+
+TEST(torture_whole_path_one_block_per_read)
+{
+    torture_loop(1);
 }
