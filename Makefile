@@ -3,6 +3,7 @@
 #   make                 library (static + shared) and example binaries
 #   make test            every test; ends with "N passed, N failed"
 #   make SAN=1 test      the same under ASan + UBSan (build/san/)
+#   make tsan            the unit tests under ThreadSanitizer (build/tsan/)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make demo | bench | bench-micro | fuzz | clean
 
@@ -17,6 +18,10 @@ ifeq ($(SAN),1)
 BUILD      ?= build/san
 SANFLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 OPT        ?= -O1 -g
+else ifeq ($(TSAN),1)
+BUILD      ?= build/tsan
+SANFLAGS   := -fsanitize=thread -fno-omit-frame-pointer
+OPT        ?= -O1 -g
 else
 BUILD      ?= build
 SANFLAGS   :=
@@ -27,7 +32,7 @@ WARN       := -Wall -Wextra -Werror -pedantic -Wshadow -Wstrict-prototypes -Wmis
 CPPFLAGS   += -Iinclude -D_DEFAULT_SOURCE -MMD -MP
 CFLAGS     += -std=c11 $(OPT) $(WARN) $(SANFLAGS)
 LIBCFLAGS  := -fPIC -fvisibility=hidden -DSLUICE_BUILDING
-LDFLAGS    += $(SANFLAGS)
+LDFLAGS    += $(SANFLAGS) -pthread
 LIBS_PRIVATE :=
 
 LIB_SRC    := $(sort $(wildcard lib/*.c))
@@ -36,7 +41,32 @@ TEST_SRC   := $(sort $(wildcard tests/test_*.c)) tests/harness.c
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 # examples/*.c are programs; examples/common/*.c is what they share (the
 # epoll host, sockets, HTTP replies), linked in from one archive.
-EXAMPLES   := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
+# Hosts on other libraries are built only where the library is installed
+# (pkg-config); `make` says in one line what it skipped.
+OPTIONAL_EX := uv-relay tls-digest
+EXAMPLES   := $(filter-out $(OPTIONAL_EX),$(patsubst examples/%.c,%,$(wildcard examples/*.c)))
+SKIPPED    :=
+ifeq ($(shell pkg-config --exists libuv 2>/dev/null && echo 1),1)
+EXAMPLES   += uv-relay
+$(BUILD)/obj/examples/uv-relay.o: CPPFLAGS += $(shell pkg-config --cflags libuv)
+$(BUILD)/bin/uv-relay: EX_LIBS := $(shell pkg-config --libs libuv)
+else
+SKIPPED    += uv-relay (libuv not installed: apt-get install libuv1-dev)
+endif
+ifeq ($(shell pkg-config --exists openssl 2>/dev/null && echo 1),1)
+EXAMPLES   += tls-digest
+$(BUILD)/obj/examples/tls-digest.o $(BUILD)/obj/examples/tls/tls_io.o: \
+    CPPFLAGS += $(shell pkg-config --cflags openssl)
+$(BUILD)/bin/tls-digest: $(BUILD)/obj/examples/tls/tls_io.o
+$(BUILD)/bin/tls-digest: EX_LIBS := $(BUILD)/obj/examples/tls/tls_io.o $(shell pkg-config --libs openssl)
+else
+SKIPPED    += tls-digest (OpenSSL not installed: apt-get install libssl-dev)
+endif
+ifneq ($(SKIPPED),)
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+$(info skipped: $(SKIPPED))
+endif
+endif
 EX_BIN     := $(EXAMPLES:%=$(BUILD)/bin/%)
 EX_INSTALL := $(filter $(BUILD)/bin/sluice-%,$(EX_BIN))
 EX_COMMON_SRC := $(sort $(wildcard examples/common/*.c))
@@ -57,7 +87,7 @@ FUZZ_SECONDS ?= 60
 BENCH_SRC  := $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit install uninstall demo bench bench-micro fuzz fuzz-run clean
+.PHONY: all test unit tsan install uninstall demo bench bench-micro fuzz fuzz-run clean
 all: $(STATIC) $(SHARED) $(EX_BIN)
 
 $(BUILD)/obj/lib/%.o: lib/%.c
@@ -86,7 +116,7 @@ $(EX_COMMON): $(EX_COMMON_OBJ)
 
 $(BUILD)/bin/%: $(BUILD)/obj/examples/%.o $(EX_COMMON) $(STATIC)
 	@mkdir -p $(@D)
-	$(CC) -o $@ $< $(EX_COMMON) $(STATIC) $(LDFLAGS) $(LIBS_PRIVATE)
+	$(CC) -o $@ $< $(EX_COMMON) $(STATIC) $(EX_LIBS) $(LDFLAGS) $(LIBS_PRIVATE)
 
 $(UNIT): $(TEST_OBJ) $(STATIC)
 	@mkdir -p $(@D)
@@ -97,6 +127,11 @@ $(BUILD)/tests/%-driver: $(BUILD)/obj/tests/%/driver.o $(STATIC)
 	$(CC) -o $@ $< $(STATIC) $(LDFLAGS) $(LIBS_PRIVATE)
 
 unit: $(UNIT)
+
+# The unit tests (tests/test_threads.c among them) under ThreadSanitizer.
+tsan:
+	$(MAKE) TSAN=1 unit
+	TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" build/tsan/tests/unit
 
 test: all $(UNIT) $(DRIVERS)
 	@BUILD=$(BUILD) SAN=$(SAN) MAKE="$(MAKE)" CC="$(CC)" bash tests/run.sh
@@ -172,4 +207,4 @@ clean:
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(EXAMPLES:%=$(BUILD)/obj/examples/%.d) \
     $(patsubst tests/%.c,$(BUILD)/obj/tests/%.d,$(wildcard tests/*/driver.c)) \
-    $(EX_COMMON_OBJ:.o=.d)
+    $(EX_COMMON_OBJ:.o=.d) $(BUILD)/obj/examples/tls/tls_io.d

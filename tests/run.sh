@@ -16,6 +16,10 @@ missing=()
 for t in pkg-config:pkg-config curl:curl python3:python3; do
     command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t#*:}")
 done
+# the libuv and TLS hosts (tests/suites/uv.sh, tls.sh; skipped without them)
+pkg-config --exists libuv 2>/dev/null || missing+=(libuv1-dev)
+pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # the SigV4 suite compares with botocore's signer
 python3 -c 'import botocore' >/dev/null 2>&1 || /usr/bin/python3 -c 'import botocore' >/dev/null 2>&1 ||
     missing+=(python3-botocore)
