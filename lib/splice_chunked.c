@@ -93,7 +93,8 @@ static sluice_pump_status step_inner(chunks *c, sluice_interest *want)
 
 static sluice_pump_status write_crlf(chunks *c, sluice_interest *want)
 {
-    struct iovec iov = {(void *)("\r\n" + (2 - c->crlf_left)), c->crlf_left};
+    static const char crlf[] = "\r\n";
+    struct iovec iov = {(void *)&crlf[2 - c->crlf_left], c->crlf_left};
     ssize_t n = sluice_io_writev(c->dst, &iov, 1);
     if (n == -EAGAIN) {
         if (!sluice__idle_pending(&c->idle))
