@@ -60,6 +60,7 @@ struct splicer {
     bool lent_pipe;           /* the pipe is a chunked splice's: not ours to close */
     bool spliced_in;          /* some byte entered the pipe (EINVAL then is real) */
     size_t max_inflight, step_bytes;
+    uint64_t splice_min;      /* less than this to splice: the copy path */
     size_t step_moved;        /* bytes moved by the current step */
     sluice__idle idle;
     sluice_side failed;
@@ -98,6 +99,7 @@ int sluice__splice_new(sluice_pool *pool, sluice_reader *src, sluice_io *dst, ui
     s->pipe_size = c.pipe_size ? c.pipe_size : SLUICE_SPLICE_DEFAULT_PIPE;
     s->max_inflight = c.max_inflight;
     s->step_bytes = c.step_bytes ? c.step_bytes : SLUICE_PUMP_DEFAULT_STEP;
+    s->splice_min = c.splice_min ? c.splice_min : SLUICE_SPLICE_DEFAULT_MIN;
     sluice__idle_init(&s->idle, c.idle_timeout_ms);
     s->src_fd = s->dst_fd = -1;
     if (!(c.flags & SLUICE_SPLICE_COPY)) {
@@ -131,7 +133,8 @@ static sluice_pump_status splice_step(sluice__engine *e, sluice_interest *want)
         switch (s->phase) {
         case P_START: {
             uint64_t held = sluice_reader_available(s->r);
-            if (s->src_fd < 0 || held >= s->left || (s->pipe[0] < 0 && open_pipe(s) < 0)) {
+            if (s->src_fd < 0 || held >= s->left || s->left - held < s->splice_min ||
+                (s->pipe[0] < 0 && open_pipe(s) < 0)) {
                 /* copy path: everything through the reader */
                 if (stage_start(s, s->r, s->left) < 0)
                     return fail(s, SLUICE_SIDE_SOURCE, SLUICE_ENOMEM);

@@ -137,7 +137,7 @@ static sluice_pump_status start_chunk(chunks *c, uint64_t left, sluice_interest 
 static sluice_pump_status pull(chunks *c, sluice_interest *want)
 {
     uint64_t left;
-    sluice_poll r = sluice__chunked_next(c->body, &c->held, c->cfg.chunk_min, &left);
+    sluice_poll r = sluice__chunked_next(c->body, &c->held, c->cfg.splice_min, &left);
     if (r == SLUICE_READY)
         return GO_ON;
     if ((int)r == SLUICE__SPLICE)
@@ -270,7 +270,7 @@ int sluice__splice_chunked_new(sluice_pool *pool, sluice_reader *src, sluice_io 
     c->r = src;
     c->dst = dst;
     c->cfg = c0;
-    c->cfg.chunk_min = c0.chunk_min ? c0.chunk_min : SLUICE_SPLICE_DEFAULT_CHUNK_MIN;
+    c->cfg.splice_min = c0.splice_min ? c0.splice_min : SLUICE_SPLICE_DEFAULT_MIN;
     c->pipe[0] = c->pipe[1] = -1;
     sluice__idle_init(&c->idle, c0.idle_timeout_ms);
     sluice_body_config bc = c0.body;

@@ -24,7 +24,7 @@
  *
  * Chunked (forwarded chunked, as HAProxy does since 2.9): chunk-size lines,
  * CRLFs and trailers are read in user space by the same strict decoder as
- * sluice_body_new's; the data of a chunk of at least `chunk_min` bytes that
+ * sluice_body_new's; the data of a chunk of at least `splice_min` bytes that
  * is not already buffered moves socket -> pipe -> dst, and only its framing
  * ("SIZE CRLF" before, CRLF after) is written from user space. Smaller
  * chunks, and bytes already read, go through a chunked writer in batches.
@@ -74,9 +74,10 @@ extern "C" {
  * as an ordinary user should ask for less. */
 #define SLUICE_SPLICE_DEFAULT_PIPE (1024u * 1024u)
 
-/* Chunks smaller than this are copied, larger ones spliced (a splice costs
- * more system calls than a copy of a few KiB saves: docs/performance.md). */
-#define SLUICE_SPLICE_DEFAULT_CHUNK_MIN (16u * 1024u)
+/* Bodies (the rest of a Content-Length body after what the reader holds)
+ * and chunks smaller than this are copied, larger ones spliced: a splice
+ * costs a pipe and more system calls than a copy of a few KiB saves. */
+#define SLUICE_SPLICE_DEFAULT_MIN (16u * 1024u)
 
 typedef struct sluice_splice_config {
     size_t pipe_size;         /* F_SETPIPE_SZ request; 0: the default above.
@@ -88,8 +89,9 @@ typedef struct sluice_splice_config {
     uint32_t idle_timeout_ms; /* no byte moved for this long: SLUICE_ETIMEDOUT;
                                  0: none                                     */
     unsigned flags;           /* SLUICE_SPLICE_COPY                          */
-    uint64_t chunk_min;       /* chunked: the smallest chunk spliced; 0: the
-                                 default above                               */
+    uint64_t splice_min;      /* the least a splice moves (a Content-Length
+                                 body's unread rest, a chunk's data); less
+                                 is copied; 0: the default above             */
     sluice_body_config body;  /* chunked: the decoder's limits (max_body,
                                  max_trailer_bytes); its idle timeout is the
                                  one above                                   */

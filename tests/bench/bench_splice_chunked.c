@@ -1,7 +1,7 @@
 /*
  * bench_splice_chunked.c — where splicing chunk data beats copying it: a
  * chunked body of N-byte chunks forwarded chunked over TCP loopback, once
- * with every chunk spliced (chunk_min 1) and once through user space
+ * with every chunk spliced (splice_min 1) and once through user space
  * (SLUICE_SPLICE_COPY), for several N. The forwarding thread's CPU time per
  * GiB is measured (the sending and receiving threads do the same work in
  * both runs); the ratio spliced/copied below 1 is where splicing pays.
@@ -95,7 +95,7 @@ static double forward(size_t chunk, unsigned flags)
     pthread_create(&ts, NULL, sender, &ss);
     pthread_create(&tr, NULL, receiver, &rs);
     sluice_pump p;
-    sluice_splice_config cfg = {.flags = flags, .chunk_min = 1};
+    sluice_splice_config cfg = {.flags = flags, .splice_min = 1};
     sluice_pump_splice_init(&p, pool, r, dio, SLUICE_FRAMING_CHUNKED, NULL, &cfg);
     double t0 = thread_cpu();
     int rc = sluice_pump_run(&p, -1); /* waits in poll(2): only work is counted */
