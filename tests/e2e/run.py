@@ -99,6 +99,7 @@ MODULES = [
     "test_startup", "test_passthrough", "test_extract", "test_images", "test_buffer",
     "test_rejects", "test_chunked", "test_requestline", "test_faults", "test_timeouts",
     "test_log", "test_signals", "test_sink", "test_memory", "test_relay", "test_limits",
+    "test_defects",
 ]
 
 
