@@ -1125,7 +1125,8 @@ static void usage(FILE *f)
             "                        back-ends read them as the names with '-')\n");
 }
 
-int main(int argc, char **argv)
+/* Fills cfg from the command line: 0, 1 for --help, -1 on a bad argument. */
+static int parse_args(int argc, char **argv, config *cfg)
 {
     static const struct option opts[] = {
         {"listen", required_argument, 0, 'l'},
@@ -1143,8 +1144,6 @@ int main(int argc, char **argv)
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    static proxy px;
-    config *cfg = &px.cfg;
     cfg->max_head = SLUICE_HTTP_DEFAULT_MAX_HEAD_BYTES;
     cfg->timeout_ms = DEFAULT_TIMEOUT_MS;
     cfg->workers = 1;
@@ -1156,12 +1155,12 @@ int main(int argc, char **argv)
         case 'l':
             have_listen = net_parse_addr(optarg, &cfg->listen) == 0;
             if (!have_listen)
-                goto bad;
+                return -1;
             break;
         case 'u':
             have_up = net_parse_addr(optarg, &cfg->upstream) == 0;
             if (!have_up)
-                goto bad;
+                return -1;
             break;
         case 'e':
             cfg->extract = optarg;
@@ -1170,29 +1169,29 @@ int main(int argc, char **argv)
             if (strcmp(optarg, "buffer") == 0)
                 cfg->buffer_mode = 1;
             else if (strcmp(optarg, "stream") != 0)
-                goto bad;
+                return -1;
             break;
         case 'd':
             cfg->digest = 1;
             break;
         case 'H':
             if ((v = net_parse_size(optarg)) <= 0)
-                goto bad;
+                return -1;
             cfg->max_head = (size_t)v;
             break;
         case 'B':
             if ((v = net_parse_size(optarg)) < 0)
-                goto bad;
+                return -1;
             cfg->max_body = (uint64_t)v;
             break;
         case 't':
             if ((v = net_parse_size(optarg)) <= 0 || v > 86400000)
-                goto bad;
+                return -1;
             cfg->timeout_ms = (uint32_t)v;
             break;
         case 'w':
             if ((v = net_parse_size(optarg)) <= 0 || v > SRV_MAX_WORKERS)
-                goto bad;
+                return -1;
             cfg->workers = (int)v;
             break;
         case 'S':
@@ -1203,18 +1202,29 @@ int main(int argc, char **argv)
             break;
         case 'M':
             if ((v = net_parse_size(optarg)) < 0)
-                goto bad;
+                return -1;
             cfg->max_memory = (size_t)v;
             break;
         case 'h':
-            usage(stdout);
-            return 0;
+            return 1;
         default:
-            goto bad;
+            return -1;
         }
     }
     if (!have_listen || !have_up || optind != argc)
-        goto bad;
+        return -1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static proxy px;
+    config *cfg = &px.cfg;
+    int rc = parse_args(argc, argv, cfg);
+    if (rc != 0) {
+        usage(rc > 0 ? stdout : stderr);
+        return rc > 0 ? 0 : 2;
+    }
     if (cfg->max_memory == (size_t)-1) /* buffer mode holds whole bodies */
         cfg->max_memory = cfg->buffer_mode ? 0 : DEFAULT_MAX_MEMORY;
     sluice_pool_config pc = {.max_blocks = cfg->max_memory / SLUICE_DEFAULT_BLOCK_SIZE};
@@ -1227,10 +1237,7 @@ int main(int argc, char **argv)
     px.srv.pool = px.pool;
     px.srv.name = "sluice-proxy";
     px.srv.fd_headroom = PROXY_FDS_PER_REQUEST;
-    int rc = srv_main(&px.srv, &px_ops, &cfg->listen, cfg->workers);
+    rc = srv_main(&px.srv, &px_ops, &cfg->listen, cfg->workers);
     sluice_pool_close(px.pool);
     return rc;
-bad:
-    usage(stderr);
-    return 2;
 }
