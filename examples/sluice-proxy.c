@@ -5,7 +5,7 @@
  *   sluice-proxy --listen HOST:PORT --upstream HOST:PORT
  *                [--extract FIELD] [--mode stream|buffer] [--digest]
  *                [--max-header-bytes N] [--max-body-bytes N] [--timeout-ms N]
- *                [--workers N]
+ *                [--workers N] [--underscores-in-headers]
  *
  * One epoll loop per process (examples/server.h); every client connection is
  * the state machine below, and owns everything it uses:
@@ -16,10 +16,11 @@
  *   CONNECT   non-blocking connect to the upstream
  *   EXCHANGE  two pumps: request body -> upstream writer, and, once the
  *             upstream's head arrived, response body -> client writer
- *   REPLY     the proxy's own response (errors, 417, ...), then close or
- *             keep the connection
- *   LINGER    after an error reply: stop writing, drain what the client still
- *             sends for a moment so our reply is not lost to a TCP reset
+ *   CLOSING   a reply pump: the proxy's own response (errors, 417, ...), or
+ *             nothing after a relayed answer that came before the request
+ *             body ended; then the write side is shut and what the client
+ *             still sends is drained for a moment (bounded in time and
+ *             bytes), so the answer is not lost to a TCP reset
  *
  * The body path in stream mode is: socket reader -> body stream (length or
  * chunked decoder) [-> multipart splitter -> the field's part] -> tap (byte
@@ -59,6 +60,8 @@ typedef struct config {
     int workers;
     int no_splice;             /* --no-splice: CL passthrough by copy too */
     size_t max_memory;         /* --max-memory: the pool's budget, bytes */
+    int underscores;           /* --underscores-in-headers: forward fields
+                                  with '_' in their names (dropped otherwise) */
 } config;
 
 typedef struct proxy {
@@ -84,12 +87,14 @@ typedef struct request_mem {
     sluice_http_response res;
     sluice_pump res_pump;                  /* response body -> client */
     sluice_http_header rhdrs[MAX_HEADERS]; /* the upstream response's */
+    sluice_pump closing;                   /* S_CLOSING: answer, shut, drain */
+    uint64_t closing_len;                  /* its answer's bytes (log once out) */
     char method[32], target[256];          /* for the log line */
     sluice_sha256_ctx sha;
     sluice_sniff sniff;
 } request_mem;
 
-enum state { S_HEAD, S_FIND, S_BUFFER, S_CONNECT, S_EXCHANGE, S_REPLY, S_LINGER };
+enum state { S_HEAD, S_FIND, S_BUFFER, S_CONNECT, S_EXCHANGE, S_CLOSING };
 
 typedef struct conn {
     http_conn hc;               /* first: socket, io, reader */
@@ -128,12 +133,12 @@ typedef struct conn {
     int logged;                          /* the request's log line is out */
     int status;
 
-    /* interim (100 Continue, 1xx) and error replies */
+    /* interim responses (100 Continue, 1xx) */
     sluice_sink *interim;
-    int64_t linger_deadline;
 } conn;
 
 static void conn_reset_request(conn *c);
+static void drop_upstream(conn *c);
 static int drive(srv_conn *sc);
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -214,26 +219,49 @@ static void log_request(conn *c)
 
 /* ---- replies from the proxy itself --------------------------------------- */
 
-/* Starts the proxy's own response; the connection closes after it unless
- * keep is set. Returns 0, or -1 when even that failed (close now). */
-static int reply(conn *c, int status, int keep)
+/*
+ * Ends the exchange with a lingering close: writes `answer` (may be empty:
+ * a relayed response already went out), shuts the write side and drains
+ * what the client still sends (up to 64 MiB or 2 s, sluice_reply_config's
+ * defaults), so that closing does not reset the answer away. The upstream
+ * connection, if any, is closed at once. Takes the reference in *answer.
+ * Returns 0, or -1 (close now).
+ */
+static int start_closing(conn *c, sluice_bytes *answer)
 {
-    sluice_bytes h, body;
-    char msg[64];
-    int n = snprintf(msg, sizeof msg, "%d %s\n", status, sluice_http_reason_phrase(status));
-    if (http_simple_head(c->px->pool, status, "text/plain", (size_t)n, keep, &h) < 0)
-        return -1;
-    c->status = status;
-    c->close_after = !keep;
+    drop_upstream(c);
     sluice_sink_close(c->csink);
     c->csink = NULL;
-    if (sluice_writer_new(c->px->pool, c->hc.io, SLUICE_FRAMING_CLOSE, &h, NULL, &c->csink) < 0)
+    c->close_after = 1;
+    c->m->closing_len = answer->len;
+    if (sluice_pump_reply_init(&c->m->closing, c->px->pool, c->hc.io, c->hc.rd, answer,
+                               NULL) < 0)
         return -1;
-    if (sluice_bytes_copy_from(c->px->pool, msg, (size_t)n, &body) == 0 &&
-        sluice_sink_poll_write(c->csink, &body) != SLUICE_READY)
-        sluice_bytes_release(&body);
-    c->state = S_REPLY;
+    c->state = S_CLOSING;
     return 0;
+}
+
+/* The proxy's own response (`status`, a one-line text body,
+ * Connection: close), then the lingering close. Returns 0, or -1 when even
+ * that failed (close now). */
+static int reply(conn *c, int status)
+{
+    sluice_bytes h, answer;
+    char msg[64], buf[512];
+    int n = snprintf(msg, sizeof msg, "%d %s\n", status, sluice_http_reason_phrase(status));
+    c->status = status;
+    if (http_simple_head(c->px->pool, status, "text/plain", (size_t)n, 0, &h) < 0)
+        return -1;
+    size_t hl = h.len;
+    int fits = hl + (size_t)n <= sizeof buf;
+    if (fits) {
+        memcpy(buf, h.data, hl);
+        memcpy(buf + hl, msg, (size_t)n);
+    }
+    sluice_bytes_release(&h);
+    if (!fits || sluice_bytes_copy_from(c->px->pool, buf, hl + (size_t)n, &answer) < 0)
+        return -1;
+    return start_closing(c, &answer);
 }
 
 /* Error reply and close, unless the response to the client already started:
@@ -245,7 +273,7 @@ static int fail_request(conn *c, int status)
             c->status = status ? status : 499;
         return -1;
     }
-    return reply(c, status, 0);
+    return reply(c, status);
 }
 
 /* ---- the request head ----------------------------------------------------- */
@@ -253,6 +281,16 @@ static int fail_request(conn *c, int status)
 static int is_proxy_header(const sluice_http_header *h)
 {
     return h->name_len >= 6 && eq_ci(h->name, 6, "proxy-");
+}
+
+/* A name with '_' is valid HTTP, but CGI-style back-ends (CGI, WSGI, Rack,
+ * PHP) map '-' to '_', so "Content_Length" would read there as the
+ * Content-Length the proxy checked and "X_User" could shadow an "X-User" it
+ * set: such fields are dropped unless --underscores-in-headers (nginx's
+ * underscores_in_headers, Apache's default since 2.4). */
+static int has_underscore(const sluice_http_header *h)
+{
+    return memchr(h->name, '_', h->name_len) != NULL;
 }
 
 /* Checks the request and decides what happens next. */
@@ -267,22 +305,22 @@ static int start_request(conn *c)
     /* methods are case-sensitive: only these exact tokens are refused */
     if ((rq->method_len == 7 && memcmp(rq->method, "CONNECT", 7) == 0) ||
         (rq->method_len == 5 && memcmp(rq->method, "TRACE", 5) == 0))
-        return reply(c, 405, 0);
+        return reply(c, 405);
     int rc = sluice_http_request_check_target(rq);
     if (rc < 0)
-        return reply(c, 400, 0);
+        return reply(c, 400);
     rc = sluice_http_request_host(rq, NULL, NULL);
     if (rc < 0)
-        return reply(c, 400, 0);
+        return reply(c, 400);
     rc = sluice_http_request_framing(rq, &c->m->framing);
     if (rc < 0)
-        return reply(c, 400, 0);
+        return reply(c, 400);
     sluice_http_expect ex = sluice_http_request_expect(rq);
     if (ex == SLUICE_HTTP_EXPECT_OTHER)
-        return reply(c, 417, 0);
+        return reply(c, 417);
     if (c->m->framing.body == SLUICE_HTTP_BODY_LENGTH && px->cfg.max_body &&
         c->m->framing.length > px->cfg.max_body)
-        return reply(c, 413, 0);
+        return reply(c, 413);
 
     if (px->cfg.extract) {
         const sluice_http_header *ct = sluice_http_header_find(rq->headers, rq->num_headers,
@@ -291,9 +329,9 @@ static int start_request(conn *c)
         int bl = ct ? sluice_multipart_boundary(ct->value, ct->value_len, boundary)
                     : SLUICE_ENOT_MULTIPART;
         if (bl == SLUICE_ENOT_MULTIPART || c->m->framing.body == SLUICE_HTTP_BODY_NONE)
-            return reply(c, 415, 0);
+            return reply(c, 415);
         if (bl < 0)
-            return reply(c, 400, 0);
+            return reply(c, 400);
         /* fallthrough: the body stream is made below, the splitter after it */
         c->expect_continue = ex == SLUICE_HTTP_EXPECT_CONTINUE;
         int r = 0;
@@ -523,7 +561,8 @@ static int build_upstream_head(conn *c, sluice_bytes *out)
         if (sluice_http_header_is_hop_by_hop(rq->headers, rq->num_headers, h) ||
             is_proxy_header(h) || eq_ci(h->name, h->name_len, "Trailer") ||
             eq_ci(h->name, h->name_len, "Expect") ||
-            eq_ci(h->name, h->name_len, "Content-Length"))
+            eq_ci(h->name, h->name_len, "Content-Length") ||
+            (!px->cfg.underscores && has_underscore(h)))
             continue;
         if (eq_ci(h->name, h->name_len, "Host")) {
             if (rq->form == SLUICE_HTTP_TARGET_ABSOLUTE)
@@ -602,31 +641,74 @@ static int step_connect(conn *c)
 
 /* ---- the response --------------------------------------------------------- */
 
-/* Relays the upstream's head to the client with our headers added, and sets
- * up the response body pump. */
-static int start_response(conn *c)
+/*
+ * What the proxy does with the upstream's response head: 0 relay it, 1 drop
+ * it (a 1xx for an HTTP/1.0 client, RFC 9110 section 15.2: read and
+ * discarded, the final response follows), -1 answer 502 instead:
+ *   - a 101: the proxy never forwards Upgrade, so the upstream cannot have
+ *     been asked to switch protocols;
+ *   - a transfer coding other than chunked: the proxy forwards no TE, so
+ *     the upstream may not use one (RFC 9110 section 10.1.4), nothing here
+ *     can decode it, and HTTP/1.0 clients could not even be told about it;
+ *   - a head whose framing is faulty (sluice_http_response_framing).
+ */
+static int classify_response(conn *c, sluice_http_framing *f)
+{
+    const sluice_http_response *rs = &c->m->res;
+    if (sluice_http_response_framing(rs, c->m->method, strlen(c->m->method), f) < 0)
+        return -1;
+    if (rs->status == 101)
+        return -1;
+    if (f->body == SLUICE_HTTP_BODY_CLOSE &&
+        sluice_http_header_find(rs->headers, rs->num_headers, "Transfer-Encoding"))
+        return -1;
+    if (rs->status < 200 && c->m->req.minor_version == 0)
+        return 1;
+    return 0;
+}
+
+/* Our own headers on a final response: body bytes, digest, image, framing,
+ * connection. */
+static void add_final_headers(conn *c, sluice_http_head_builder *b, const sluice_http_framing *f,
+                              int chunked)
 {
     proxy *px = c->px;
-    sluice_http_response *rs = &c->m->res;
-    sluice_http_framing f;
-    if (sluice_http_response_framing(rs, c->m->method, strlen(c->m->method), &f) < 0)
-        return fail_request(c, 502);
-    int interim = rs->status >= 100 && rs->status < 200;
-    int client10 = c->m->req.minor_version == 0;
-    /* HTTP/1.1 clients get chunked coding for a chunked body and for one
-     * delimited by the upstream closing; HTTP/1.0 clients know no chunked
-     * coding: they get the decoded bytes and the connection's close */
-    int open_ended = f.body == SLUICE_HTTP_BODY_CHUNKED || f.body == SLUICE_HTTP_BODY_CLOSE;
-    int chunked = open_ended && !client10;
-    if (!interim) {
-        if (open_ended && client10)
-            c->close_after = 1;
-        if (!c->keep_alive || !c->req_done)
-            c->close_after = 1;
+    char num[32];
+    snprintf(num, sizeof num, "%llu", (unsigned long long)req_moved(c));
+    add_hdr(b, "Sluice-Body-Bytes", num, strlen(num));
+    if (px->cfg.digest && c->req_done && !c->req_failed) {
+        unsigned char d[SLUICE_SHA256_SIZE];
+        char hex[SLUICE_SHA256_SIZE * 2 + 1];
+        sluice_sha256_ctx copy = c->m->sha;
+        sluice_sha256_final(&copy, d);
+        sluice_sha256_hex(d, hex);
+        add_hdr(b, "Sluice-Body-SHA256", hex, SLUICE_SHA256_SIZE * 2);
     }
+    if (px->cfg.extract && c->m->sniff.state == SLUICE_SNIFF_FOUND) {
+        char img[64];
+        int n = sluice_sniff_format(&c->m->sniff, img, sizeof img);
+        if (n > 0)
+            add_hdr(b, "Sluice-Image", img, (size_t)n);
+    }
+    if (f->body == SLUICE_HTTP_BODY_LENGTH)
+        sluice_http_head_add_content_length(b, f->length);
+    else if (chunked)
+        add_hdr(b, "Transfer-Encoding", "chunked", 7);
+    if (c->close_after)
+        add_hdr(b, "Connection", "close", 5);
+    else if (c->m->req.minor_version == 0)
+        add_hdr(b, "Connection", "keep-alive", 10);
+}
 
+/* The head relayed to the client: the upstream's status and end-to-end
+ * headers, our own framing, and for a final response our headers. */
+static int build_response_head(conn *c, const sluice_http_framing *f, int chunked,
+                               sluice_bytes *out)
+{
+    sluice_http_response *rs = &c->m->res;
+    int interim = rs->status < 200;
     sluice_http_head_builder b;
-    sluice_http_head_init(&b, px->pool);
+    sluice_http_head_init(&b, c->px->pool);
     sluice_http_head_status_line(&b, rs->status, rs->reason, rs->reason_len);
     for (size_t i = 0; i < rs->num_headers; i++) {
         const sluice_http_header *h = &rs->headers[i];
@@ -634,42 +716,42 @@ static int start_response(conn *c)
             is_proxy_header(h) || eq_ci(h->name, h->name_len, "Trailer"))
             continue;
         /* our own framing replaces the upstream's; HEAD and 304 keep theirs */
-        if (eq_ci(h->name, h->name_len, "Content-Length") && f.body != SLUICE_HTTP_BODY_NONE)
-            continue;
         if (eq_ci(h->name, h->name_len, "Content-Length") &&
-            (interim || rs->status == 204))
+            (f->body != SLUICE_HTTP_BODY_NONE || interim || rs->status == 204))
             continue;
         sluice_http_head_add_header(&b, h->name, h->name_len, h->value, h->value_len);
     }
-    if (!interim) {
-        char num[32];
-        snprintf(num, sizeof num, "%llu", (unsigned long long)req_moved(c));
-        add_hdr(&b, "Sluice-Body-Bytes", num, strlen(num));
-        if (px->cfg.digest && c->req_done && !c->req_failed) {
-            unsigned char d[SLUICE_SHA256_SIZE];
-            char hex[SLUICE_SHA256_SIZE * 2 + 1];
-            sluice_sha256_ctx copy = c->m->sha;
-            sluice_sha256_final(&copy, d);
-            sluice_sha256_hex(d, hex);
-            add_hdr(&b, "Sluice-Body-SHA256", hex, SLUICE_SHA256_SIZE * 2);
-        }
-        if (px->cfg.extract && c->m->sniff.state == SLUICE_SNIFF_FOUND) {
-            char img[64];
-            int n = sluice_sniff_format(&c->m->sniff, img, sizeof img);
-            if (n > 0)
-                add_hdr(&b, "Sluice-Image", img, (size_t)n);
-        }
-        if (f.body == SLUICE_HTTP_BODY_LENGTH)
-            sluice_http_head_add_content_length(&b, f.length);
-        else if (chunked)
-            add_hdr(&b, "Transfer-Encoding", "chunked", 7);
-        if (c->close_after)
-            add_hdr(&b, "Connection", "close", 5);
-        else if (client10)
-            add_hdr(&b, "Connection", "keep-alive", 10);
+    if (!interim)
+        add_final_headers(c, &b, f, chunked);
+    return sluice_http_head_finish(&b, out);
+}
+
+/* Relays the upstream's head to the client with our headers added, and sets
+ * up the response body pump. */
+static int start_response(conn *c)
+{
+    proxy *px = c->px;
+    sluice_http_response *rs = &c->m->res;
+    sluice_http_framing f;
+    int what = classify_response(c, &f);
+    if (what < 0)
+        return fail_request(c, 502);
+    if (what > 0) {
+        sluice_bytes_release(&c->m->rhead);
+        return 0;
     }
+    int interim = rs->status < 200;
+    int client10 = c->m->req.minor_version == 0;
+    /* HTTP/1.1 clients get chunked coding for a chunked body and for one
+     * delimited by the upstream closing; HTTP/1.0 clients know no chunked
+     * coding: they get the decoded bytes and the connection's close */
+    int open_ended = f.body == SLUICE_HTTP_BODY_CHUNKED || f.body == SLUICE_HTTP_BODY_CLOSE;
+    int chunked = open_ended && !client10;
+    if (!interim && ((open_ended && client10) || !c->keep_alive || !c->req_done))
+        c->close_after = 1;
+
     sluice_bytes head;
-    if (sluice_http_head_finish(&b, &head) < 0)
+    if (build_response_head(c, &f, chunked, &head) < 0)
         return -1;
     sluice_bytes_release(&c->m->rhead);
 
@@ -721,84 +803,101 @@ static int flush_interim(conn *c)
     return 0;
 }
 
-/* Both directions of one exchange. Returns 1 waiting, 0 progress, -1 close. */
-static int step_exchange(conn *c)
+/* The request body towards the upstream. Returns 1 to go on, or what
+ * step_exchange returns. */
+static int exchange_request(conn *c, int64_t now)
 {
     sluice_interest w;
-    int64_t now = sluice_now_ms();
-
-    if (!c->req_done && !c->req_failed) {
-        uint64_t before = req_moved(c);
-        sluice_pump_status st = req_step(c, &w);
-        if (req_moved(c) != before)
-            c->up_deadline = now + c->px->cfg.timeout_ms;
-        if (st == SLUICE_PUMP_DONE) {
-            c->req_done = 1;
-            c->up_deadline = now + c->px->cfg.timeout_ms;
-        } else if (st == SLUICE_PUMP_PENDING) {
-            srv_watch(&c->hc.base, &w);
-        } else {
-            c->req_failed = 1;
-            sluice_side side;
-            int code = sluice_pump_error(&c->m->req_pump, &side);
-            if (side == SLUICE_SIDE_SOURCE) {
-                /* the pump aborted the upstream body: it never looks complete */
-                return fail_request(c, sluice_http_error_status(code));
-            }
-            /* the upstream stopped taking the body: relay its answer if it
-             * sent one (below), else 502; the client's body stays unread */
-            c->close_after = 1;
-            c->up_deadline = now + c->px->cfg.timeout_ms;
+    uint64_t before = req_moved(c);
+    sluice_pump_status st = req_step(c, &w);
+    if (req_moved(c) != before)
+        c->up_deadline = now + c->px->cfg.timeout_ms;
+    if (st == SLUICE_PUMP_DONE) {
+        c->req_done = 1;
+        c->up_deadline = now + c->px->cfg.timeout_ms;
+    } else if (st == SLUICE_PUMP_PENDING) {
+        srv_watch(&c->hc.base, &w);
+    } else {
+        c->req_failed = 1;
+        sluice_side side;
+        int code = sluice_pump_error(&c->m->req_pump, &side);
+        if (side == SLUICE_SIDE_SOURCE) {
+            /* the pump aborted the upstream body: it never looks complete */
+            return fail_request(c, sluice_http_error_status(code));
         }
+        /* the upstream stopped taking the body: relay its answer if it
+         * sent one (below), else 502; the client's body stays unread. An
+         * upstream that took nothing for --timeout-ms already had its
+         * time: 408 now unless its answer is there. */
+        c->close_after = 1;
+        c->up_deadline = code == SLUICE_ETIMEDOUT ? now : now + c->px->cfg.timeout_ms;
     }
+    return 1;
+}
 
-    if (!c->res_started && !c->interim) {
-        sluice_poll r;
-        int err = 0;
-        r = sluice_http_read_response(c->urd, NULL, &c->m->res, c->m->rhdrs, MAX_HEADERS, &c->m->rhead,
-                                      &err);
-        if (r == SLUICE_READY) {
-            c->up_deadline = now + c->px->cfg.timeout_ms;
-            if (start_response(c) < 0)
-                return -1;
-            return 0;
-        }
-        if (r == SLUICE_PENDING) {
-            sluice_reader_ready(c->urd, &w);
-            if (c->req_done || c->req_failed) {
-                if (now >= c->up_deadline)
-                    return fail_request(c, 408); /* the contract answers every timeout with 408 */
-                w.deadline_ms = c->up_deadline;
-            }
-            srv_watch(&c->hc.base, &w);
-        } else {
-            return fail_request(c, 502); /* upstream closed or sent garbage */
-        }
+/* Waits for the upstream's response head (1xx ones are relayed or dropped
+ * on the way). Returns 1 to go on, or what step_exchange returns. */
+static int exchange_response_head(conn *c, int64_t now)
+{
+    sluice_interest w;
+    int err = 0;
+    sluice_poll r = sluice_http_read_response(c->urd, NULL, &c->m->res, c->m->rhdrs, MAX_HEADERS,
+                                              &c->m->rhead, &err);
+    if (r == SLUICE_READY) {
+        c->up_deadline = now + c->px->cfg.timeout_ms;
+        return start_response(c) < 0 ? -1 : 0;
     }
-
-    if (c->res_started && !c->res_done) {
-        sluice_pump_status st = sluice_pump_step(&c->m->res_pump, &w);
-        if (st == SLUICE_PUMP_PENDING) {
-            srv_watch(&c->hc.base, &w);
-        } else if (st == SLUICE_PUMP_ERROR) {
-            return -1; /* the client writer was aborted: the client sees it */
-        } else {
-            c->res_done = 1;
-        }
+    if (r != SLUICE_PENDING)
+        return fail_request(c, 502); /* upstream closed or sent garbage */
+    sluice_reader_ready(c->urd, &w);
+    if (c->req_done || c->req_failed) {
+        if (now >= c->up_deadline)
+            return fail_request(c, 408); /* the contract answers every timeout with 408 */
+        w.deadline_ms = c->up_deadline;
     }
+    srv_watch(&c->hc.base, &w);
+    return 1;
+}
 
-    if (c->res_done && (c->req_done || c->req_failed)) {
-        log_request(c);
-        if (c->close_after || c->req_failed)
-            return -1;
+/* The response went out. Returns what step_exchange returns. */
+static int exchange_end(conn *c)
+{
+    log_request(c);
+    if (c->req_done && !c->close_after) {
         conn_reset_request(c);
         return 0;
     }
-    if (c->res_done && !c->req_done) {
-        /* the upstream answered before taking the whole body: finish here */
-        log_request(c);
-        return -1;
+    /* The client's body did not end (the upstream answered early, or
+     * stopped taking it), or bytes of a next request are unread: closing
+     * now would reset the answer away. */
+    if (!c->req_done || sluice_reader_available(c->hc.rd) > 0) {
+        sluice_bytes none = {0};
+        return start_closing(c, &none) < 0 ? -1 : 0;
     }
+    return -1;
+}
+
+/* Both directions of one exchange. Returns 1 waiting, 0 progress, -1 close. */
+static int step_exchange(conn *c)
+{
+    int64_t now = sluice_now_ms();
+    int rc;
+    if (!c->req_done && !c->req_failed && (rc = exchange_request(c, now)) != 1)
+        return rc;
+    if (!c->res_started && !c->interim && (rc = exchange_response_head(c, now)) != 1)
+        return rc;
+    if (c->res_started && !c->res_done) {
+        sluice_interest w;
+        sluice_pump_status st = sluice_pump_step(&c->m->res_pump, &w);
+        if (st == SLUICE_PUMP_PENDING)
+            srv_watch(&c->hc.base, &w);
+        else if (st == SLUICE_PUMP_ERROR)
+            return -1; /* the client writer was aborted: the client sees it */
+        else
+            c->res_done = 1;
+    }
+    if (c->res_done)
+        return exchange_end(c);
     return 1;
 }
 
@@ -851,28 +950,25 @@ static int step_head(conn *c)
         if (c->head_deadline < 0)
             c->t_start = now;
         int st = sluice_http_error_status(err);
-        return st ? reply(c, st, 0) : -1;
+        return st ? reply(c, st) : -1;
     }
     if (c->head_deadline < 0)
         c->t_start = now;
     return start_request(c);
 }
 
-static int step_reply(conn *c)
+/* The lingering close: the answer goes out (then the log line), the write
+ * side is shut, the client drained; then the connection closes. */
+static int step_closing(conn *c)
 {
-    int rc = http_reply_step(&c->hc.base, c->csink);
-    if (rc > 0)
-        return 1;
-    log_request(c);
-    if (rc < 0)
+    sluice_interest w;
+    sluice_pump_status st = sluice_pump_step(&c->m->closing, &w);
+    if (sluice_pump_moved(&c->m->closing) >= c->m->closing_len || st != SLUICE_PUMP_PENDING)
+        log_request(c);
+    if (st != SLUICE_PUMP_PENDING)
         return -1;
-    if (!c->close_after) {
-        conn_reset_request(c);
-        return 0;
-    }
-    c->linger_deadline = http_begin_linger(c->hc.fd);
-    c->state = S_LINGER;
-    return 0;
+    srv_watch(&c->hc.base, &w);
+    return 1;
 }
 
 static int drive(srv_conn *sc)
@@ -880,7 +976,7 @@ static int drive(srv_conn *sc)
     conn *c = (conn *)sc;
     for (int step = 0; step < STATE_STEPS; step++) {
         int rc;
-        if (c->state > S_HEAD && c->state < S_REPLY && flush_interim(c) < 0)
+        if (c->state > S_HEAD && c->state < S_CLOSING && flush_interim(c) < 0)
             return -1;
         switch (c->state) {
         case S_HEAD:
@@ -898,11 +994,8 @@ static int drive(srv_conn *sc)
         case S_EXCHANGE:
             rc = step_exchange(c);
             break;
-        case S_REPLY:
-            rc = step_reply(c);
-            break;
-        case S_LINGER:
-            rc = http_linger(&c->hc.base, c->hc.fd, c->linger_deadline);
+        case S_CLOSING:
+            rc = step_closing(c);
             break;
         default:
             rc = -1;
@@ -923,6 +1016,7 @@ static void drop_upstream(conn *c)
     if (c->m) {
         sluice_pump_close(&c->m->req_pump);
         sluice_pump_close(&c->m->res_pump);
+        c->m->req_pump = c->m->res_pump = (sluice_pump){0};
     }
     c->spliced = 0;
     sluice_sink_close(c->usink);
@@ -953,6 +1047,7 @@ static void conn_reset_request(conn *c)
     if (c->m) {
         sluice_bytes_release(&c->m->head);
         sluice_bytes_release(&c->m->rhead);
+        sluice_pump_close(&c->m->closing);
     }
     c->csink = c->interim = c->buf = NULL;
     c->src = c->body = NULL;
@@ -1007,7 +1102,7 @@ static void usage(FILE *f)
             "                    [--extract FIELD] [--mode stream|buffer] [--digest]\n"
             "                    [--max-header-bytes N] [--max-body-bytes N]\n"
             "                    [--timeout-ms N] [--workers N] [--no-splice]\n"
-            "                    [--max-memory BYTES]\n"
+            "                    [--max-memory BYTES] [--underscores-in-headers]\n"
             "\n"
             "Streams each request body to the upstream as it arrives.\n"
             "  --extract FIELD       send only the multipart part named FIELD ('*': the\n"
@@ -1025,10 +1120,14 @@ static void usage(FILE *f)
             "                        cap; none in buffer mode). At the cap each\n"
             "                        connection's window shrinks instead of the\n"
             "                        process growing; readers wait for memory in\n"
-            "                        turn (2 blocks of reserve for those that hold one)\n");
+            "                        turn (2 blocks of reserve for those that hold one)\n"
+            "  --underscores-in-headers  forward request header fields whose names\n"
+            "                        contain '_' (dropped by default: CGI-style\n"
+            "                        back-ends read them as the names with '-')\n");
 }
 
-int main(int argc, char **argv)
+/* Fills cfg from the command line: 0, 1 for --help, -1 on a bad argument. */
+static int parse_args(int argc, char **argv, config *cfg)
 {
     static const struct option opts[] = {
         {"listen", required_argument, 0, 'l'},
@@ -1042,11 +1141,10 @@ int main(int argc, char **argv)
         {"workers", required_argument, 0, 'w'},
         {"no-splice", no_argument, 0, 'S'},
         {"max-memory", required_argument, 0, 'M'},
+        {"underscores-in-headers", no_argument, 0, 'U'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    static proxy px;
-    config *cfg = &px.cfg;
     cfg->max_head = SLUICE_HTTP_DEFAULT_MAX_HEAD_BYTES;
     cfg->timeout_ms = DEFAULT_TIMEOUT_MS;
     cfg->workers = 1;
@@ -1058,12 +1156,12 @@ int main(int argc, char **argv)
         case 'l':
             have_listen = net_parse_addr(optarg, &cfg->listen) == 0;
             if (!have_listen)
-                goto bad;
+                return -1;
             break;
         case 'u':
             have_up = net_parse_addr(optarg, &cfg->upstream) == 0;
             if (!have_up)
-                goto bad;
+                return -1;
             break;
         case 'e':
             cfg->extract = optarg;
@@ -1072,48 +1170,62 @@ int main(int argc, char **argv)
             if (strcmp(optarg, "buffer") == 0)
                 cfg->buffer_mode = 1;
             else if (strcmp(optarg, "stream") != 0)
-                goto bad;
+                return -1;
             break;
         case 'd':
             cfg->digest = 1;
             break;
         case 'H':
             if ((v = net_parse_size(optarg)) <= 0)
-                goto bad;
+                return -1;
             cfg->max_head = (size_t)v;
             break;
         case 'B':
             if ((v = net_parse_size(optarg)) < 0)
-                goto bad;
+                return -1;
             cfg->max_body = (uint64_t)v;
             break;
         case 't':
             if ((v = net_parse_size(optarg)) <= 0 || v > 86400000)
-                goto bad;
+                return -1;
             cfg->timeout_ms = (uint32_t)v;
             break;
         case 'w':
             if ((v = net_parse_size(optarg)) <= 0 || v > SRV_MAX_WORKERS)
-                goto bad;
+                return -1;
             cfg->workers = (int)v;
             break;
         case 'S':
             cfg->no_splice = 1;
             break;
+        case 'U':
+            cfg->underscores = 1;
+            break;
         case 'M':
             if ((v = net_parse_size(optarg)) < 0)
-                goto bad;
+                return -1;
             cfg->max_memory = (size_t)v;
             break;
         case 'h':
-            usage(stdout);
-            return 0;
+            return 1;
         default:
-            goto bad;
+            return -1;
         }
     }
     if (!have_listen || !have_up || optind != argc)
-        goto bad;
+        return -1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static proxy px;
+    config *cfg = &px.cfg;
+    int rc = parse_args(argc, argv, cfg);
+    if (rc != 0) {
+        usage(rc > 0 ? stdout : stderr);
+        return rc > 0 ? 0 : 2;
+    }
     if (cfg->max_memory == (size_t)-1) /* buffer mode holds whole bodies */
         cfg->max_memory = cfg->buffer_mode ? 0 : DEFAULT_MAX_MEMORY;
     /* one budget per worker process; a reader at the cap waits for the pool
@@ -1129,10 +1241,7 @@ int main(int argc, char **argv)
     px.srv.pool = px.pool;
     px.srv.name = "sluice-proxy";
     px.srv.fd_headroom = PROXY_FDS_PER_REQUEST;
-    int rc = srv_main(&px.srv, &px_ops, &cfg->listen, cfg->workers);
+    rc = srv_main(&px.srv, &px_ops, &cfg->listen, cfg->workers);
     sluice_pool_close(px.pool);
     return rc;
-bad:
-    usage(stderr);
-    return 2;
 }

@@ -254,4 +254,22 @@ int sluice__xml_text(const char *xml, size_t n, const char *tag, char *out, size
 size_t sluice__s3_complete_piece(size_t i, size_t nparts, const char *etag, const char *sum,
                                  char out[SLUICE__S3_PIECE_SIZE]);
 
+/* True once the deadline passed with no progress since it was armed. */
+static inline bool sluice__idle_expired(const sluice__idle *t)
+{
+    return t->ms && t->deadline >= 0 && !t->progressed && sluice_now_ms() >= t->deadline;
+}
+
+/*
+ * For writers, before they retry a write that pended: true when the idle
+ * time ran out and the io still does not report itself writable (poll with
+ * no wait; an io without an fd always counts as writable). A TCP socket
+ * reports writable only once a good part of its send buffer is free, so a
+ * peer that takes a few bytes now and then is stalled: without this check
+ * the write made at the deadline would put those few bytes in, count as
+ * progress and re-arm the timer, and the stall would last a multiple of the
+ * timeout.
+ */
+bool sluice__idle_write_stalled(const sluice__idle *t, sluice_io *io);
+
 #endif

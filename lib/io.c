@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -43,6 +44,22 @@ void sluice__io_ready(sluice_io *io, int events, sluice_interest *want)
     want->deadline_ms = -1;
     if (io->vt->ready)
         io->vt->ready(io, events, want);
+}
+
+bool sluice__idle_write_stalled(const sluice__idle *t, sluice_io *io)
+{
+    if (!sluice__idle_expired(t))
+        return false;
+    sluice_interest w;
+    sluice__io_ready(io, SLUICE_WANT_WRITE, &w);
+    if (w.fd < 0)
+        return false;
+    struct pollfd pfd = {w.fd, 0, 0};
+    if (w.events & SLUICE_WANT_READ)
+        pfd.events |= POLLIN;
+    if (w.events & SLUICE_WANT_WRITE)
+        pfd.events |= POLLOUT;
+    return poll(&pfd, 1, 0) == 0;
 }
 
 void sluice_io_close(sluice_io *io)

@@ -52,6 +52,8 @@ static void start_drain(reply *rp)
 
 static sluice_pump_status write_some(reply *rp, sluice_interest *want)
 {
+    if (sluice__idle_write_stalled(&rp->idle, rp->io))
+        return fail(rp, SLUICE_ETIMEDOUT);
     while (rp->response.len) {
         struct iovec iov = {(void *)rp->response.data, rp->response.len};
         ssize_t n = sluice_io_writev(rp->io, &iov, 1);

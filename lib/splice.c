@@ -59,6 +59,7 @@ struct splicer {
     size_t in_pipe, pipe_cap, pipe_size;
     bool lent_pipe;           /* the pipe is a chunked splice's: not ours to close */
     bool spliced_in;          /* some byte entered the pipe (EINVAL then is real) */
+    bool waits_dst;           /* the last step ended waiting for dst to take bytes */
     size_t max_inflight, step_bytes;
     uint64_t splice_min;      /* less than this to splice: the copy path */
     size_t step_moved;        /* bytes moved by the current step */
@@ -244,6 +245,11 @@ static const sluice__engine_vt splice_vt = {splice_step, splice_error, splice_mo
  */
 static sluice_pump_status splice_loop(splicer *s, sluice_interest *want)
 {
+    if (s->waits_dst && sluice__idle_write_stalled(&s->idle, s->dst)) {
+        *want = (sluice_interest){-1, 0, -1};
+        return fail(s, SLUICE_SIDE_SINK, SLUICE_ETIMEDOUT);
+    }
+    s->waits_dst = false;
     for (;;) {
         bool progress = false, out_again = false;
         if (s->left && s->in_pipe < s->pipe_cap) {
@@ -306,6 +312,7 @@ static sluice_pump_status splice_loop(splicer *s, sluice_interest *want)
         /* Both sides said EAGAIN (or the pipe is full): wait on dst while
          * the pipe holds bytes, on the source otherwise. */
         bool on_dst = s->in_pipe && out_again;
+        s->waits_dst = on_dst;
         if (on_dst)
             sluice__io_ready(s->dst, SLUICE_WANT_WRITE, want);
         else

@@ -153,6 +153,8 @@ static const sluice_sink_vtable writer_vt = {
  */
 static sluice_poll write_out(writer *w, bool all)
 {
+    if (w->want_write && sluice__idle_write_stalled(&w->idle, w->io))
+        return sluice_sink_fail(&w->base, SLUICE_ETIMEDOUT, NULL);
     w->want_write = false;
     while (w->n) {
         int niov = 0;

@@ -55,7 +55,7 @@ static void store_parse(store *s)
         if (!end)
             return;
         size_t cl = 0;
-        for (const char *q = p; q < end; q++)
+        for (const char *q = p; q + 18 <= end; q++) /* never past the head */
             if (!strncasecmp(q, "\r\nContent-Length: ", 18)) {
                 cl = strtoul(q + 18, NULL, 10);
                 break;

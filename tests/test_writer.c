@@ -296,6 +296,56 @@ TEST(writer_idle_timeout)
     sluice_sink_close(k);
 }
 
+/* A socket whose send buffer is full does not poll writable. */
+static void full_pair(int sv[2])
+{
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+        abort();
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    char junk[4096] = {0};
+    while (write(sv[0], junk, sizeof junk) > 0)
+        ;
+}
+
+/* A peer that takes a few bytes now and then (a TCP window update) while its
+ * socket never reports writable is stalled: the write retried at the
+ * deadline must not count those bytes as progress and re-arm the timeout. */
+TEST(writer_idle_timeout_ignores_a_trickle)
+{
+    int sv[2];
+    full_pair(sv);
+    for (int writable = 0; writable < 2; writable++) {
+        rec_io *r = rec_new(0, 1);
+        r->base.fd = sv[0];
+        sluice_writer_config cfg = {.idle_timeout_ms = 20};
+        sluice_sink *k;
+        REQUIRE(sluice_writer_new(T_POOL, &r->base, SLUICE_FRAMING_CHUNKED, NULL, &cfg, &k) == 0);
+        EXPECT_EQ(put(k, "x"), SLUICE_READY);
+        r->flip = 0;
+        EXPECT_EQ(sluice_sink_flush(k), SLUICE_PENDING);
+        sluice_interest w;
+        sluice_sink_ready(k, &w);
+        struct timespec ts = {0, 5 * 1000000};
+        while (sluice_now_ms() < w.deadline_ms)
+            nanosleep(&ts, NULL);
+        if (writable) { /* the peer read: the socket polls writable again */
+            char buf[65536];
+            while (read(sv[1], buf, sizeof buf) == (ssize_t)sizeof buf)
+                ;
+        }
+        r->again = 0; /* the io takes bytes now */
+        if (writable) {
+            EXPECT_EQ(sluice_sink_flush(k), SLUICE_READY);
+        } else {
+            EXPECT_EQ(sluice_sink_flush(k), SLUICE_ERROR);
+            EXPECT_ERR(sluice_sink_error(k, NULL), SLUICE_ETIMEDOUT);
+        }
+        sluice_sink_close(k);
+    }
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* ---- real sockets -------------------------------------------------------- */
 
 static void tcp_pair(int *client, int *server)

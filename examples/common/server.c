@@ -401,6 +401,8 @@ static int loop(srv *s)
             s->churn_since_trim = 0;
         }
         run_timers(s, now);
+        if (s->draining && s->nconns == 0)
+            return 0; /* the last one ended in a timer: no waiting for the deadline */
 
         int64_t next = s->heap_len ? s->heap[0].key : -1;
         if (s->draining)

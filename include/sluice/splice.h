@@ -86,8 +86,9 @@ typedef struct sluice_splice_config {
     size_t max_inflight;      /* copy path: the pump's bound; 0: its default */
     size_t step_bytes;        /* bytes moved before a step yields (as a pump's);
                                  0: SLUICE_PUMP_DEFAULT_STEP                 */
-    uint32_t idle_timeout_ms; /* no byte moved for this long: SLUICE_ETIMEDOUT;
-                                 0: none                                     */
+    uint32_t idle_timeout_ms; /* no byte moved for this long: SLUICE_ETIMEDOUT
+                                 (dst not writable at the deadline counts as
+                                 no byte moved, as for writers); 0: none     */
     unsigned flags;           /* SLUICE_SPLICE_COPY                          */
     uint64_t splice_min;      /* the least a splice moves (a Content-Length
                                  body's unread rest, a chunk's data); less

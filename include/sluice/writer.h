@@ -13,7 +13,10 @@
  * Partial writes resume where they stopped. PENDING is returned only after
  * the io said -EAGAIN; sluice_sink_ready() then gives the write interest and,
  * with an idle timeout, the deadline (SLUICE_ETIMEDOUT once it passes with
- * no byte written). Abort (and close before finish) drops what is queued and
+ * no byte written; a write retried after the deadline first polls the fd,
+ * and a socket that still does not report itself writable has timed out,
+ * so a peer taking a few bytes per TCP window update cannot stretch the
+ * timeout to a multiple of itself). Abort (and close before finish) drops what is queued and
  * shuts the io's write side without the terminator, so the receiver sees an
  * incomplete body.
  *

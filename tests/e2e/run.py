@@ -80,6 +80,16 @@ test_limits.py       ulimit -n 64 with 100 clients: no EMFILE spin, one log
                      line, the backlog answered once connections close; 2,000
                      idle keep-alive connections: RSS per connection bounded,
                      RSS back near the start after they close.
+test_defects.py      defects an adversarial run found: `Connection: host` keeps
+                     Host; an early answer (upstream 413, the proxy's own)
+                     reaches a client that writes 8 MiB before reading
+                     (lingering close); unsolicited 101 -> 502; no 1xx for
+                     HTTP/1.0 clients; --extract body without its close
+                     delimiter -> 400, no zero chunk; an upstream that never
+                     reads -> 408 about --timeout-ms after its last byte
+                     (splice, copy, chunked); response Transfer-Encoding
+                     other than chunked -> 502; fields with `_` dropped
+                     unless --underscores-in-headers.
 selftest.py          the framework itself against Python servers (not part of
                      the contract; run with `python3 tests/e2e/selftest.py`).
 """
@@ -99,6 +109,7 @@ MODULES = [
     "test_startup", "test_passthrough", "test_extract", "test_images", "test_buffer",
     "test_rejects", "test_chunked", "test_requestline", "test_faults", "test_timeouts",
     "test_log", "test_signals", "test_sink", "test_memory", "test_relay", "test_limits",
+    "test_defects",
 ]
 
 
