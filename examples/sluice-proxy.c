@@ -58,7 +58,7 @@ typedef struct config {
     uint64_t max_body;         /* 0: no limit */
     uint32_t timeout_ms;
     int workers;
-    int no_splice;             /* --no-splice: CL passthrough by copy too */
+    int no_splice;             /* --no-splice: passthrough by copy too */
     size_t max_memory;         /* --max-memory: the pool's budget, bytes */
     int underscores;           /* --underscores-in-headers: forward fields
                                   with '_' in their names (dropped otherwise) */
@@ -612,9 +612,15 @@ static int step_connect(conn *c)
         build_upstream_head(c, &head) < 0)
         return fail_request(c, 502);
     sluice_writer_config wc = {.idle_timeout_ms = px->cfg.timeout_ms};
+    /* a body nothing looks at (no digest, no part to find) is spliced:
+     * Content-Length whole, chunked chunk by chunk (its framing is still
+     * read and checked in user space, with the same limits) */
     if (c->src && !px->cfg.extract && !px->cfg.buffer_mode && !px->cfg.digest &&
-        !px->cfg.no_splice && c->m->framing.body == SLUICE_HTTP_BODY_LENGTH) {
-        sluice_splice_config sc = {.idle_timeout_ms = px->cfg.timeout_ms};
+        !px->cfg.no_splice && (c->m->framing.body == SLUICE_HTTP_BODY_LENGTH ||
+                               c->m->framing.body == SLUICE_HTTP_BODY_CHUNKED)) {
+        sluice_splice_config sc = {.idle_timeout_ms = px->cfg.timeout_ms,
+                                   .body = {.max_body = px->cfg.max_body,
+                                            .max_trailer_bytes = px->cfg.max_head}};
         if (sluice_pump_splice_init(&c->m->req_pump, px->pool, c->hc.rd, c->uio,
                                     &c->m->framing, &head, &sc) < 0)
             return -1;
@@ -1113,8 +1119,9 @@ static void usage(FILE *f)
             "  --max-body-bytes N    request body limit (default none; 413 beyond)\n"
             "  --timeout-ms N        head deadline and idle gap limit (default 30000)\n"
             "  --workers N           processes sharing the port (default 1)\n"
-            "  --no-splice           copy Content-Length passthrough bodies through\n"
-            "                        user space too (by default they are spliced)\n"
+            "  --no-splice           copy passthrough bodies through user space too (by\n"
+            "                        default Content-Length bodies and the large chunks\n"
+            "                        of chunked ones are spliced)\n"
             "  --max-memory BYTES    body memory shared by all connections of a worker\n"
             "                        (pool blocks in flight; default 16777216, 0: no\n"
             "                        cap; none in buffer mode). At the cap each\n"
