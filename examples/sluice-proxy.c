@@ -33,6 +33,7 @@
 #include "common/server.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1134,6 +1135,31 @@ static void usage(FILE *f)
 }
 
 /* Fills cfg from the command line: 0, 1 for --help, -1 on a bad argument. */
+/* A numeric option in [lo, hi]: 0, or -1 when it is not one. */
+static int number(const char *arg, long long lo, long long hi, long long *v)
+{
+    *v = net_parse_size(arg);
+    return *v >= lo && *v <= hi ? 0 : -1;
+}
+
+/* One option that takes a number, into cfg. */
+static int numeric_option(int o, const char *arg, config *cfg)
+{
+    long long v;
+    switch (o) {
+    case 'H':
+        return number(arg, 1, LLONG_MAX, &v) < 0 ? -1 : (cfg->max_head = (size_t)v, 0);
+    case 'B':
+        return number(arg, 0, LLONG_MAX, &v) < 0 ? -1 : (cfg->max_body = (uint64_t)v, 0);
+    case 't':
+        return number(arg, 1, 86400000, &v) < 0 ? -1 : (cfg->timeout_ms = (uint32_t)v, 0);
+    case 'w':
+        return number(arg, 1, SRV_MAX_WORKERS, &v) < 0 ? -1 : (cfg->workers = (int)v, 0);
+    default: /* 'M' */
+        return number(arg, 0, LLONG_MAX, &v) < 0 ? -1 : (cfg->max_memory = (size_t)v, 0);
+    }
+}
+
 static int parse_args(int argc, char **argv, config *cfg)
 {
     static const struct option opts[] = {
@@ -1157,7 +1183,6 @@ static int parse_args(int argc, char **argv, config *cfg)
     cfg->workers = 1;
     cfg->max_memory = (size_t)-1; /* not given */
     int have_listen = 0, have_up = 0, o;
-    long long v;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case 'l':
@@ -1183,35 +1208,18 @@ static int parse_args(int argc, char **argv, config *cfg)
             cfg->digest = 1;
             break;
         case 'H':
-            if ((v = net_parse_size(optarg)) <= 0)
-                return -1;
-            cfg->max_head = (size_t)v;
-            break;
         case 'B':
-            if ((v = net_parse_size(optarg)) < 0)
-                return -1;
-            cfg->max_body = (uint64_t)v;
-            break;
         case 't':
-            if ((v = net_parse_size(optarg)) <= 0 || v > 86400000)
-                return -1;
-            cfg->timeout_ms = (uint32_t)v;
-            break;
         case 'w':
-            if ((v = net_parse_size(optarg)) <= 0 || v > SRV_MAX_WORKERS)
+        case 'M':
+            if (numeric_option(o, optarg, cfg) < 0)
                 return -1;
-            cfg->workers = (int)v;
             break;
         case 'S':
             cfg->no_splice = 1;
             break;
         case 'U':
             cfg->underscores = 1;
-            break;
-        case 'M':
-            if ((v = net_parse_size(optarg)) < 0)
-                return -1;
-            cfg->max_memory = (size_t)v;
             break;
         case 'h':
             return 1;
