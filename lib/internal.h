@@ -93,6 +93,9 @@ sluice_poll sluice__chunked_next(sluice_stream *s, sluice_bytes *out, uint64_t s
                                  uint64_t *chunk_left);
 void sluice__chunked_bypassed(sluice_stream *s, uint64_t n);
 int sluice__reader_eof(const sluice_reader *r);
+/* Caps what one fill reads (0: no cap), for a splicer that wants the bytes
+ * after the framing it parses left in the socket. */
+void sluice__reader_read_max(sluice_reader *r, size_t max);
 void sluice__reader_bypassed(sluice_reader *r, uint64_t n);
 
 /* With nothing unread, lets go of the blocks the reader keeps for appends

@@ -43,6 +43,9 @@ struct sluice_reader {
     unsigned max_iov;
     int eof, err;
     int want_read;           /* last fill ended on -EAGAIN */
+    size_t read_max;         /* 0, or the most one readv may take (a splicer
+                                reading only framing: the rest stays in the
+                                socket for splice(2)) */
     int pool_wait;           /* last fill is queued for a block */
     int queued;              /* w may be queued or hold a grant */
     int64_t pool_retry;      /* waiting without a wake hook: retry then */
@@ -261,7 +264,10 @@ static sluice_poll fill(sluice_reader *r)
     struct iovec iov[MAX_IOV];
     int niov = 0;
     size_t first_fresh = r->n;
-    if ((st = offer(r, iov, &niov, r->max_buffered - r->avail)) != GO_ON)
+    size_t room = r->max_buffered - r->avail;
+    if (r->read_max && room > r->read_max)
+        room = r->read_max;
+    if ((st = offer(r, iov, &niov, room)) != GO_ON)
         return st;
     return settle(r, sluice_io_readv(r->io, iov, niov), first_fresh);
 }
@@ -375,6 +381,11 @@ uint64_t sluice_reader_consumed(const sluice_reader *r)
 sluice_io *sluice__reader_io(const sluice_reader *r)
 {
     return r->io;
+}
+
+void sluice__reader_read_max(sluice_reader *r, size_t max)
+{
+    r->read_max = max;
 }
 
 void sluice__reader_bypassed(sluice_reader *r, uint64_t n)

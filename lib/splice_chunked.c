@@ -47,6 +47,10 @@ typedef struct chunks {
 
 #define GO_ON ((sluice_pump_status)-1)
 
+/* What one read takes while the chunks are large: a size line and a little
+ * data; the rest of the chunk is spliced. */
+#define FRAMING_READ 512
+
 static sluice_pump_status fail(chunks *c, sluice_side side, int code)
 {
     sluice_bytes_release(&c->held);
@@ -83,6 +87,9 @@ static sluice_pump_status step_inner(chunks *c, sluice_interest *want)
         return fail(c, side, code); /* the engine shut dst down already */
     }
     sluice__chunked_bypassed(c->body, c->inner_n);
+    /* chunks this large: read the next size line alone, so the data after
+     * it stays in the socket for the next splice */
+    sluice__reader_read_max(c->r, FRAMING_READ);
     c->moved += c->inner_n;
     c->spliced += c->inner->vt->spliced(c->inner);
     c->inner->vt->free(c->inner);
@@ -138,8 +145,11 @@ static sluice_pump_status pull(chunks *c, sluice_interest *want)
 {
     uint64_t left;
     sluice_poll r = sluice__chunked_next(c->body, &c->held, c->cfg.splice_min, &left);
-    if (r == SLUICE_READY)
+    if (r == SLUICE_READY) {
+        if (c->held.len < c->cfg.splice_min)
+            sluice__reader_read_max(c->r, 0); /* small chunks: read in bulk */
         return GO_ON;
+    }
     if ((int)r == SLUICE__SPLICE)
         return start_chunk(c, left, want);
     if (r == SLUICE_EOF) {
@@ -230,6 +240,7 @@ static uint64_t chunks_spliced(const sluice__engine *e)
 static void chunks_free(sluice__engine *e)
 {
     chunks *c = (chunks *)e;
+    sluice__reader_read_max(c->r, 0); /* the reader goes on without us */
     if (c->inner)
         c->inner->vt->free(c->inner); /* shuts dst down: unfinished */
     sluice_bytes_release(&c->held);

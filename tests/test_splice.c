@@ -740,7 +740,8 @@ TEST(splice_chunked_spliced_the_large_chunks)
     }
     EXPECT_EQ(phase, 6);
     EXPECT_EQ(sluice_pump_moved(&sp), 2 * sizeof data);
-    EXPECT(sluice_pump_spliced(&sp) > sizeof data); /* most of both chunks */
+    /* the second chunk whole but for what one framing read (512 bytes) took */
+    EXPECT(sluice_pump_spliced(&sp) >= 2 * sizeof data - 65536 - 512);
     sluice_pump_close(&sp);
     rig_close(&g);
     sigaction(SIGPIPE, &old, NULL);

@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define BODY (64u << 20)
+#define BODY (256u << 20)
 
 typedef struct side {
     int fd;
