@@ -275,4 +275,16 @@ static inline bool sluice__idle_expired(const sluice__idle *t)
  */
 bool sluice__idle_write_stalled(const sluice__idle *t, sluice_io *io);
 
+/*
+ * Writes what is left of *b to io under the idle timeout t, advancing *b
+ * (its reference stays the caller's) and adding to *written: 0 once all of
+ * it went out, 1 when the io said EAGAIN (*want: its write interest and t's
+ * deadline), else an error (SLUICE_ETIMEDOUT when t ran out, also after
+ * the stall check above; -errno). For the pumps that write small bytes of
+ * their own straight to an io (the reply pump's answer, a spliced chunk's
+ * CRLF).
+ */
+int sluice__io_write_bytes(sluice_io *io, sluice_bytes *b, sluice__idle *t,
+                           sluice_interest *want, uint64_t *written);
+
 #endif

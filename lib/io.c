@@ -62,6 +62,30 @@ bool sluice__idle_write_stalled(const sluice__idle *t, sluice_io *io)
     return poll(&pfd, 1, 0) == 0;
 }
 
+int sluice__io_write_bytes(sluice_io *io, sluice_bytes *b, sluice__idle *t,
+                           sluice_interest *want, uint64_t *written)
+{
+    if (sluice__idle_write_stalled(t, io))
+        return SLUICE_ETIMEDOUT;
+    while (b->len) {
+        struct iovec iov = {(void *)b->data, b->len};
+        ssize_t n = sluice_io_writev(io, &iov, 1);
+        if (n == -EAGAIN) {
+            if (!sluice__idle_pending(t))
+                return SLUICE_ETIMEDOUT;
+            sluice__io_ready(io, SLUICE_WANT_WRITE, want);
+            want->deadline_ms = sluice__idle_deadline(t);
+            return 1;
+        }
+        if (n < 0)
+            return (int)n;
+        sluice_bytes_advance(b, (size_t)n);
+        *written += (uint64_t)n;
+        sluice__idle_progress(t);
+    }
+    return 0;
+}
+
 void sluice_io_close(sluice_io *io)
 {
     if (io)

@@ -52,24 +52,11 @@ static void start_drain(reply *rp)
 
 static sluice_pump_status write_some(reply *rp, sluice_interest *want)
 {
-    if (sluice__idle_write_stalled(&rp->idle, rp->io))
-        return fail(rp, SLUICE_ETIMEDOUT);
-    while (rp->response.len) {
-        struct iovec iov = {(void *)rp->response.data, rp->response.len};
-        ssize_t n = sluice_io_writev(rp->io, &iov, 1);
-        if (n == -EAGAIN) {
-            if (!sluice__idle_pending(&rp->idle))
-                return fail(rp, SLUICE_ETIMEDOUT);
-            sluice__io_ready(rp->io, SLUICE_WANT_WRITE, want);
-            want->deadline_ms = sluice__idle_deadline(&rp->idle);
-            return SLUICE_PUMP_PENDING;
-        }
-        if (n < 0)
-            return fail(rp, (int)n);
-        sluice_bytes_advance(&rp->response, (size_t)n);
-        rp->written += (uint64_t)n;
-        sluice__idle_progress(&rp->idle);
-    }
+    int rc = sluice__io_write_bytes(rp->io, &rp->response, &rp->idle, want, &rp->written);
+    if (rc < 0)
+        return fail(rp, rc);
+    if (rc > 0)
+        return SLUICE_PUMP_PENDING;
     start_drain(rp);
     return SLUICE_PUMP_DONE; /* of this phase */
 }

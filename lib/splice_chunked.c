@@ -32,7 +32,7 @@ typedef struct chunks {
     sluice__engine *inner;    /* the splice of one chunk's data */
     uint64_t inner_n;
     char line[24];            /* the spliced chunk's size line */
-    unsigned crlf_left;       /* bytes of the CRLF after it still to write */
+    sluice_bytes crlf;        /* what of the CRLF after it is still to write */
     sluice_bytes held;        /* decoded, not yet taken by w */
     sluice_splice_config cfg;
     int pipe[2];
@@ -94,27 +94,17 @@ static sluice_pump_status step_inner(chunks *c, sluice_interest *want)
     c->spliced += c->inner->vt->spliced(c->inner);
     c->inner->vt->free(c->inner);
     c->inner = NULL;
-    c->crlf_left = 2;
+    c->crlf = sluice_bytes_static("\r\n", 2);
     return GO_ON;
 }
 
 static sluice_pump_status write_crlf(chunks *c, sluice_interest *want)
 {
-    static const char crlf[] = "\r\n";
-    struct iovec iov = {(void *)&crlf[2 - c->crlf_left], c->crlf_left};
-    ssize_t n = sluice_io_writev(c->dst, &iov, 1);
-    if (n == -EAGAIN) {
-        if (!sluice__idle_pending(&c->idle))
-            return fail(c, SLUICE_SIDE_SINK, SLUICE_ETIMEDOUT);
-        sluice__io_ready(c->dst, SLUICE_WANT_WRITE, want);
-        want->deadline_ms = sluice__idle_deadline(&c->idle);
-        return SLUICE_PUMP_PENDING;
-    }
-    if (n < 0)
-        return fail(c, SLUICE_SIDE_SINK, (int)n);
-    c->crlf_left -= (unsigned)n;
-    sluice__idle_progress(&c->idle);
-    return GO_ON;
+    uint64_t framing = 0; /* not payload: not counted */
+    int rc = sluice__io_write_bytes(c->dst, &c->crlf, &c->idle, want, &framing);
+    if (rc < 0)
+        return fail(c, SLUICE_SIDE_SINK, rc);
+    return rc > 0 ? SLUICE_PUMP_PENDING : GO_ON;
 }
 
 /* The decoder stopped where `left` bytes of chunk data start: flush what
@@ -162,8 +152,8 @@ static sluice_pump_status pull(chunks *c, sluice_interest *want)
     sluice_stream_ready(c->body, want);
     if (sluice_sink_buffered(c->w) == 0)
         return SLUICE_PUMP_PENDING;
-    sluice_pump_status st = sink_result(c, sluice_sink_flush(c->w), want);
-    return st == GO_ON ? GO_ON : st; /* flushed: poll again, bytes may have come */
+    /* flushed (GO_ON): poll again, bytes may have come meanwhile */
+    return sink_result(c, sluice_sink_flush(c->w), want);
 }
 
 /* The next thing to do; GO_ON to go on. */
@@ -173,7 +163,7 @@ static sluice_pump_status one(chunks *c, sluice_interest *want)
     size_t budget = c->cfg.step_bytes ? c->cfg.step_bytes : SLUICE_PUMP_DEFAULT_STEP;
     if (c->inner)
         return step_inner(c, want);
-    if (c->crlf_left)
+    if (c->crlf.len)
         return write_crlf(c, want);
     if (c->held.len) {
         size_t len = c->held.len;
