@@ -36,7 +36,7 @@ typedef struct sink_srv {
     unsigned tmp_seq;           /* names temporary files */
 } sink_srv;
 
-enum state { S_HEAD, S_BODY, S_REPLY, S_LINGER };
+enum state { S_HEAD, S_BODY, S_REPLY, S_CLOSING };
 
 /* What a request needs, allocated at its first byte and freed at its end:
  * between requests a connection is the small struct below and a reader
@@ -67,9 +67,9 @@ typedef struct conn {
     int fd_file;                /* --store: the temporary file */
     sluice_io *fio;
 
-    sluice_sink *reply;
+    sluice_sink *reply;         /* a reply that keeps the connection */
     int close_after;
-    int64_t linger_deadline;
+    sluice_pump closing;        /* one that ends it: a reply pump (lingering close) */
 } conn;
 
 static void conn_reset(conn *c);
@@ -234,12 +234,37 @@ static void discard_store(conn *c)
 
 /* ---- replies -------------------------------------------------------------- */
 
+/* A reply that ends the connection: head and body in one piece, written by
+ * a reply pump, which then drains the client (the library's lingering
+ * close), so an unread request body never resets the answer away. */
+static int closing_reply(conn *c, sluice_bytes *h, const char *body, size_t len)
+{
+    size_t n = h->len + len;
+    char *all = malloc(n);
+    sluice_bytes whole = {0};
+    int rc = all ? 0 : -1;
+    if (all) {
+        memcpy(all, h->data, h->len);
+        memcpy(all + h->len, body, len);
+        rc = sluice_bytes_copy_from(c->ss->pool, all, n, &whole);
+        free(all);
+    }
+    sluice_bytes_release(h);
+    if (rc < 0 ||
+        sluice_pump_reply_init(&c->closing, c->ss->pool, c->hc.io, c->hc.rd, &whole, NULL) < 0)
+        return -1;
+    c->state = S_CLOSING;
+    return 0;
+}
+
 static int start_reply(conn *c, int status, const char *body, size_t len, int keep)
 {
     sluice_bytes h, b;
     c->close_after = !keep;
     if (http_simple_head(c->ss->pool, status, "application/json", len, keep, &h) < 0)
         return -1;
+    if (!keep)
+        return closing_reply(c, &h, body, len);
     if (sluice_writer_new(c->ss->pool, c->hc.io, SLUICE_FRAMING_CLOSE, &h, NULL, &c->reply) < 0)
         return -1;
     if (len && sluice_bytes_copy_from(c->ss->pool, body, len, &b) == 0 &&
@@ -422,13 +447,18 @@ static int step_reply(conn *c)
     int rc = http_reply_step(&c->hc.base, c->reply);
     if (rc != 0)
         return rc;
-    if (!c->close_after) {
-        conn_reset(c);
-        return 0;
-    }
-    c->linger_deadline = http_begin_linger(c->hc.fd);
-    c->state = S_LINGER;
+    conn_reset(c); /* kept alive: the next request */
     return 0;
+}
+
+/* The reply pump of a reply that ends the connection: -1 once done. */
+static int step_closing(conn *c)
+{
+    sluice_interest w;
+    if (sluice_pump_step(&c->closing, &w) != SLUICE_PUMP_PENDING)
+        return -1;
+    srv_watch(&c->hc.base, &w);
+    return 1;
 }
 
 static int drive(srv_conn *sc)
@@ -447,7 +477,7 @@ static int drive(srv_conn *sc)
             rc = step_reply(c);
             break;
         default:
-            rc = http_linger(&c->hc.base, c->hc.fd, c->linger_deadline);
+            rc = step_closing(c);
             break;
         }
         if (rc != 0)
@@ -496,6 +526,7 @@ static srv_conn *sk_accept(srv *s, int fd)
 static void sk_destroy(srv_conn *sc)
 {
     conn *c = (conn *)sc;
+    sluice_pump_close(&c->closing);
     conn_reset(c);
     http_conn_free(&c->hc);
 }

@@ -81,25 +81,3 @@ int http_reply_step(srv_conn *c, sluice_sink *reply)
     return r == SLUICE_READY ? 0 : -1;
 }
 
-int64_t http_begin_linger(int fd)
-{
-    shutdown(fd, SHUT_WR);
-    return sluice_now_ms() + HTTP_LINGER_MS;
-}
-
-int http_linger(srv_conn *c, int fd, int64_t deadline)
-{
-    char buf[HTTP_LINGER_BUF];
-    for (int i = 0; i < HTTP_LINGER_READS; i++) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-            return -1;
-        if (n < 0)
-            break;
-    }
-    if (sluice_now_ms() >= deadline)
-        return -1;
-    sluice_interest w = {fd, SLUICE_WANT_READ, deadline};
-    srv_watch(c, &w);
-    return 1;
-}

@@ -1,7 +1,8 @@
 /*
  * http_util.h — HTTP pieces shared by the example programs: the client side
  * of a connection (accept and teardown), the head of a short reply, writing
- * a reply out, and the lingering close after an error reply.
+ * a reply out. (A reply that ends the connection goes through the library's
+ * reply pump, include/sluice/reply.h: the lingering close.)
  */
 #ifndef SLUICE_EXAMPLES_HTTP_UTIL_H
 #define SLUICE_EXAMPLES_HTTP_UTIL_H
@@ -11,9 +12,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HTTP_LINGER_MS 2000     /* lingering close: how long to drain the client */
-#define HTTP_LINGER_READS 64    /* reads of HTTP_LINGER_BUF per wake-up at most */
-#define HTTP_LINGER_BUF 16384
 
 /*
  * The client side of a connection, first in every program's connection:
@@ -60,17 +58,5 @@ int http_simple_head(sluice_pool *pool, int status, const char *type, size_t len
  * is registered), 0 once the reply went out, -1 if the client is gone. */
 int http_reply_step(srv_conn *c, sluice_sink *reply);
 
-/* After a reply that closes the connection: stop sending and linger for a
- * moment (see http_linger). Returns the linger deadline. */
-int64_t http_begin_linger(int fd);
-
-/*
- * Lingering close: after an error reply the write side is shut and whatever
- * the client still sends is read and dropped until it closes or the deadline
- * passes; closing at once would make the kernel answer its data with a reset
- * that can destroy the reply before the client reads it. Returns -1 when the
- * connection may be closed, 1 while waiting.
- */
-int http_linger(srv_conn *c, int fd, int64_t deadline);
 
 #endif
