@@ -6,6 +6,7 @@
  *                [--extract FIELD] [--mode stream|buffer] [--digest]
  *                [--max-header-bytes N] [--max-body-bytes N] [--timeout-ms N]
  *                [--workers N] [--underscores-in-headers]
+ *                [--upstream-keepalive N] [--upstream-idle-ms MS]
  *
  * One epoll loop per process (examples/server.h); every client connection is
  * the state machine below, and owns everything it uses:
@@ -13,7 +14,8 @@
  *   HEAD      read and check the request head (reader + parser)
  *   FIND      extract mode: split the multipart body until FIELD's part
  *   BUFFER    buffer mode: read the whole body into memory
- *   CONNECT   non-blocking connect to the upstream
+ *   CONNECT   an idle upstream connection from the worker's pool, else a
+ *             non-blocking connect (docs/proxy.md, "Upstream connections")
  *   EXCHANGE  two pumps: request body -> upstream writer, and, once the
  *             upstream's head arrived, response body -> client writer
  *   CLOSING   a reply pump: the proxy's own response (errors, 417, ...), or
@@ -31,7 +33,9 @@
 #include "common/http_util.h"
 #include "common/net.h"
 #include "common/server.h"
+#include "common/upstream.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
@@ -43,6 +47,8 @@
 #define MAX_HEADERS 256 /* fields per head; more is 431, like an over-long head */
 #define DEFAULT_MAX_MEMORY (16u << 20) /* 256 concurrent uploads in ~32 MiB */
 #define DEFAULT_TIMEOUT_MS 30000
+#define DEFAULT_UPSTREAM_KEEPALIVE 64     /* idle upstream connections kept per worker */
+#define DEFAULT_UPSTREAM_IDLE_MS 60000    /* ... for at most this long */
 #define STATE_STEPS 1000 /* state changes per drive(): a bound, never reached in practice */
 /* descriptors a request opens besides the client's: the upstream socket and
  * splice's pipe pair; accepting pauses while fewer than this are left */
@@ -63,12 +69,15 @@ typedef struct config {
     size_t max_memory;         /* --max-memory: the pool's budget, bytes */
     int underscores;           /* --underscores-in-headers: forward fields
                                   with '_' in their names (dropped otherwise) */
+    size_t keepalive;          /* --upstream-keepalive: idle connections kept */
+    uint32_t upstream_idle_ms; /* --upstream-idle-ms */
 } config;
 
 typedef struct proxy {
     srv srv;
     config cfg;
     sluice_pool *pool;
+    upstream_pool ups;         /* idle upstream connections of this worker */
 } proxy;
 
 /* ---- a connection --------------------------------------------------------- */
@@ -84,6 +93,8 @@ typedef struct request_mem {
     sluice_http_framing framing;
     sluice_http_header hdrs[MAX_HEADERS];  /* the request's fields */
     sluice_pump req_pump;                  /* request body -> upstream */
+    sluice_bytes uhead;                    /* the head sent upstream, kept until
+                                              the response head for a replay */
     sluice_bytes rhead;                    /* keeps res's spans valid */
     sluice_http_response res;
     sluice_pump res_pump;                  /* response body -> client */
@@ -124,6 +135,10 @@ typedef struct conn {
     sluice_reader *urd;
     sluice_sink *usink;
     int spliced;                         /* req_pump is a splice pump (CL passthrough) */
+    int reused;                          /* ufd came from the pool */
+    int retried;                         /* the request was replayed once already */
+    int up_keep;                         /* the final response's head allows reuse */
+    int interim_seen;                    /* a 1xx arrived: the upstream answered */
     int req_done, req_failed;
     int64_t up_deadline;                 /* idle gap while waiting on upstream */
 
@@ -139,6 +154,7 @@ typedef struct conn {
 } conn;
 
 static void conn_reset_request(conn *c);
+static void release_upstream(conn *c, int keep);
 static void drop_upstream(conn *c);
 static int drive(srv_conn *sc);
 
@@ -586,14 +602,23 @@ static int build_upstream_head(conn *c, sluice_bytes *out)
     return sluice_http_head_finish(&b, out);
 }
 
-static int step_connect(conn *c)
+/* An upstream connection: an idle one from the pool, else a new one (a
+ * replay always takes a new one). Returns 0 when connected, 1 waiting, or
+ * what fail_request returns. */
+static int upstream_connect(conn *c)
 {
     proxy *px = c->px;
     if (c->ufd < 0) {
+        c->up_deadline = sluice_now_ms() + px->cfg.timeout_ms;
+        c->ufd = c->retried ? -1 : upstream_pool_get(&px->ups, sluice_now_ms());
+        c->reused = c->ufd >= 0;
+        if (c->reused)
+            return 0;
         c->ufd = net_connect(&px->cfg.upstream);
         if (c->ufd < 0)
             return fail_request(c, 502);
-        c->up_deadline = sluice_now_ms() + px->cfg.timeout_ms;
+    } else if (c->reused) {
+        return 0;
     }
     /* a refused connect is reported at once; wait for writability otherwise */
     struct pollfd pfd = {c->ufd, POLLOUT, 0};
@@ -604,14 +629,25 @@ static int step_connect(conn *c)
         srv_watch(&c->hc.base, &w);
         return 1;
     }
-    if (net_connect_result(c->ufd) < 0)
-        return fail_request(c, 502);
+    return net_connect_result(c->ufd) < 0 ? fail_request(c, 502) : 0;
+}
+
+static int step_connect(conn *c)
+{
+    proxy *px = c->px;
+    int rc = upstream_connect(c);
+    if (rc != 0)
+        return rc;
     sluice_bytes head;
     if (sluice_io_fd_new(px->pool, c->ufd, 0, &c->uio) < 0 ||
         sluice_reader_new(px->pool, c->uio,
-                          &(sluice_reader_config){.wake_token = &c->hc.base}, &c->urd) < 0 ||
-        build_upstream_head(c, &head) < 0)
+                          &(sluice_reader_config){.wake_token = &c->hc.base}, &c->urd) < 0)
         return fail_request(c, 502);
+    /* the head is built once: a replay sends the same bytes (the request's
+     * spans die with c->m->head, released below) */
+    if (!c->m->uhead.data && build_upstream_head(c, &c->m->uhead) < 0)
+        return fail_request(c, 502);
+    head = sluice_bytes_ref(c->m->uhead);
     sluice_writer_config wc = {.idle_timeout_ms = px->cfg.timeout_ms};
     /* a body nothing looks at (no digest, no part to find) is spliced:
      * Content-Length whole, chunked chunk by chunk (its framing is still
@@ -743,11 +779,18 @@ static int start_response(conn *c)
     int what = classify_response(c, &f);
     if (what < 0)
         return fail_request(c, 502);
+    /* the upstream answered: the request is never replayed from here on */
+    sluice_bytes_release(&c->m->uhead);
+    c->interim_seen = 1;
     if (what > 0) {
         sluice_bytes_release(&c->m->rhead);
         return 0;
     }
     int interim = rs->status < 200;
+    /* its spans die with rhead: decide about reuse now (the body's end and
+     * the request's decide the rest, in exchange_end) */
+    if (!interim)
+        c->up_keep = rs->minor_version == 1 && sluice_http_response_keep_alive(rs);
     int client10 = c->m->req.minor_version == 0;
     /* HTTP/1.1 clients get chunked coding for a chunked body and for one
      * delimited by the upstream closing; HTTP/1.0 clients know no chunked
@@ -842,6 +885,40 @@ static int exchange_request(conn *c, int64_t now)
     return 1;
 }
 
+/*
+ * Whether a request whose upstream connection failed may go again on a new
+ * one (RFC 9110 section 9.2.2): only when the connection came from the
+ * pool (the upstream may have closed it while it sat idle, a race no check
+ * can close), only once, only when the upstream sent nothing at all, and
+ * only when the request can be sent again whole: it has no body (or an
+ * empty one), or not one byte of it was taken from the client yet (a
+ * spliced body may sit in its pipe: never).
+ */
+static int may_replay(const conn *c, sluice_poll r, int err)
+{
+    if (!c->reused || c->retried || c->interim_seen)
+        return 0;
+    int nothing = r == SLUICE_EOF ||
+                  (r == SLUICE_ERROR && (err == -ECONNRESET || err == -EPIPE) &&
+                   sluice_reader_available(c->urd) == 0);
+    if (!nothing)
+        return 0;
+    const sluice_http_framing *f = &c->m->framing;
+    int empty = f->body == SLUICE_HTTP_BODY_NONE ||
+                (f->body == SLUICE_HTTP_BODY_LENGTH && f->length == 0);
+    return empty || (!c->spliced && c->received == 0);
+}
+
+/* The request again, on a new upstream connection. */
+static int replay(conn *c)
+{
+    drop_upstream(c);
+    c->retried = 1;
+    c->req_done = c->req_failed = c->close_after = 0;
+    c->state = S_CONNECT;
+    return 0;
+}
+
 /* Waits for the upstream's response head (1xx ones are relayed or dropped
  * on the way). Returns 1 to go on, or what step_exchange returns. */
 static int exchange_response_head(conn *c, int64_t now)
@@ -854,8 +931,8 @@ static int exchange_response_head(conn *c, int64_t now)
         c->up_deadline = now + c->px->cfg.timeout_ms;
         return start_response(c) < 0 ? -1 : 0;
     }
-    if (r != SLUICE_PENDING)
-        return fail_request(c, 502); /* upstream closed or sent garbage */
+    if (r != SLUICE_PENDING) /* upstream closed or sent garbage */
+        return may_replay(c, r, err) ? replay(c) : fail_request(c, 502);
     sluice_reader_ready(c->urd, &w);
     if (c->req_done || c->req_failed) {
         if (now >= c->up_deadline)
@@ -866,10 +943,24 @@ static int exchange_response_head(conn *c, int64_t now)
     return 1;
 }
 
+/*
+ * Whether the upstream connection may carry another client's request: its
+ * response ended by its own framing with nothing left over
+ * (sluice_body_reusable), both heads allow it, and the request went
+ * whole. In doubt, it is closed: a connection out of step with its
+ * upstream would hand one client the answer meant for another.
+ */
+static int upstream_reusable(const conn *c)
+{
+    return c->up_keep && c->req_done && !c->req_failed && c->rbody &&
+           sluice_body_reusable(c->rbody);
+}
+
 /* The response went out. Returns what step_exchange returns. */
 static int exchange_end(conn *c)
 {
     log_request(c);
+    release_upstream(c, upstream_reusable(c));
     if (c->req_done && !c->close_after) {
         conn_reset_request(c);
         return 0;
@@ -1018,7 +1109,9 @@ static int drive(srv_conn *sc)
 
 /* ---- connection lifetime -------------------------------------------------- */
 
-static void drop_upstream(conn *c)
+/* Closes everything of the upstream exchange; the connection itself goes
+ * to the pool when keep, else it is closed. */
+static void release_upstream(conn *c, int keep)
 {
     if (c->m) {
         sluice_pump_close(&c->m->req_pump);
@@ -1032,13 +1125,22 @@ static void drop_upstream(conn *c)
     sluice_io_close(c->uio);
     if (c->ufd >= 0) {
         srv_forget(&c->hc.base, c->ufd);
-        close(c->ufd);
+        if (keep)
+            upstream_pool_put(&c->px->ups, c->ufd, sluice_now_ms());
+        else
+            close(c->ufd);
     }
     c->usink = NULL;
     c->rbody = NULL;
     c->urd = NULL;
     c->uio = NULL;
     c->ufd = -1;
+    c->reused = c->up_keep = 0;
+}
+
+static void drop_upstream(conn *c)
+{
+    release_upstream(c, 0);
 }
 
 /* Back to reading the next request on the same connection. */
@@ -1054,6 +1156,7 @@ static void conn_reset_request(conn *c)
     if (c->m) {
         sluice_bytes_release(&c->m->head);
         sluice_bytes_release(&c->m->rhead);
+        sluice_bytes_release(&c->m->uhead);
         sluice_pump_close(&c->m->closing);
     }
     c->csink = c->interim = c->buf = NULL;
@@ -1064,6 +1167,7 @@ static void conn_reset_request(conn *c)
     c->t_start = sluice_now_ms();
     c->received = c->sent = 0;
     c->req_done = c->req_failed = 0;
+    c->retried = c->interim_seen = 0;
     c->res_started = c->res_done = c->close_after = c->logged = 0;
     c->status = 0;
     free(c->m);
@@ -1110,6 +1214,7 @@ static void usage(FILE *f)
             "                    [--max-header-bytes N] [--max-body-bytes N]\n"
             "                    [--timeout-ms N] [--workers N] [--no-splice]\n"
             "                    [--max-memory BYTES] [--underscores-in-headers]\n"
+            "                    [--upstream-keepalive N] [--upstream-idle-ms MS]\n"
             "\n"
             "Streams each request body to the upstream as it arrives.\n"
             "  --extract FIELD       send only the multipart part named FIELD ('*': the\n"
@@ -1131,7 +1236,11 @@ static void usage(FILE *f)
             "                        turn (2 blocks of reserve for those that hold one)\n"
             "  --underscores-in-headers  forward request header fields whose names\n"
             "                        contain '_' (dropped by default: CGI-style\n"
-            "                        back-ends read them as the names with '-')\n");
+            "                        back-ends read them as the names with '-')\n"
+            "  --upstream-keepalive N  idle upstream connections kept for reuse, per\n"
+            "                        worker (default 64; 0: a new connection per request)\n"
+            "  --upstream-idle-ms MS  close idle upstream connections after MS\n"
+            "                        (default 60000)\n");
 }
 
 /* Fills cfg from the command line: 0, 1 for --help, -1 on a bad argument. */
@@ -1155,6 +1264,10 @@ static int numeric_option(int o, const char *arg, config *cfg)
         return number(arg, 1, 86400000, &v) < 0 ? -1 : (cfg->timeout_ms = (uint32_t)v, 0);
     case 'w':
         return number(arg, 1, SRV_MAX_WORKERS, &v) < 0 ? -1 : (cfg->workers = (int)v, 0);
+    case 'K':
+        return number(arg, 0, 65536, &v) < 0 ? -1 : (cfg->keepalive = (size_t)v, 0);
+    case 'I':
+        return number(arg, 1, 86400000, &v) < 0 ? -1 : (cfg->upstream_idle_ms = (uint32_t)v, 0);
     default: /* 'M' */
         return number(arg, 0, LLONG_MAX, &v) < 0 ? -1 : (cfg->max_memory = (size_t)v, 0);
     }
@@ -1175,12 +1288,16 @@ static int parse_args(int argc, char **argv, config *cfg)
         {"no-splice", no_argument, 0, 'S'},
         {"max-memory", required_argument, 0, 'M'},
         {"underscores-in-headers", no_argument, 0, 'U'},
+        {"upstream-keepalive", required_argument, 0, 'K'},
+        {"upstream-idle-ms", required_argument, 0, 'I'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     cfg->max_head = SLUICE_HTTP_DEFAULT_MAX_HEAD_BYTES;
     cfg->timeout_ms = DEFAULT_TIMEOUT_MS;
     cfg->workers = 1;
+    cfg->keepalive = DEFAULT_UPSTREAM_KEEPALIVE;
+    cfg->upstream_idle_ms = DEFAULT_UPSTREAM_IDLE_MS;
     cfg->max_memory = (size_t)-1; /* not given */
     int have_listen = 0, have_up = 0, o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1211,6 +1328,8 @@ static int parse_args(int argc, char **argv, config *cfg)
         case 'B':
         case 't':
         case 'w':
+        case 'K':
+        case 'I':
         case 'M':
             if (numeric_option(o, optarg, cfg) < 0)
                 return -1;
@@ -1249,7 +1368,8 @@ int main(int argc, char **argv)
                              .wake = srv_wake, .wake_ud = &px.srv};
     if (cfg->max_memory && pc.max_blocks == 0)
         pc.max_blocks = 1;
-    if (sluice_pool_new(&pc, &px.pool) < 0) {
+    if (sluice_pool_new(&pc, &px.pool) < 0 ||
+        upstream_pool_init(&px.ups, cfg->keepalive, cfg->upstream_idle_ms) < 0) {
         fprintf(stderr, "sluice-proxy: out of memory\n");
         return 1;
     }
@@ -1257,6 +1377,7 @@ int main(int argc, char **argv)
     px.srv.name = "sluice-proxy";
     px.srv.fd_headroom = PROXY_FDS_PER_REQUEST;
     rc = srv_main(&px.srv, &px_ops, &cfg->listen, cfg->workers);
+    upstream_pool_free(&px.ups);
     sluice_pool_close(px.pool);
     return rc;
 }

@@ -90,6 +90,14 @@ test_defects.py      defects an adversarial run found: `Connection: host` keeps
                      (splice, copy, chunked); response Transfer-Encoding
                      other than chunked -> 502; fields with `_` dropped
                      unless --underscores-in-headers.
+test_reuse.py        upstream connection reuse: one pooled connection for
+                     many clients' requests; none after Connection: close,
+                     HTTP/1.0, a read-until-close body or a left-over byte;
+                     1xx / HEAD / 204 / 304 / trailers keep it reusable;
+                     stale connections skipped; a bodiless request (or one
+                     whose body was not taken yet) replayed once, a sent
+                     body 502; --upstream-idle-ms; 16 clients through pools
+                     of 1, 2, 64 to an upstream closing at random.
 selftest.py          the framework itself against Python servers (not part of
                      the contract; run with `python3 tests/e2e/selftest.py`).
 """
@@ -109,7 +117,7 @@ MODULES = [
     "test_startup", "test_passthrough", "test_extract", "test_images", "test_buffer",
     "test_rejects", "test_chunked", "test_requestline", "test_faults", "test_timeouts",
     "test_log", "test_signals", "test_sink", "test_memory", "test_relay", "test_limits",
-    "test_defects",
+    "test_defects", "test_reuse",
 ]
 
 
