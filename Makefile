@@ -8,6 +8,7 @@
 #   make demo | bench | bench-micro | fuzz | clean
 
 SHELL      := /bin/bash
+.DEFAULT_GOAL := all
 VERSION    := 0.2.0
 SOVERSION  := 1
 PREFIX     ?= /usr/local

@@ -38,6 +38,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,19 +92,20 @@ typedef struct request_mem {
     sluice_bytes head;                     /* keeps req's spans valid */
     sluice_http_request req;
     sluice_http_framing framing;
-    sluice_http_header hdrs[MAX_HEADERS];  /* the request's fields */
     sluice_pump req_pump;                  /* request body -> upstream */
     sluice_bytes uhead;                    /* the head sent upstream, kept until
                                               the response head for a replay */
     sluice_bytes rhead;                    /* keeps res's spans valid */
     sluice_http_response res;
     sluice_pump res_pump;                  /* response body -> client */
-    sluice_http_header rhdrs[MAX_HEADERS]; /* the upstream response's */
     sluice_pump closing;                   /* S_CLOSING: answer, shut, drain */
     uint64_t closing_len;                  /* its answer's bytes (log once out) */
     char method[32], target[256];          /* for the log line */
     sluice_sha256_ctx sha;
     sluice_sniff sniff;
+    /* last and not zeroed: the parsers fill what they use */
+    sluice_http_header hdrs[MAX_HEADERS];  /* the request's fields */
+    sluice_http_header rhdrs[MAX_HEADERS]; /* the upstream response's */
 } request_mem;
 
 enum state { S_HEAD, S_FIND, S_BUFFER, S_CONNECT, S_EXCHANGE, S_CLOSING };
@@ -135,6 +137,7 @@ typedef struct conn {
     sluice_reader *urd;
     sluice_sink *usink;
     int spliced;                         /* req_pump is a splice pump (CL passthrough) */
+    int res_spliced;                     /* res_pump is one */
     int reused;                          /* ufd came from the pool */
     int retried;                         /* the request was replayed once already */
     int up_keep;                         /* the final response's head allows reuse */
@@ -229,7 +232,7 @@ static void log_request(conn *c)
         return;
     c->logged = 1;
     int64_t ms = sluice_now_ms() - c->t_start;
-    fprintf(stderr, "%s %s %d %llu %lld\n", c->m->method[0] ? c->m->method : "-",
+    srv_log(&c->px->srv, "%s %s %d %llu %lld", c->m->method[0] ? c->m->method : "-",
             c->m->target[0] ? c->m->target : "-", c->status, (unsigned long long)c->received,
             (long long)ms);
 }
@@ -610,7 +613,7 @@ static int upstream_connect(conn *c)
     proxy *px = c->px;
     if (c->ufd < 0) {
         c->up_deadline = sluice_now_ms() + px->cfg.timeout_ms;
-        c->ufd = c->retried ? -1 : upstream_pool_get(&px->ups, sluice_now_ms());
+        c->ufd = c->retried ? -1 : upstream_pool_get(&px->ups, sluice_now_ms(), &c->uio);
         c->reused = c->ufd >= 0;
         if (c->reused)
             return 0;
@@ -639,7 +642,7 @@ static int step_connect(conn *c)
     if (rc != 0)
         return rc;
     sluice_bytes head;
-    if (sluice_io_fd_new(px->pool, c->ufd, 0, &c->uio) < 0 ||
+    if ((!c->uio && sluice_io_fd_new(px->pool, c->ufd, 0, &c->uio) < 0) ||
         sluice_reader_new(px->pool, c->uio,
                           &(sluice_reader_config){.wake_token = &c->hc.base}, &c->urd) < 0)
         return fail_request(c, 502);
@@ -812,6 +815,16 @@ static int start_response(conn *c)
 
     c->res_started = 1;
     c->status = rs->status;
+    /* A body framed the same way on both sides moves by splice (its framing
+     * still read and checked here, for chunked): nothing looks at response
+     * bytes. HTTP/1.0 clients of a chunked body get the decoded bytes. */
+    if (!px->cfg.no_splice &&
+        (f.body == SLUICE_HTTP_BODY_LENGTH || (f.body == SLUICE_HTTP_BODY_CHUNKED && chunked))) {
+        sluice_splice_config sc = {.idle_timeout_ms = px->cfg.timeout_ms};
+        c->res_spliced = 1;
+        return sluice_pump_splice_init(&c->m->res_pump, px->pool, c->urd, c->hc.io, &f, &head,
+                                       &sc) < 0 ? -1 : 0;
+    }
     sluice_body_config bc = {.idle_timeout_ms = px->cfg.timeout_ms};
     sluice_writer_config wc = {.idle_timeout_ms = px->cfg.timeout_ms};
     if (sluice_body_new(px->pool, c->urd, &f, &bc, &c->rbody) < 0) {
@@ -952,8 +965,11 @@ static int exchange_response_head(conn *c, int64_t now)
  */
 static int upstream_reusable(const conn *c)
 {
-    return c->up_keep && c->req_done && !c->req_failed && c->rbody &&
-           sluice_body_reusable(c->rbody);
+    if (!c->up_keep || !c->req_done || c->req_failed)
+        return 0;
+    if (c->res_spliced) /* done: exactly the framed bytes moved */
+        return sluice_reader_available(c->urd) == 0 && !sluice_reader_error(c->urd);
+    return c->rbody && sluice_body_reusable(c->rbody);
 }
 
 /* The response went out. Returns what step_exchange returns. */
@@ -1009,10 +1025,13 @@ static int step_head(conn *c)
         int rc = http_conn_await(&c->hc, c->t_start + px->cfg.timeout_ms);
         if (rc != 0)
             return rc;
-        if (!(c->m = calloc(1, sizeof *c->m)))
+        if (!(c->m = malloc(sizeof *c->m)))
             return -1;
-        sluice_sha256_init(&c->m->sha);
-        sluice_sniff_init(&c->m->sniff);
+        memset(c->m, 0, offsetof(request_mem, hdrs)); /* 2 x 8 KiB of fields stay as they are */
+        if (px->cfg.digest)
+            sluice_sha256_init(&c->m->sha);
+        if (px->cfg.extract)
+            sluice_sniff_init(&c->m->sniff);
     }
     if (sluice_reader_available(c->hc.rd) > 0 && c->head_deadline < 0) {
         c->head_deadline = now + px->cfg.timeout_ms;
@@ -1122,20 +1141,23 @@ static void release_upstream(conn *c, int keep)
     sluice_sink_close(c->usink);
     sluice_stream_close(c->rbody);
     sluice_reader_close(c->urd);
-    sluice_io_close(c->uio);
     if (c->ufd >= 0) {
         srv_forget(&c->hc.base, c->ufd);
-        if (keep)
-            upstream_pool_put(&c->px->ups, c->ufd, sluice_now_ms());
-        else
+        if (keep && c->uio) {
+            upstream_pool_put(&c->px->ups, c->ufd, c->uio, sluice_now_ms());
+        } else {
+            sluice_io_close(c->uio);
             close(c->ufd);
+        }
+    } else {
+        sluice_io_close(c->uio);
     }
     c->usink = NULL;
     c->rbody = NULL;
     c->urd = NULL;
     c->uio = NULL;
     c->ufd = -1;
-    c->reused = c->up_keep = 0;
+    c->reused = c->up_keep = c->res_spliced = 0;
 }
 
 static void drop_upstream(conn *c)

@@ -44,7 +44,11 @@ static const uint32_t IV[8] = {
 static void compress(sluice_sha256_ctx *c, const unsigned char *p, size_t nblocks)
 {
 #ifdef SHA_X86
-    if (c->_accel) {
+    /* decided at the first block, not in init: a context that never hashes
+     * a block (a tap that sees no body) costs no CPU probe */
+    if (!c->_accel)
+        c->_accel = cpu_has_sha() ? 1 : 2;
+    if (c->_accel == 1) {
         blocks_x86(c->_h, p, nblocks);
         return;
     }
@@ -57,7 +61,6 @@ void sluice_sha256_init(sluice_sha256_ctx *c)
     memset(c, 0, sizeof *c);
     memcpy(c->_h, IV, sizeof IV);
     c->_started = 1;
-    c->_accel = cpu_has_sha();
 }
 
 void sluice_sha256_update(sluice_sha256_ctx *c, const void *data, size_t len)
@@ -259,6 +262,12 @@ static void blocks_c(uint32_t h[8], const unsigned char *p, size_t n)
 #ifdef SHA_X86
 static int cpu_has_sha(void)
 {
+#if defined(__GNUC__) && !defined(__clang__)
+    /* libgcc probes the CPU once at load time; CPUID itself traps to the
+     * hypervisor in a virtual machine (microseconds per call) */
+    return __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1") &&
+           __builtin_cpu_supports("ssse3");
+#else /* clang has no "sha" for __builtin_cpu_supports */
     unsigned a, b, c, d;
     if (__get_cpuid_max(0, NULL) < 7)
         return 0;
@@ -266,6 +275,7 @@ static int cpu_has_sha(void)
     int sse = (c >> 9 & 1) && (c >> 19 & 1); /* SSSE3, SSE4.1 */
     __cpuid_count(7, 0, a, b, c, d);
     return sse && (b >> 29 & 1);
+#endif
 }
 
 /*

@@ -106,7 +106,7 @@ int sluice__splice_new(sluice_pool *pool, sluice_reader *src, sluice_io *dst, ui
     if (!(c.flags & SLUICE_SPLICE_COPY)) {
         s->src_fd = sluice__io_fd(sluice__reader_io(src));
         s->dst_fd = sluice__io_fd(dst);
-        if (s->src_fd < 0 || s->dst_fd < 0 || !sigpipe_ignored())
+        if (s->src_fd < 0 || s->dst_fd < 0)
             s->src_fd = s->dst_fd = -1;
     }
     if (head) {
@@ -134,8 +134,9 @@ static sluice_pump_status splice_step(sluice__engine *e, sluice_interest *want)
         switch (s->phase) {
         case P_START: {
             uint64_t held = sluice_reader_available(s->r);
+            /* the SIGPIPE check (a syscall) only for a body large enough */
             if (s->src_fd < 0 || held >= s->left || s->left - held < s->splice_min ||
-                (s->pipe[0] < 0 && open_pipe(s) < 0)) {
+                !sigpipe_ignored() || (s->pipe[0] < 0 && open_pipe(s) < 0)) {
                 /* copy path: everything through the reader */
                 if (stage_start(s, s->r, s->left) < 0)
                     return fail(s, SLUICE_SIDE_SOURCE, SLUICE_ENOMEM);

@@ -46,6 +46,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,37 @@ void srv_deadline(srv_conn *c, int64_t at)
 {
     if (at >= 0 && (c->deadline < 0 || at < c->deadline))
         c->deadline = at;
+}
+
+void srv_log_flush(srv *s)
+{
+    size_t off = 0;
+    while (off < s->log_len) {
+        ssize_t n = write(STDERR_FILENO, s->log + off, s->log_len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; /* stderr is gone or full: the log is best effort */
+        off += (size_t)n;
+    }
+    s->log_len = 0;
+}
+
+void srv_log(srv *s, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    size_t len = (size_t)n < sizeof line - 1 ? (size_t)n : sizeof line - 2;
+    line[len++] = '\n';
+    if (s->log_len + len > sizeof s->log)
+        srv_log_flush(s);
+    memcpy(s->log + s->log_len, line, len);
+    s->log_len += len;
 }
 
 void srv_forget(srv_conn *c, int fd)
@@ -414,6 +446,7 @@ static int loop(srv *s)
         int timeout = next < 0 ? -1 : (int)(next > now ? next - now : 0);
         if (s->woken)
             timeout = 0;
+        srv_log_flush(s);
         int n = epoll_wait(s->epfd, ev, SRV_EPOLL_BATCH, timeout);
         if (n < 0 && errno != EINTR)
             return 1;
@@ -506,6 +539,7 @@ int srv_main(srv *s, const srv_ops *ops, net_addr *addr, int workers)
     while (s->conns) /* past the grace period */
         close_conn(s->conns);
     reap(s);
+    srv_log_flush(s);
     free(s->heap);
     for (int i = 0; i < nkids; i++)
         kill(kids[i], SIGTERM);

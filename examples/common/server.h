@@ -36,6 +36,7 @@
 #define SRV_LOG_EVERY_MS 60000   /* the "descriptor limit" line at most this often */
 #define SRV_TRIM_CHURN 64        /* connections opened or closed that make a malloc_trim worth it */
 #define SRV_TRIM_DELAY_MS 1000   /* ... done this long after the first of them */
+#define SRV_LOG_BUFFER 8192      /* access log lines batched into one write(2) */
 
 typedef struct srv srv;
 typedef struct srv_conn srv_conn;
@@ -103,6 +104,8 @@ struct srv {
     int64_t trim_at;
     sluice_pool *pool;
     srv_conn *woken;                     /* named by the pool's wake hook */
+    char log[SRV_LOG_BUFFER];            /* whole lines for stderr, see srv_log */
+    size_t log_len;
 };
 
 /*
@@ -119,6 +122,18 @@ void srv_watch(srv_conn *c, const sluice_interest *w);
 
 /* A deadline of the program's own (e.g. the request-head deadline). */
 void srv_deadline(srv_conn *c, int64_t at);
+
+/*
+ * Appends one line (printf format, without the newline) to the access log.
+ * Lines are written to stderr in one write(2) per turn of the loop, before
+ * it waits, so a busy worker logs thousands of requests per syscall instead
+ * of one each; always whole lines, so workers sharing stderr never split
+ * each other's.
+ */
+void srv_log(srv *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Writes out what srv_log buffered (the loop does it before waiting). */
+void srv_log_flush(srv *s);
 
 /* Forgets an fd the connection is about to close (epoll drops closed fds by
  * itself, but our bookkeeping must not keep a number the kernel may reuse). */

@@ -28,8 +28,10 @@ static void drop_oldest(upstream_pool *p, size_t n)
 {
     if (n == 0)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        sluice_io_close(p->idle[i].io);
         close(p->idle[i].fd);
+    }
     p->len -= n;
     memmove(p->idle, p->idle + n, p->len * sizeof *p->idle);
 }
@@ -51,28 +53,33 @@ static int looks_open(int fd)
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-int upstream_pool_get(upstream_pool *p, int64_t now)
+int upstream_pool_get(upstream_pool *p, int64_t now, sluice_io **io)
 {
     expire(p, now);
     while (p->len > 0) {
-        int fd = p->idle[--p->len].fd;
-        if (looks_open(fd))
-            return fd;
-        close(fd);
+        upstream_idle *e = &p->idle[--p->len];
+        if (looks_open(e->fd)) {
+            *io = e->io;
+            return e->fd;
+        }
+        sluice_io_close(e->io);
+        close(e->fd);
     }
+    *io = NULL;
     return -1;
 }
 
-void upstream_pool_put(upstream_pool *p, int fd, int64_t now)
+void upstream_pool_put(upstream_pool *p, int fd, sluice_io *io, int64_t now)
 {
     if (p->cap == 0) {
+        sluice_io_close(io);
         close(fd);
         return;
     }
     expire(p, now);
     if (p->len == p->cap)
         drop_oldest(p, 1);
-    p->idle[p->len++] = (upstream_idle){fd, now};
+    p->idle[p->len++] = (upstream_idle){fd, io, now};
 }
 
 void upstream_pool_free(upstream_pool *p)

@@ -40,7 +40,8 @@ typedef struct sluice_sha256_ctx {
     uint64_t _len;                /* bytes hashed so far */
     unsigned char _buf[64];       /* partial block: _len % 64 bytes */
     int _started;                 /* 0: fresh (all-zero) context */
-    int _accel;                   /* 1: use the CPU's SHA instructions */
+    int _accel;                   /* 0: not decided yet (at the first block),
+                                     1: the CPU's SHA instructions, 2: C */
 } sluice_sha256_ctx;
 
 /* Starts (or restarts) a digest. */
