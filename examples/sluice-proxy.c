@@ -143,6 +143,8 @@ typedef struct conn {
     int up_keep;                         /* the final response's head allows reuse */
     int interim_seen;                    /* a 1xx arrived: the upstream answered */
     int req_done, req_failed;
+    int just_sent;                       /* the request went out in this turn:
+                                            its answer cannot be there yet */
     int64_t up_deadline;                 /* idle gap while waiting on upstream */
 
     /* the response */
@@ -620,6 +622,7 @@ static int upstream_connect(conn *c)
         c->ufd = net_connect(&px->cfg.upstream);
         if (c->ufd < 0)
             return fail_request(c, 502);
+        srv_unpark(&px->srv, c->ufd); /* a new fd: nothing parked under its number */
     } else if (c->reused) {
         return 0;
     }
@@ -876,7 +879,7 @@ static int exchange_request(conn *c, int64_t now)
     if (req_moved(c) != before)
         c->up_deadline = now + c->px->cfg.timeout_ms;
     if (st == SLUICE_PUMP_DONE) {
-        c->req_done = 1;
+        c->req_done = c->just_sent = 1;
         c->up_deadline = now + c->px->cfg.timeout_ms;
     } else if (st == SLUICE_PUMP_PENDING) {
         srv_watch(&c->hc.base, &w);
@@ -927,7 +930,7 @@ static int replay(conn *c)
 {
     drop_upstream(c);
     c->retried = 1;
-    c->req_done = c->req_failed = c->close_after = 0;
+    c->req_done = c->req_failed = c->close_after = c->just_sent = 0;
     c->state = S_CONNECT;
     return 0;
 }
@@ -938,6 +941,13 @@ static int exchange_response_head(conn *c, int64_t now)
 {
     sluice_interest w;
     int err = 0;
+    if (c->just_sent && sluice_reader_available(c->urd) == 0) {
+        /* a read now would find nothing (a syscall per request): wait */
+        c->just_sent = 0;
+        srv_watch(&c->hc.base, &(sluice_interest){c->ufd, SLUICE_WANT_READ, c->up_deadline});
+        return 1;
+    }
+    c->just_sent = 0;
     sluice_poll r = sluice_http_read_response(c->urd, NULL, &c->m->res, c->m->rhdrs, MAX_HEADERS,
                                               &c->m->rhead, &err);
     if (r == SLUICE_READY) {
@@ -1142,10 +1152,11 @@ static void release_upstream(conn *c, int keep)
     sluice_stream_close(c->rbody);
     sluice_reader_close(c->urd);
     if (c->ufd >= 0) {
-        srv_forget(&c->hc.base, c->ufd);
         if (keep && c->uio) {
+            srv_park(&c->hc.base, c->ufd); /* stays registered for the next user */
             upstream_pool_put(&c->px->ups, c->ufd, c->uio, sluice_now_ms());
         } else {
+            srv_forget(&c->hc.base, c->ufd);
             sluice_io_close(c->uio);
             close(c->ufd);
         }
@@ -1188,7 +1199,7 @@ static void conn_reset_request(conn *c)
     c->head_deadline = -1;
     c->t_start = sluice_now_ms();
     c->received = c->sent = 0;
-    c->req_done = c->req_failed = 0;
+    c->req_done = c->req_failed = c->just_sent = 0;
     c->retried = c->interim_seen = 0;
     c->res_started = c->res_done = c->close_after = c->logged = 0;
     c->status = 0;
@@ -1227,6 +1238,12 @@ static int px_idle(srv_conn *sc)
 static const srv_ops px_ops = {px_accept, drive, px_destroy, px_idle};
 
 /* ---- main ----------------------------------------------------------------- */
+
+/* The upstream pool closes an idle connection: the loop forgets it. */
+static void unpark(void *ud, int fd)
+{
+    srv_unpark(ud, fd);
+}
 
 static void usage(FILE *f)
 {
@@ -1391,7 +1408,7 @@ int main(int argc, char **argv)
     if (cfg->max_memory && pc.max_blocks == 0)
         pc.max_blocks = 1;
     if (sluice_pool_new(&pc, &px.pool) < 0 ||
-        upstream_pool_init(&px.ups, cfg->keepalive, cfg->upstream_idle_ms) < 0) {
+        upstream_pool_init(&px.ups, cfg->keepalive, cfg->upstream_idle_ms, unpark, &px.srv) < 0) {
         fprintf(stderr, "sluice-proxy: out of memory\n");
         return 1;
     }

@@ -14,9 +14,13 @@
  *     arbitrary (30 s idle, 2 s linger, 5 ms pool retry) and a heap is
  *     exact;
  *   - liveness: a finished connection is marked closed, taken out of epoll
- *     and the heap at once, and destroyed after the batch of events, so an
- *     event for it later in the same batch is skipped with one flag test
- *     instead of a search.
+ *     and the heap at once, and destroyed after the batch of events; epoll
+ *     events carry the fd, and a table by fd names its connection, so an
+ *     event for a connection closed earlier in the batch finds no owner;
+ *   - registrations: a connection's wishes are diffed against what epoll
+ *     has (sync_watches), and an upstream socket going back to a pool stays
+ *     registered (srv_park) for the next connection to take over, so a
+ *     keep-alive exchange costs no epoll_ctl at all.
  * The only walks left are the one-off ones: shutdown and the idle sweep it
  * starts.
  *
@@ -128,13 +132,82 @@ void srv_log(srv *s, const char *fmt, ...)
     s->log_len += len;
 }
 
+#define TOKEN_LISTEN UINT64_MAX       /* epoll data of the listening socket */
+#define TOKEN_SIGNAL (UINT64_MAX - 1) /* ... and of the signalfd */
+
+/* The table entry of fd, grown to hold it; NULL if out of memory. */
+static srv_fd *fd_entry(srv *s, int fd)
+{
+    if ((size_t)fd >= s->nfds) {
+        size_t n = s->nfds ? s->nfds : 256;
+        while (n <= (size_t)fd)
+            n *= 2;
+        srv_fd *t = realloc(s->fds, n * sizeof *t);
+        if (!t)
+            return NULL;
+        memset(t + s->nfds, 0, (n - s->nfds) * sizeof *t);
+        s->fds = t;
+        s->nfds = n;
+    }
+    return &s->fds[fd];
+}
+
+/* epoll_ctl for fd with its table entry kept in step (no call when epoll
+ * has it so already); ADD and MOD fall back on each other, so a table that
+ * went wrong heals instead of losing events. */
+static void fd_register(srv *s, int fd, uint32_t events, srv_conn *owner)
+{
+    srv_fd *e = fd_entry(s, fd);
+    if (!e || e->events != events) {
+        struct epoll_event ev = {.events = events, .data.u64 = (uint64_t)fd};
+        int op = e && e->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        if (epoll_ctl(s->epfd, op, fd, &ev) < 0 && (errno == ENOENT || errno == EEXIST))
+            epoll_ctl(s->epfd, op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+    }
+    if (e)
+        *e = (srv_fd){owner, events};
+}
+
+static void fd_unregister(srv *s, int fd)
+{
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+    if ((size_t)fd < s->nfds)
+        s->fds[fd] = (srv_fd){0};
+}
+
 void srv_forget(srv_conn *c, int fd)
 {
+    if (fd < 0)
+        return;
     for (int i = 0; i < SRV_MAX_WATCH; i++)
-        if (c->reg[i].fd == fd && fd >= 0) {
-            epoll_ctl(c->srv->epfd, EPOLL_CTL_DEL, fd, NULL);
+        if (c->reg[i].fd == fd) {
+            fd_unregister(c->srv, fd);
             c->reg[i].fd = -1;
+            return;
         }
+    srv_unpark(c->srv, fd); /* taken from a pool, closed before it was watched */
+}
+
+void srv_park(srv_conn *c, int fd)
+{
+    srv *s = c->srv;
+    for (int i = 0; i < SRV_MAX_WATCH; i++) {
+        if (c->reg[i].fd != fd || fd < 0)
+            continue;
+        c->reg[i].fd = -1;
+        /* only a read interest may stay: a writable socket would fire at once */
+        if (c->reg[i].events == EPOLLIN && (size_t)fd < s->nfds)
+            s->fds[fd].owner = NULL;
+        else
+            fd_unregister(s, fd);
+    }
+}
+
+void srv_unpark(srv *s, int fd)
+{
+    /* close(2) takes it out of epoll; only the table must not keep it */
+    if (fd >= 0 && (size_t)fd < s->nfds && !s->fds[fd].owner)
+        s->fds[fd] = (srv_fd){0};
 }
 
 static uint32_t epoll_events(int events)
@@ -143,41 +216,41 @@ static uint32_t epoll_events(int events)
            ((events & SLUICE_WANT_WRITE) ? EPOLLOUT : 0u);
 }
 
-/* Brings the epoll registrations in line with c->want. */
+/*
+ * Brings the epoll registrations in line with c->want, lazily: an fd no
+ * longer wanted stays registered (a request's client socket while the
+ * upstream answers, then wanted again for the next request), and is taken
+ * out only if an event comes for it meanwhile (fd_event) or its slot is
+ * needed. A keep-alive exchange then costs no epoll_ctl.
+ */
 static void sync_watches(srv_conn *c)
 {
     srv *s = c->srv;
-    for (int i = 0; i < SRV_MAX_WATCH; i++) { /* drop what is no longer wanted */
-        if (c->reg[i].fd < 0)
-            continue;
-        int still = 0;
-        for (int j = 0; j < c->nwant; j++)
-            still |= c->want[j].fd == c->reg[i].fd;
-        if (!still) {
-            epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->reg[i].fd, NULL);
-            c->reg[i].fd = -1;
-        }
+    for (int i = 0; i < SRV_MAX_WATCH; i++) {
+        c->reg[i].wanted = 0;
+        for (int j = 0; j < c->nwant && c->reg[i].fd >= 0; j++)
+            c->reg[i].wanted |= c->want[j].fd == c->reg[i].fd;
     }
     for (int j = 0; j < c->nwant; j++) {
-        uint32_t ev = epoll_events(c->want[j].events);
         int slot = -1, free_slot = -1;
         for (int i = 0; i < SRV_MAX_WATCH; i++) {
             if (c->reg[i].fd == c->want[j].fd)
                 slot = i;
-            else if (c->reg[i].fd < 0 && free_slot < 0)
-                free_slot = i;
+            else if (!c->reg[i].wanted && (free_slot < 0 || c->reg[free_slot].fd >= 0))
+                free_slot = i; /* an empty slot, else one left registered */
         }
-        struct epoll_event e = {.events = ev, .data.ptr = c};
-        if (slot >= 0) {
-            if (c->reg[slot].events != ev) {
-                epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->want[j].fd, &e);
-                c->reg[slot].events = ev;
-            }
-        } else if (free_slot >= 0) {
-            epoll_ctl(s->epfd, EPOLL_CTL_ADD, c->want[j].fd, &e);
-            c->reg[free_slot].fd = c->want[j].fd;
-            c->reg[free_slot].events = ev;
+        if (slot < 0 && free_slot < 0)
+            continue;
+        if (slot < 0) { /* new to c; perhaps parked, then epoll has it already */
+            slot = free_slot;
+            if (c->reg[slot].fd >= 0)
+                fd_unregister(s, c->reg[slot].fd);
+            c->reg[slot].fd = c->want[j].fd;
         }
+        uint32_t ev = epoll_events(c->want[j].events);
+        fd_register(s, c->want[j].fd, ev, c);
+        c->reg[slot].events = ev;
+        c->reg[slot].wanted = 1;
     }
 }
 
@@ -204,7 +277,7 @@ static void resume_accept(srv *s)
     if (!s->accept_paused || s->lfd < 0 || s->draining ||
         (s->max_conns && s->nconns >= s->max_conns))
         return;
-    struct epoll_event e = {.events = EPOLLIN, .data.ptr = &s->lfd};
+    struct epoll_event e = {.events = EPOLLIN, .data.u64 = TOKEN_LISTEN};
     epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &e);
     s->accept_paused = 0;
 }
@@ -247,6 +320,7 @@ static void accept_all(srv *s)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        srv_unpark(s, fd); /* a new fd: whatever the table said of its number is stale */
         srv_conn *c = s->ops->accept(s, fd);
         if (c)
             add_conn(s, c);
@@ -324,6 +398,27 @@ static void reap(srv *s)
         return;
     resume_accept(s);
     note_churn(s, n);
+}
+
+/* An event on a connection's fd runs it; one on an fd left registered but
+ * not wanted now, or on a parked fd (its peer closed or wrote), takes it
+ * out of epoll; one for an fd nobody has any more (closed earlier in this
+ * batch) is dropped. */
+static void fd_event(srv *s, int fd)
+{
+    srv_fd *e = (size_t)fd < s->nfds ? &s->fds[fd] : NULL;
+    if (!e || !e->events)
+        return;
+    srv_conn *c = e->owner;
+    for (int i = 0; c && i < SRV_MAX_WATCH; i++)
+        if (c->reg[i].fd == fd && !c->reg[i].wanted) {
+            c->reg[i].fd = -1; /* left registered, not wanted now: out */
+            c = NULL;
+        }
+    if (c)
+        run_conn(c);
+    else
+        fd_unregister(s, fd);
 }
 
 /* Drives c until it waits, re-registers it and files its deadline. */
@@ -451,17 +546,17 @@ static int loop(srv *s)
         if (n < 0 && errno != EINTR)
             return 1;
         for (int i = 0; i < n; i++) {
-            void *p = ev[i].data.ptr;
-            if (p == &s->lfd) {
+            uint64_t t = ev[i].data.u64;
+            if (t == TOKEN_LISTEN) {
                 if (s->lfd >= 0)
                     accept_all(s);
-            } else if (p == &s->sigfd) {
+            } else if (t == TOKEN_SIGNAL) {
                 struct signalfd_siginfo si;
                 while (read(s->sigfd, &si, sizeof si) == sizeof si)
                     ;
                 begin_drain(s);
             } else {
-                run_conn(p); /* a no-op for one closed earlier in this batch */
+                fd_event(s, (int)t);
             }
         }
         run_woken(s);
@@ -528,9 +623,9 @@ int srv_main(srv *s, const srv_ops *ops, net_addr *addr, int workers)
     s->lfd = fds[me];
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     s->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    struct epoll_event e = {.events = EPOLLIN, .data.ptr = &s->lfd};
+    struct epoll_event e = {.events = EPOLLIN, .data.u64 = TOKEN_LISTEN};
     epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &e);
-    e.data.ptr = &s->sigfd;
+    e.data.u64 = TOKEN_SIGNAL;
     epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &e);
     set_max_conns(s);
 
@@ -541,6 +636,7 @@ int srv_main(srv *s, const srv_ops *ops, net_addr *addr, int workers)
     reap(s);
     srv_log_flush(s);
     free(s->heap);
+    free(s->fds);
     for (int i = 0; i < nkids; i++)
         kill(kids[i], SIGTERM);
     for (int i = 0; i < nkids; i++)

@@ -65,6 +65,8 @@ struct srv_conn {
     struct {
         int fd;
         uint32_t events;                 /* as registered with epoll */
+        int wanted;                      /* 0: left registered in case it is
+                                            wanted again (see sync_watches) */
     } reg[SRV_MAX_WATCH];
     sluice_interest want[SRV_MAX_WATCH]; /* filled by drive() */
     int nwant;
@@ -75,6 +77,14 @@ struct srv_conn {
     int64_t deadline;                    /* nearest deadline, -1 none */
     size_t heap_at;                      /* 1 + index in the timer heap, 0: none */
 };
+
+/* What epoll knows of one descriptor (indexed by fd): events as
+ * registered (0: not registered) and the connection its events go to
+ * (NULL with events: parked, see srv_park). */
+typedef struct srv_fd {
+    srv_conn *owner;
+    uint32_t events;
+} srv_fd;
 
 /* An entry of the timer heap: a deadline c had when it was filed. */
 typedef struct srv_timer {
@@ -104,6 +114,8 @@ struct srv {
     int64_t trim_at;
     sluice_pool *pool;
     srv_conn *woken;                     /* named by the pool's wake hook */
+    srv_fd *fds;                         /* by descriptor number */
+    size_t nfds;
     char log[SRV_LOG_BUFFER];            /* whole lines for stderr, see srv_log */
     size_t log_len;
 };
@@ -134,6 +146,19 @@ void srv_log(srv *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 
 /* Writes out what srv_log buffered (the loop does it before waiting). */
 void srv_log_flush(srv *s);
+
+/*
+ * Hands fd (watched by c, e.g. an upstream socket going back to a pool)
+ * over to the loop, still registered with epoll: the next connection that
+ * watches it takes it over, usually without any epoll_ctl (two per request
+ * otherwise: a delete here, an add there). An event on a parked fd (its
+ * peer closed it or sent something) only takes it out of epoll; whoever
+ * holds the fd finds out on its own (upstream.c peeks before reuse).
+ */
+void srv_park(srv_conn *c, int fd);
+
+/* Forgets a parked fd that is about to be closed. */
+void srv_unpark(srv *s, int fd);
 
 /* Forgets an fd the connection is about to close (epoll drops closed fds by
  * itself, but our bookkeeping must not keep a number the kernel may reuse). */

@@ -10,10 +10,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int upstream_pool_init(upstream_pool *p, size_t cap, uint32_t idle_ms)
+int upstream_pool_init(upstream_pool *p, size_t cap, uint32_t idle_ms,
+                       void (*closing)(void *ud, int fd), void *closing_ud)
 {
     memset(p, 0, sizeof *p);
     p->idle_ms = idle_ms;
+    p->closing = closing;
+    p->closing_ud = closing_ud;
     if (cap == 0)
         return 0;
     p->idle = calloc(cap, sizeof *p->idle);
@@ -23,15 +26,21 @@ int upstream_pool_init(upstream_pool *p, size_t cap, uint32_t idle_ms)
     return 0;
 }
 
+static void close_idle(upstream_pool *p, const upstream_idle *e)
+{
+    if (p->closing)
+        p->closing(p->closing_ud, e->fd);
+    sluice_io_close(e->io);
+    close(e->fd);
+}
+
 /* Closes the n oldest entries. */
 static void drop_oldest(upstream_pool *p, size_t n)
 {
     if (n == 0)
         return;
-    for (size_t i = 0; i < n; i++) {
-        sluice_io_close(p->idle[i].io);
-        close(p->idle[i].fd);
-    }
+    for (size_t i = 0; i < n; i++)
+        close_idle(p, &p->idle[i]);
     p->len -= n;
     memmove(p->idle, p->idle + n, p->len * sizeof *p->idle);
 }
@@ -62,8 +71,7 @@ int upstream_pool_get(upstream_pool *p, int64_t now, sluice_io **io)
             *io = e->io;
             return e->fd;
         }
-        sluice_io_close(e->io);
-        close(e->fd);
+        close_idle(p, e);
     }
     *io = NULL;
     return -1;
@@ -72,8 +80,7 @@ int upstream_pool_get(upstream_pool *p, int64_t now, sluice_io **io)
 void upstream_pool_put(upstream_pool *p, int fd, sluice_io *io, int64_t now)
 {
     if (p->cap == 0) {
-        sluice_io_close(io);
-        close(fd);
+        close_idle(p, &(upstream_idle){fd, io, now});
         return;
     }
     expire(p, now);

@@ -32,11 +32,16 @@ typedef struct upstream_pool {
     upstream_idle *idle; /* oldest first */
     size_t len, cap;     /* cap 0: reuse is off */
     uint32_t idle_ms;
+    /* told of each idle fd the pool is about to close (the event loop may
+     * still have it registered: srv_unpark); NULL: nobody to tell */
+    void (*closing)(void *ud, int fd);
+    void *closing_ud;
 } upstream_pool;
 
 /* An empty pool keeping up to cap connections for up to idle_ms each.
  * Returns 0, or -1 when out of memory. */
-int upstream_pool_init(upstream_pool *p, size_t cap, uint32_t idle_ms);
+int upstream_pool_init(upstream_pool *p, size_t cap, uint32_t idle_ms,
+                       void (*closing)(void *ud, int fd), void *closing_ud);
 
 /*
  * An idle connection that still looks open, handed over to the caller with
