@@ -8,6 +8,8 @@
 #   make demo | bench | bench-micro | fuzz | clean
 
 SHELL      := /bin/bash
+# `make` alone builds `all`, whatever rule comes first (the optional hosts'
+# rules below would otherwise be the default goal)
 .DEFAULT_GOAL := all
 VERSION    := 0.2.0
 SOVERSION  := 1

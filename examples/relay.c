@@ -47,6 +47,13 @@ typedef struct conn {
 static sluice_pool *pool;
 static struct addrinfo *upstream;
 
+/* Time limits the library keeps for heads, so this loop has no timers of its
+ * own for them (the reader's interest carries the deadline): a head whole
+ * within 10 s of its first byte; a client idle between requests, or an
+ * upstream that has not begun its answer, given 60 s. */
+static const sluice_http_limits head_limits = {.head_timeout_ms = 10000,
+                                               .idle_timeout_ms = 60000};
+
 static int named(const sluice_http_header *h, const char *name)
 {
     return h->name_len == strlen(name) && strncasecmp(h->name, name, h->name_len) == 0;
@@ -112,13 +119,13 @@ static int step(conn *c)
     for (;;) {
         switch (c->phase) {
         case HEAD: /* parsed in place in the reader's block: no copy */
-            r = sluice_http_read_request(c->crd, NULL, &c->req, c->hdrs, MAX_HEADERS, &c->head, &err);
+            r = sluice_http_read_request(c->crd, &head_limits, &c->req, c->hdrs, MAX_HEADERS, &c->head, &err);
             if (r == SLUICE_PENDING) {
                 sluice_reader_ready(c->crd, &c->want);
                 return 0;
             }
             if (r != SLUICE_READY || sluice_http_request_framing(&c->req, &f) < 0)
-                return -1; /* closed, or a malformed head (a server would answer 400) */
+                return -1; /* closed, malformed (a server would answer 400), or too slow */
             c->keep_alive = sluice_http_request_keep_alive(&c->req);
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
             if (sluice_http_request_expect(&c->req) == SLUICE_HTTP_EXPECT_CONTINUE &&
@@ -155,7 +162,7 @@ static int step(conn *c)
             c->phase = HEAD;
             break;
         case RESPONSE_HEAD: /* the request's fields are done with: reuse hdrs */
-            r = sluice_http_read_response(c->urd, NULL, &c->res, c->hdrs, MAX_HEADERS, &c->rhead, &err);
+            r = sluice_http_read_response(c->urd, &head_limits, &c->res, c->hdrs, MAX_HEADERS, &c->rhead, &err);
             if (r == SLUICE_PENDING) {
                 sluice_reader_ready(c->urd, &c->want);
                 return 0;

@@ -117,7 +117,7 @@ typedef struct conn {
 
     /* the request */
     struct request_mem *m;               /* NULL between requests */
-    int64_t t_start, head_deadline;
+    int64_t t_start;                     /* idle since / the request's first byte */
     int keep_alive, expect_continue;
 
     /* the request body pipeline */
@@ -1030,7 +1030,6 @@ static int step_exchange(conn *c)
 static int step_head(conn *c)
 {
     proxy *px = c->px;
-    int64_t now = sluice_now_ms();
     if (!c->m) { /* between requests: wait for a first byte, holding nothing */
         int rc = http_conn_await(&c->hc, c->t_start + px->cfg.timeout_ms);
         if (rc != 0)
@@ -1042,45 +1041,34 @@ static int step_head(conn *c)
             sluice_sha256_init(&c->m->sha);
         if (px->cfg.extract)
             sluice_sniff_init(&c->m->sniff);
-    }
-    if (sluice_reader_available(c->hc.rd) > 0 && c->head_deadline < 0) {
-        c->head_deadline = now + px->cfg.timeout_ms;
-        c->t_start = now;
-    }
-    if (c->head_deadline >= 0 && now >= c->head_deadline) {
-        c->status = 408;
-        return -1; /* the head took too long: close */
+        c->t_start = sluice_now_ms(); /* the request's time, for the log */
     }
     /* --max-header-bytes counts the request line and header lines with their
-     * CRLFs; the parser's limit also covers the final empty line */
+     * CRLFs; the parser's limit also covers the final empty line. The head's
+     * deadline (--timeout-ms from its first byte) is the library's: the
+     * reader's interest carries it and the call at it fails. */
     sluice_http_limits lim = {.max_head_bytes = px->cfg.max_head + 2,
-                              .max_headers = MAX_HEADERS};
+                              .max_headers = MAX_HEADERS,
+                              .head_timeout_ms = px->cfg.timeout_ms};
     int err = 0;
     sluice_poll r = sluice_http_read_request(c->hc.rd, &lim, &c->m->req, c->m->hdrs, MAX_HEADERS,
                                              &c->m->head, &err);
     if (r == SLUICE_PENDING) {
         sluice_interest w;
         sluice_reader_ready(c->hc.rd, &w);
-        if (sluice_reader_available(c->hc.rd) > 0 && c->head_deadline < 0) {
-            c->head_deadline = now + px->cfg.timeout_ms;
-            c->t_start = now;
-        }
-        w.deadline_ms = c->head_deadline >= 0 ? c->head_deadline : now + px->cfg.timeout_ms;
-        if (c->head_deadline < 0 && now >= c->t_start + px->cfg.timeout_ms)
-            return -1; /* idle keep-alive connection */
         srv_watch(&c->hc.base, &w);
         return 1;
     }
     if (r == SLUICE_EOF)
         return -1;
+    if (r == SLUICE_ERROR && err == SLUICE_EHEAD_TIMEOUT) {
+        c->status = 408; /* logged; a client that dribbles is cut without an answer */
+        return -1;
+    }
     if (r == SLUICE_ERROR) {
-        if (c->head_deadline < 0)
-            c->t_start = now;
         int st = sluice_http_error_status(err);
         return st ? reply(c, st) : -1;
     }
-    if (c->head_deadline < 0)
-        c->t_start = now;
     return start_request(c);
 }
 
@@ -1196,7 +1184,6 @@ static void conn_reset_request(conn *c)
     c->src = c->body = NULL;
     c->mp = NULL;
     c->state = S_HEAD;
-    c->head_deadline = -1;
     c->t_start = sluice_now_ms();
     c->received = c->sent = 0;
     c->req_done = c->req_failed = c->just_sent = 0;

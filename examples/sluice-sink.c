@@ -57,7 +57,7 @@ typedef struct conn {
     enum state state;
     request_mem *m;             /* NULL between requests */
     int keep_alive;
-    int64_t head_deadline, idle_since;
+    int64_t idle_since;
 
     sluice_stream *body;        /* tapped body stream */
     sluice_sink *out;           /* discard sink or file writer */
@@ -332,29 +332,23 @@ static int step_head(conn *c)
             return -1;
         sluice_sha256_init(&c->m->sha);
     }
-    int64_t now = sluice_now_ms();
-    if (sluice_reader_available(c->hc.rd) > 0 && c->head_deadline < 0)
-        c->head_deadline = now + c->ss->timeout_ms;
-    if (c->head_deadline >= 0 && now >= c->head_deadline)
-        return -1;
     int err = 0;
     /* 16384 bytes of request line and header lines, as the proxy counts them,
-     * plus the final empty line */
+     * plus the final empty line; the whole head within --timeout-ms of its
+     * first byte (the library's deadline, reported in the reader's interest) */
     sluice_http_limits lim = {.max_head_bytes = SLUICE_HTTP_DEFAULT_MAX_HEAD_BYTES + 2,
-                              .max_headers = MAX_HEADERS};
+                              .max_headers = MAX_HEADERS,
+                              .head_timeout_ms = c->ss->timeout_ms};
     sluice_poll r = sluice_http_read_request(c->hc.rd, &lim, &c->m->req, c->m->hdrs, MAX_HEADERS,
                                              &c->m->head, &err);
     if (r == SLUICE_PENDING) {
         sluice_interest w;
         sluice_reader_ready(c->hc.rd, &w);
-        if (c->head_deadline < 0 && now >= c->idle_since + c->ss->timeout_ms)
-            return -1;
-        w.deadline_ms = c->head_deadline >= 0 ? c->head_deadline : c->idle_since + c->ss->timeout_ms;
         srv_watch(&c->hc.base, &w);
         return 1;
     }
-    if (r == SLUICE_EOF)
-        return -1;
+    if (r == SLUICE_EOF || (r == SLUICE_ERROR && err == SLUICE_EHEAD_TIMEOUT))
+        return -1; /* closed, or a head that took too long: cut, no answer */
     if (r == SLUICE_ERROR) {
         int st = sluice_http_error_status(err);
         return st ? error_reply(c, st) : -1;
@@ -505,7 +499,6 @@ static void conn_reset(conn *c)
     c->out = c->interim = c->reply = NULL;
     c->body = NULL;
     c->state = S_HEAD;
-    c->head_deadline = -1;
     c->idle_since = sluice_now_ms();
     c->bytes = 0;
     c->fd_file = -1;

@@ -61,6 +61,13 @@ static uv_loop_t *loop;
 static sluice_pool *pool;
 static struct addrinfo *upstream;
 
+/* Time limits the library keeps for heads, so this loop has no timers of its
+ * own for them (the reader's interest carries the deadline to arm()): a
+ * head whole within 10 s of its first byte; a client idle between requests,
+ * or an upstream that has not begun its answer, given 60 s. */
+static const sluice_http_limits head_limits = {.head_timeout_ms = 10000,
+                                               .idle_timeout_ms = 60000};
+
 static void on_poll(uv_poll_t *h, int status, int events);
 static void on_timer(uv_timer_t *t);
 
@@ -190,14 +197,14 @@ static int request_head(conn *c)
     sluice_http_framing f;
     sluice_http_head_builder b;
     int err;
-    sluice_poll r = sluice_http_read_request(c->crd, NULL, &c->req, c->hdrs, MAX_HEADERS,
+    sluice_poll r = sluice_http_read_request(c->crd, &head_limits, &c->req, c->hdrs, MAX_HEADERS,
                                              &c->head, &err);
     if (r == SLUICE_PENDING) {
         sluice_reader_ready(c->crd, &c->want);
         return 0;
     }
     if (r != SLUICE_READY || sluice_http_request_framing(&c->req, &f) < 0)
-        return -1; /* closed, or a malformed head (a server would answer 400) */
+        return -1; /* closed, malformed (a server would answer 400), or too slow */
     c->keep_alive = sluice_http_request_keep_alive(&c->req);
     if (sluice_http_request_expect(&c->req) == SLUICE_HTTP_EXPECT_CONTINUE &&
         write(c->cfd, "HTTP/1.1 100 Continue\r\n\r\n", 25) != 25)
@@ -218,7 +225,7 @@ static int response_head(conn *c)
     sluice_http_framing f;
     sluice_http_head_builder b;
     int err;
-    sluice_poll r = sluice_http_read_response(c->urd, NULL, &c->res, c->hdrs, MAX_HEADERS,
+    sluice_poll r = sluice_http_read_response(c->urd, &head_limits, &c->res, c->hdrs, MAX_HEADERS,
                                               &c->rhead, &err);
     if (r == SLUICE_PENDING) {
         sluice_reader_ready(c->urd, &c->want);

@@ -98,6 +98,24 @@ int sluice__reader_eof(const sluice_reader *r);
 void sluice__reader_read_max(sluice_reader *r, size_t max);
 void sluice__reader_bypassed(sluice_reader *r, uint64_t n);
 
+/*
+ * The clock of the head being read from a reader under a time limit
+ * (lib/head.c). It lives in the reader because sluice_http_read_request is
+ * otherwise stateless across calls and the reader is the per-connection
+ * object it is given; head.c alone sets it, the reader only reports
+ * `deadline` in sluice_reader_ready. All -1: no head being timed.
+ */
+typedef struct sluice__head_clock {
+    int64_t first_byte; /* when a call first found a byte of this head */
+    int64_t idle_since; /* when a call first found nothing to read */
+    int64_t deadline;   /* the one that applies now, for the interest */
+    int64_t (*now)(void *ud); /* the clock; NULL: sluice_now_ms (tests
+                                 set their own, sluice__reader_set_clock) */
+    void *now_ud;
+} sluice__head_clock;
+
+sluice__head_clock *sluice__reader_head_clock(sluice_reader *r);
+
 /* With nothing unread, lets go of the blocks the reader keeps for appends
  * (views handed out keep theirs): a body that ended gives its memory back to
  * the budget while the connection waits for something else (a response,

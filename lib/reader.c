@@ -50,6 +50,7 @@ struct sluice_reader {
     int queued;              /* w may be queued or hold a grant */
     int64_t pool_retry;      /* waiting without a wake hook: retry then */
     uint64_t consumed;
+    sluice__head_clock clock; /* a head read under a time limit (head.c) */
     sluice__waiter w;
 };
 
@@ -90,6 +91,7 @@ int sluice_reader_new(sluice_pool *pool, sluice_io *io, const sluice_reader_conf
     r->max_buffered = c.max_buffered;
     r->max_iov = c.max_iov;
     r->pool_retry = -1;
+    r->clock.first_byte = r->clock.idle_since = r->clock.deadline = -1;
     r->w.token = c.wake_token ? c.wake_token : (void *)r;
     *out = r;
     return 0;
@@ -274,14 +276,17 @@ static sluice_poll fill(sluice_reader *r)
 
 void sluice_reader_ready(const sluice_reader *r, sluice_interest *want)
 {
-    if (r->want_read) {
+    if (r->want_read)
         sluice__io_ready(r->io, SLUICE_WANT_READ, want);
-        return;
-    }
-    if (r->pool_wait && sluice__pool_has_wake(r->pool))
+    else if (r->pool_wait && sluice__pool_has_wake(r->pool))
         *want = (sluice_interest){-1, SLUICE_WANT_WAKE, -1};
     else
         *want = (sluice_interest){-1, 0, r->pool_retry};
+    /* a head's deadline holds whatever the reader waits for: the host must
+     * wake for it even while the reader waits for memory */
+    int64_t d = r->clock.deadline;
+    if (d >= 0 && (want->deadline_ms < 0 || d < want->deadline_ms))
+        want->deadline_ms = d;
 }
 
 size_t sluice_reader_available(const sluice_reader *r)
@@ -381,6 +386,17 @@ uint64_t sluice_reader_consumed(const sluice_reader *r)
 sluice_io *sluice__reader_io(const sluice_reader *r)
 {
     return r->io;
+}
+
+sluice__head_clock *sluice__reader_head_clock(sluice_reader *r)
+{
+    return &r->clock;
+}
+
+void sluice__reader_set_clock(sluice_reader *r, int64_t (*now)(void *ud), void *ud)
+{
+    r->clock.now = now;
+    r->clock.now_ud = ud;
 }
 
 void sluice__reader_read_max(sluice_reader *r, size_t max)

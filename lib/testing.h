@@ -27,6 +27,11 @@ int sluice__vecsink_set_blocked(sluice_sink *k, int blocked);
 int sluice__io_mem_new(sluice_pool *pool, const void *data, size_t len, size_t max_read,
                        unsigned flags, sluice_io **out);
 
+/* Makes the head deadlines of sluice_http_read_request / _response on r
+ * read time from now(ud) instead of CLOCK_MONOTONIC (NULL: the clock again),
+ * so tests can set exact times. */
+void sluice__reader_set_clock(sluice_reader *r, int64_t (*now)(void *ud), void *ud);
+
 /* Bytes written to an in-memory io so far; SLUICE_EINVAL for other ios. */
 ssize_t sluice__io_mem_written(const sluice_io *io);
 

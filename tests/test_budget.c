@@ -116,6 +116,49 @@ TEST(budget_fifo_grants_one_wake_per_block)
     sluice_pool_close(p);
 }
 
+static int64_t fixed_now(void *ud)
+{
+    return *(const int64_t *)ud;
+}
+
+/* A head read under a time limit while its reader is queued for memory:
+ * the interest is the wake and the head's deadline, and the deadline holds
+ * (the client is not waited for forever because the budget is short). */
+TEST(budget_wait_keeps_head_deadline)
+{
+    wake_log log = {0};
+    sluice_pool *p = budget_pool(64, 1, 1, &log);
+    sluice_block *a;
+    REQUIRE(sluice_block_get(p, &a) == 0);
+    int tok;
+    sluice_io *io;
+    sluice_reader *r = mem_reader(p, &io, &tok);
+    int64_t now = 40;
+    sluice__reader_set_clock(r, fixed_now, &now);
+    sluice_http_limits lim = {.idle_timeout_ms = 100, .head_timeout_ms = 1000};
+    sluice_http_request req;
+    sluice_http_header h[4];
+    sluice_bytes head;
+    int err;
+    EXPECT_EQ(sluice_http_read_request(r, &lim, &req, h, 4, &head, &err), SLUICE_PENDING);
+    sluice_interest w;
+    sluice_reader_ready(r, &w);
+    EXPECT_EQ(w.fd, -1);
+    EXPECT_EQ(w.events, SLUICE_WANT_WAKE);
+    EXPECT_EQ(w.deadline_ms, 140);
+    EXPECT_EQ(stats(p).waiters, 1);
+    now = 140;
+    EXPECT_EQ(sluice_http_read_request(r, &lim, &req, h, 4, &head, &err), SLUICE_ERROR);
+    EXPECT_ERR(err, SLUICE_EIDLE_TIMEOUT);
+    sluice_reader_close(r); /* leaves the queue */
+    EXPECT_EQ(stats(p).waiters, 0);
+    sluice_block_release(a);
+    EXPECT_EQ(log.n, 0);
+    sluice_io_close(io);
+    EXPECT_EQ(stats(p).blocks_live, 0);
+    sluice_pool_close(p);
+}
+
 TEST(budget_closed_waiter_passes_its_grant_on)
 {
     wake_log log = {0};

@@ -423,7 +423,7 @@ TEST(http_head_byte_limit)
     static const char head[] = "GET /abc HTTP/1.1\r\nHost: example.com\r\nX: 1\r\n\r\n";
     size_t n = sizeof head - 1;
     int r;
-    sluice_http_limits lim = {n, 0};
+    sluice_http_limits lim = {.max_head_bytes = n};
     EXPECT_EQ(first_result(0, head, n, &lim, &r, &g), n); /* exactly at the limit */
     EXPECT_EQ(r, (int)n);
     lim.max_head_bytes = n - 1;
@@ -526,7 +526,7 @@ TEST(http_header_count_limit)
     n = many_fields(in, 4);
     EXPECT_ERR(sluice_http_parse_request(in, n, NULL, &req, h, 3), SLUICE_ETOO_MANY_HEADERS);
     EXPECT_EQ(sluice_http_parse_request(in, n, NULL, &req, h, 4), (int)n);
-    sluice_http_limits lim = {0, 2};
+    sluice_http_limits lim = {.max_headers = 2};
     EXPECT_ERR(sluice_http_parse_request(in, n, &lim, &req, h, 128), SLUICE_ETOO_MANY_HEADERS);
     n = many_fields(in, 0);
     EXPECT_EQ(sluice_http_parse_request(in, n, &lim, &req, h, 0), (int)n);

@@ -77,8 +77,12 @@ void srv_conn_init(srv *s, srv_conn *c)
 
 void srv_watch(srv_conn *c, const sluice_interest *w)
 {
-    if (w->events & SLUICE_WANT_WAKE)
-        return; /* waits for memory: srv_wake names it when a block is kept */
+    if (w->events & SLUICE_WANT_WAKE) {
+        /* waits for memory: srv_wake names it when a block is kept; a
+         * deadline (a head's) still holds meanwhile */
+        srv_deadline(c, w->deadline_ms);
+        return;
+    }
     if (w->fd < 0 && w->deadline_ms < 0) {
         c->immediate = 1;
         return;

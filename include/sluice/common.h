@@ -46,7 +46,8 @@ SLUICE_API const char *sluice_version(void);
  * code (sluice_http_error_status): 400 for a malformed request, 413 / 431
  * for a limit, 408 for a stall, 415 / 505 for what it cannot take, 500 / 503
  * for its own failures, 502 when the upstream it writes to (an S3 store)
- * failed, 0 when nobody is left to answer (the peer vanished).
+ * failed, 0 when nobody is left to answer (the peer vanished) or there is
+ * no request to answer (an idle connection timed out between requests).
  */
 #define SLUICE_ERROR_MAP(X)                                                     \
     /* core -1000.. */                                                        \
@@ -77,6 +78,8 @@ SLUICE_API const char *sluice_version(void);
     X(EBARE_LF,              -1113, 400, "bare LF where CRLF is required")     \
     X(EBARE_CR,              -1114, 400, "CR not followed by LF")              \
     X(ETOO_MANY_EMPTY_LINES, -1115, 400, "too many empty lines before the request line") \
+    X(EHEAD_TIMEOUT,         -1116, 408, "head did not arrive whole within its deadline") \
+    X(EIDLE_TIMEOUT,         -1117,   0, "no byte of a head arrived within the idle timeout") \
     /* HTTP framing -1150.. */                                                \
     X(EDUP_CONTENT_LENGTH,   -1150, 400, "more than one Content-Length")       \
     X(EBAD_CONTENT_LENGTH,   -1151, 400, "Content-Length is not plain digits or overflows") \

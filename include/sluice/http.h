@@ -52,6 +52,16 @@ typedef struct sluice_http_limits {
      * CRLF (empty lines skipped before a request line do not count). */
     size_t max_head_bytes;  /* 0: 16384 */
     size_t max_headers;     /* 0: 100; also capped by the caller's array */
+    /* Time limits, used only by sluice_http_read_request / _response
+     * (sluice/head.h; the parse functions here ignore them). 0: none.
+     * head_timeout_ms: the whole head must arrive within this long of its
+     * first byte (a deadline, not an idle gap: a peer dribbling one byte at
+     * a time is cut too), else SLUICE_EHEAD_TIMEOUT (408).
+     * idle_timeout_ms: waiting for the first byte of a head (an idle
+     * keep-alive connection, an upstream that has not begun to answer) ends
+     * after this long, SLUICE_EIDLE_TIMEOUT (0: nothing to answer). */
+    uint32_t head_timeout_ms;
+    uint32_t idle_timeout_ms;
 } sluice_http_limits;
 
 typedef enum sluice_http_target_form {
@@ -237,11 +247,14 @@ SLUICE_API const char *sluice_http_reason_phrase(int status);
  * failed with `code` (the status column of SLUICE_ERROR_MAP): 400 for a
  * malformed head, body, chunked framing, trailer or multipart body; 431 for
  * a head over its limits; 413 for a body or multipart part over its limit
- * (SLUICE_ETOOBIG, SLUICE_EBODY_TOO_LARGE, SLUICE_EPART_TOO_LARGE...); 408 for a stall (SLUICE_ETIMEDOUT); 415 for a
- * body that is not multipart/form-data; 505 for an HTTP version other than
- * 1.x; 500 / 503 for the server's own failures (SLUICE_ENOMEM,
- * SLUICE_EPOOLFULL...). 0 when nobody is left to answer (the peer vanished:
- * SLUICE_ETRUNCATED, -errno) and for 0. Thread-safe, no state.
+ * (SLUICE_ETOOBIG, SLUICE_EBODY_TOO_LARGE, SLUICE_EPART_TOO_LARGE...); 408
+ * for a stall or a head past its deadline (SLUICE_ETIMEDOUT,
+ * SLUICE_EHEAD_TIMEOUT); 415 for a body that is not multipart/form-data; 505
+ * for an HTTP version other than 1.x; 500 / 503 for the server's own
+ * failures (SLUICE_ENOMEM, SLUICE_EPOOLFULL...). 0 when nobody is left to
+ * answer (the peer vanished: SLUICE_ETRUNCATED, -errno), when there is no
+ * request to answer (SLUICE_EIDLE_TIMEOUT: close quietly) and for 0.
+ * Thread-safe, no state.
  */
 SLUICE_API int sluice_http_error_status(int code);
 

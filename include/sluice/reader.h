@@ -79,7 +79,11 @@ SLUICE_API void sluice_reader_close(sluice_reader *r);
  */
 SLUICE_API sluice_poll sluice_reader_fill(sluice_reader *r);
 
-/* What to wait for after fill returned PENDING. */
+/* What to wait for after fill (or sluice_http_read_request / _response)
+ * returned PENDING. While a head is being read under a time limit
+ * (sluice/head.h), deadline_ms is the head's deadline (or the reader's own
+ * retry deadline when that is sooner), whatever else the interest says, a
+ * SLUICE_WANT_WAKE included: wake for it and read the head again. */
 SLUICE_API void sluice_reader_ready(const sluice_reader *r, sluice_interest *want);
 
 /* Unread bytes buffered. */

@@ -79,7 +79,7 @@ static void round_trip_request(sluice_pool *pool, const sluice_http_request *req
     check(r == 0); /* everything parsed is something the builder accepts */
     sluice_http_request back;
     sluice_http_header h[CAP];
-    sluice_http_limits big = {1 << 20, CAP};
+    sluice_http_limits big = {.max_head_bytes = 1 << 20, .max_headers = CAP};
     check(sluice_http_parse_request(out.data, out.len, &big, &back, h, CAP) == (int)out.len);
     check(back.method_len == req->method_len && !memcmp(back.method, req->method, req->method_len));
     check(back.minor_version == 1);
@@ -100,7 +100,7 @@ static void round_trip_response(sluice_pool *pool, const sluice_http_response *r
     check(r == 0);
     sluice_http_response back;
     sluice_http_header h[CAP];
-    sluice_http_limits big = {1 << 20, CAP};
+    sluice_http_limits big = {.max_head_bytes = 1 << 20, .max_headers = CAP};
     check(sluice_http_parse_response(out.data, out.len, &big, &back, h, CAP) == (int)out.len);
     check(back.status == res->status);
     check(back.reason_len == res->reason_len && !memcmp(back.reason, res->reason, res->reason_len));
