@@ -97,6 +97,7 @@ typedef struct request_mem {
     sluice_sniff sniff;
     enum { S3_NONE, S3_STORE, S3_READ } s3; /* S3 mode: PUT/POST, GET/HEAD */
     int s3_key_len;
+    int64_t s3_wait_end;                   /* waiting for a part slot until */
     char s3_key[S3_MODE_MAX_KEY + 1];
 } request_mem;
 
@@ -1006,6 +1007,21 @@ static int store_reply(conn *c, int status, sluice_bytes *json)
     return 0;
 }
 
+/* An upload of unknown length waits for its turn (its body unread: the
+ * client's TCP window closes), checking again every few ms, for
+ * --timeout-ms at most: then 503. */
+static int store_wait(conn *c)
+{
+    int64_t now = sluice_now_ms();
+    if (!c->m->s3_wait_end)
+        c->m->s3_wait_end = now + c->px->cfg.timeout_ms;
+    if (now >= c->m->s3_wait_end)
+        return fail_request(c, 503);
+    sluice_interest w = {-1, 0, now + 10};
+    srv_watch(&c->hc.base, &w);
+    return 1;
+}
+
 /* Pumps the body into the store (s3_mode.c), then answers. */
 static int step_store(conn *c)
 {
@@ -1022,9 +1038,11 @@ static int step_store(conn *c)
             .content_type = px->cfg.extract ? c->part_type : ct ? ct->value : NULL,
             .content_type_len = px->cfg.extract ? c->part_type_len : ct ? ct->value_len : 0,
             .timeout_ms = px->cfg.timeout_ms, .conn = &c->hc.base};
-        if ((!c->src && sluice_memstream_new(px->pool, NULL, 0, 0, &c->src) < 0) ||
-            s3_upload_new(&px->cfg.s3, &uc, c->src, &c->store) < 0)
+        int rc = c->src ? 0 : sluice_memstream_new(px->pool, NULL, 0, 0, &c->src);
+        if (rc < 0 || (rc = s3_upload_new(&px->cfg.s3, &uc, c->src, &c->store)) < 0)
             return fail_request(c, 502);
+        if (rc == 1) /* as many uploads hold a part as memory allows */
+            return store_wait(c);
     }
     sluice_interest w;
     if (s3_upload_step(c->store, &w) == 1) {

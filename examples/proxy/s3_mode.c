@@ -11,6 +11,7 @@
 #include "s3_mode.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,11 +165,17 @@ int s3_mode_setup(s3_mode *m, size_t max_memory)
      * budget smaller than a part (and a reader's few blocks) could never
      * fill it, and the upload would wait for memory forever. */
     size_t part = m->part_size ? m->part_size : SLUICE_S3_DEFAULT_PART_SIZE;
-    if (max_memory && max_memory < part + 4 * SLUICE_DEFAULT_BLOCK_SIZE) {
+    size_t per = part + 4 * SLUICE_DEFAULT_BLOCK_SIZE;
+    if (max_memory && max_memory < per) {
         fprintf(stderr, "sluice-proxy: --max-memory %zu cannot hold one S3 part of %zu bytes "
                         "(and 4 blocks): raise it or lower --s3-part-size\n", max_memory, part);
         return -1;
     }
+    /* Uploads of unknown length hold their part until it is full: if more
+     * ran than the budget holds parts, all of them could wait for memory
+     * that only they hold. So only that many run; the others wait their
+     * turn before reading their bodies. */
+    m->part_slots = max_memory ? (int)(max_memory / per) : INT_MAX;
     /* The sink's own blocks (the store's answers, small chunks compacted)
      * come from a pool without the proxy's wake hook: its readers are not
      * connections the event loop knows. A quarter of the budget bounds it. */
@@ -305,7 +312,8 @@ static const sluice_io_vtable wio_vt = {"s3-store", wio_readv, wio_writev, wio_s
                                         wio_close};
 
 struct s3_upload {
-    const s3_mode *m;
+    s3_mode *m;
+    int slot;             /* holds one of m->part_slots */
     srv_conn *conn;
     sluice_io *io;        /* the first connection (the sink owns the others) */
     sluice_sink *sink;
@@ -341,15 +349,19 @@ static int dial(void *ud, sluice_io **out)
 
 /* ---- one upload ----------------------------------------------------------- */
 
-int s3_upload_new(const s3_mode *m, const s3_upload_config *uc, sluice_stream *src,
-                  s3_upload **out)
+int s3_upload_new(s3_mode *m, const s3_upload_config *uc, sluice_stream *src, s3_upload **out)
 {
     if (uc->key_len > S3_MODE_MAX_KEY)
         return SLUICE_EINVAL;
+    int unknown = uc->length == SLUICE_S3_UNKNOWN_LENGTH;
+    if (unknown && m->part_slots <= 0)
+        return 1;
     s3_upload *u = calloc(1, sizeof *u);
     if (!u)
         return SLUICE_ENOMEM;
     u->m = m;
+    u->slot = unknown;
+    m->part_slots -= unknown;
     u->conn = uc->conn;
     size_t cl = uc->content_type ? uc->content_type_len : 0;
     if (cl >= sizeof u->ctype)
@@ -408,6 +420,7 @@ void s3_upload_free(s3_upload *u)
     sluice_pump_close(&u->pump);
     sluice_sink_close(u->sink);
     sluice_io_close(u->io);
+    u->m->part_slots += u->slot;
     free(u);
 }
 

@@ -34,6 +34,8 @@ typedef struct s3_mode {
     sluice_sigv4_credentials cred;        /* strings from the environment */
     size_t part_size;                     /* --s3-part-size; 0: the sink's */
     sluice_pool *pool;                    /* the sink's own blocks (answers) */
+    int part_slots;                       /* uploads of unknown length that
+                                             may hold a part now (per worker) */
 } s3_mode;
 
 /* Parses --s3's URL into m. 0, or -1 with a message on stderr. */
@@ -83,11 +85,14 @@ typedef struct s3_upload_config {
     srv_conn *conn;           /* whose watches the store's fds are */
 } s3_upload_config;
 
-/* An upload of src (borrowed; the caller closes it after the upload) as an
+/*
+ * An upload of src (borrowed; the caller closes it after the upload) as an
  * object. The sink's own blocks come from m->pool, the body's with src.
- * 0, or a negative code (then nothing was started). */
-int s3_upload_new(const s3_mode *m, const s3_upload_config *uc, sluice_stream *src,
-                  s3_upload **out);
+ * 0; 1 when the length is unknown and as many such uploads as the memory
+ * budget holds parts are running (call again later: nothing was started);
+ * or a negative code.
+ */
+int s3_upload_new(s3_mode *m, const s3_upload_config *uc, sluice_stream *src, s3_upload **out);
 
 /*
  * Moves the body into the store, and after a failure drives the cleanup

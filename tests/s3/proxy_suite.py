@@ -545,6 +545,35 @@ def memory_unknown(w):
     print(f"     (peak RSS {hwm} KiB)")
 
 
+@case("4 concurrent chunked uploads, budget for 2 parts: they take turns, all stored",
+      timeout=120)
+def concurrent_parts(w):
+    import threading
+    p = w.proxy("--max-memory", 12 * MiB)
+    datas = [lib.body_bytes(12000000, seed=30 + i) for i in range(4)]
+    res = [None] * 4
+
+    def one(i):
+        try:
+            res[i] = put(p.port, f"/conc/{i}.bin", lib.chunked(datas[i], [65536] * 200),
+                         [("Transfer-Encoding", "chunked")])
+        except Exception as e:
+            res[i] = e
+    lib.reset_hwm(p.pid)
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(100)
+    hwm = lib.vmhwm_kib(p.pid)
+    for i in range(4):
+        check(not isinstance(res[i], Exception) and res[i] is not None, f"upload {i}: {res[i]}")
+        check_stored(w, res[i], f"/conc/{i}.bin", datas[i])
+    w.sent()
+    if not lib.SAN:
+        check(hwm <= 12 * 1024 + 3 * 1024, f"VmHWM {hwm} KiB past 12 MiB + 3 MiB")
+
+
 def main():
     only = sys.argv[1] if len(sys.argv) > 1 else ""
     try:
