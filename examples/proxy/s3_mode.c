@@ -176,12 +176,14 @@ int s3_mode_setup(s3_mode *m, size_t max_memory)
      * that only they hold. So only that many run; the others wait their
      * turn before reading their bodies. */
     m->part_slots = max_memory ? (int)(max_memory / per) : INT_MAX;
-    /* The sink's own blocks (the store's answers, small chunks compacted)
-     * come from a pool without the proxy's wake hook: its readers are not
-     * connections the event loop knows. A quarter of the budget bounds it. */
-    size_t cap = max_memory ? max_memory / 4 / SLUICE_DEFAULT_BLOCK_SIZE : 0;
-    sluice_pool_config pc = {.max_blocks = max_memory && cap < 8 ? 8 : cap};
-    if (sluice_pool_new(&pc, &m->pool) < 0) {
+    /* The sink's own blocks (the store's answers, the copies of small views
+     * of a part being held) come from a pool of their own: the sink's
+     * reader gives the pool's wake hook no token of the event loop's, so
+     * it must not queue in the proxy's pool. No cap either: an answer that
+     * waited for memory held by the next part's copies would wait for
+     * ever. What it holds is bounded anyway, by the parts the budget lets
+     * run (part_slots) and an answer's few blocks per upload. */
+    if (sluice_pool_new(NULL, &m->pool) < 0) {
         fprintf(stderr, "sluice-proxy: out of memory\n");
         return -1;
     }

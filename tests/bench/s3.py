@@ -8,7 +8,8 @@ Transfer-Encoding: chunked; a multipart upload of --part-size parts) of
 --size bytes each, --reps times, in alternating order. Every upload's JSON
 answer is checked: status 200, size, and the SHA-256 against the file's.
 CPU is on-CPU time (schedstat) of the proxy over the upload; peak RSS is
-VmHWM after resetting it through /proc/PID/clear_refs. Prints a table and
+VmHWM of a proxy started for that upload alone (reset through
+/proc/PID/clear_refs before it). Prints a table and
 "bench: s3_<mode>_cpu_s_per_gib <v> s" lines; results in OUT/s3.json.
 
     python3 tests/bench/s3.py [--build build] [--size 256M] [--reps 3]
@@ -117,10 +118,14 @@ def main(argv):
     proxy = None
     rows = {"cl": [], "chunked": []}
     try:
-        proxy, port = start_proxy(a.build, moto.args[-1], part)
         for rep in range(a.reps):
             for mode in (("cl", "chunked") if rep % 2 == 0 else ("chunked", "cl")):
+                # a fresh proxy per upload: its peak RSS is this upload's
+                proxy, port = start_proxy(a.build, moto.args[-1], part)
                 cpu, rss, secs = upload(proxy, port, path, mode, sha)
+                proxy.terminate()
+                proxy.wait(10)
+                proxy = None
                 rows[mode].append((cpu, rss, secs))
                 s3.delete_object(Bucket=BUCKET, Key=f"bench/{mode}.bin")  # moto holds it in memory
                 print(f"s3: {mode:8} rep {rep + 1}: {cpu / (size / GiB):.3f} CPU s/GiB, "
