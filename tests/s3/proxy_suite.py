@@ -15,7 +15,10 @@ with boto3:
     --max-body-bytes: no object and nothing in list_multipart_uploads (and
     one AbortMultipartUpload when a multipart upload had begun);
   - wrong credentials (a second moto with authentication on), a missing
-    bucket, an unreachable store: 502 with {"error", "message"};
+    bucket, a store answering 500 (a stub), an unreachable store: 502 with
+    {"error", "message"};
+  - uploads of unknown length beyond what --max-memory holds in parts take
+    turns;
   - start-up errors (missing credentials, bad URL): exit status 2;
   - peak RSS of a 40 MiB Content-Length upload <= 4 MiB, and of a 40 MiB
     chunked one inside --max-memory (not under the sanitizers);
@@ -34,6 +37,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import urllib.parse
@@ -474,6 +478,71 @@ def no_bucket(w):
     w.sent()
 
 
+@case("no prefix: PUT /K stores K")
+def no_prefix(w):
+    p = w.proxy(store=f"http://127.0.0.1:{w.rec.port}/{BUCKET}/")
+    data = lib.body_bytes(3000, seed=20)
+    r = put(p.port, "/top%20level.bin", data)
+    eq(r.status, 200, "status")
+    eq(r.json()["key"], "top level.bin", "key")
+    check(w.stored("top level.bin") == data, "stored object differs")
+    w.sent()
+
+
+class FailingStore:
+    """A store that answers every request with 500 InternalError (and
+    closes), as S3 does when it fails."""
+
+    def __init__(self):
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(16)
+        self.port = self.srv.getsockname()[1]
+        self.methods = []
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        body = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code>"
+                b"<Message>We encountered an internal error &amp; could not \"store\" it."
+                b"</Message></Error>")
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            with c:
+                c.settimeout(5)
+                try:
+                    head = b""
+                    while b"\r\n\r\n" not in head:
+                        d = c.recv(65536)
+                        if not d:
+                            break
+                        head += d
+                    self.methods.append(head.split(b" ", 1)[0].decode())
+                    c.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml"
+                              b"\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+                              + body)
+                    c.shutdown(socket.SHUT_WR)
+                    while c.recv(65536):
+                        pass
+                except OSError:
+                    pass
+
+
+@case("the store answers 500: 502 with its Code and Message, JSON-escaped")
+def store_5xx(w):
+    st = FailingStore()
+    p = w.proxy(store=f"http://127.0.0.1:{st.port}/{BUCKET}")
+    for head, body in (([], lib.body_bytes(200000)),
+                       ([("Transfer-Encoding", "chunked")],
+                        lib.chunked(lib.body_bytes(6 * MiB), [65536] * 100))):
+        j = expect_502(p.port, "/k", body, "InternalError", head)
+        eq(j["message"], 'We encountered an internal error & could not "store" it.', "message")
+    eq(st.methods, ["PUT", "POST"], "requests: PutObject, CreateMultipartUpload")
+    st.srv.close()
+
+
 @case("store unreachable: 502 StoreUnreachable")
 def unreachable(w):
     p = w.proxy(store=f"http://127.0.0.1:{ms.free_port()}/{BUCKET}")
@@ -548,7 +617,6 @@ def memory_unknown(w):
 @case("4 concurrent chunked uploads, budget for 2 parts: they take turns, all stored",
       timeout=120)
 def concurrent_parts(w):
-    import threading
     p = w.proxy("--max-memory", 12 * MiB)
     datas = [lib.body_bytes(12000000, seed=30 + i) for i in range(4)]
     res = [None] * 4
