@@ -1330,7 +1330,7 @@ static int numeric_option(int o, const char *arg, config *cfg)
     }
 }
 
-/* --s3, --s3-region, --s3-part-size. */
+/* --s3, --s3-region, --s3-part-size; -1 for anything else (getopt's '?'). */
 static int s3_option(int o, const char *arg, config *cfg)
 {
     long long v;
@@ -1340,7 +1340,7 @@ static int s3_option(int o, const char *arg, config *cfg)
     case 'r':
         cfg->s3.region_opt = arg;
         return 0;
-    default: /* 'P' */
+    case 'P':
         if (number(arg, SLUICE_S3_MIN_PART_SIZE, 5LL << 30, &v) < 0) {
             fprintf(stderr, "sluice-proxy: --s3-part-size is %u to %lld bytes\n",
                     SLUICE_S3_MIN_PART_SIZE, 5LL << 30);
@@ -1348,6 +1348,8 @@ static int s3_option(int o, const char *arg, config *cfg)
         }
         cfg->s3.part_size = (size_t)v;
         return 0;
+    default:
+        return -1;
     }
 }
 
@@ -1415,16 +1417,11 @@ static int parse_args(int argc, char **argv, config *cfg)
         case 'U':
             cfg->underscores = 1;
             break;
-        case 's':
-        case 'r':
-        case 'P':
-            if (s3_option(o, optarg, cfg) < 0)
-                return -1;
-            break;
         case 'h':
             return 1;
-        default:
-            return -1;
+        default: /* the S3 options, or an unknown one */
+            if (s3_option(o, optarg, cfg) < 0)
+                return -1;
         }
     }
     /* S3 mode: the store is the upstream; whole bodies are never buffered */
