@@ -18,7 +18,7 @@ with boto3:
     bucket, a store answering 500 (a stub), an unreachable store: 502 with
     {"error", "message"};
   - uploads of unknown length beyond what --max-memory holds in parts take
-    turns;
+    turns; one that finds no turn within --timeout-ms is 503;
   - start-up errors (missing credentials, bad URL): exit status 2;
   - peak RSS of a 40 MiB Content-Length upload <= 4 MiB, and of a 40 MiB
     chunked one inside --max-memory (not under the sanitizers);
@@ -640,6 +640,41 @@ def concurrent_parts(w):
     w.sent()
     if not lib.SAN:
         check(hwm <= 12 * 1024 + 3 * 1024, f"VmHWM {hwm} KiB past 12 MiB + 3 MiB")
+
+
+@case("no turn for an upload of unknown length within --timeout-ms: 503, nothing stored")
+def no_turn(w):
+    # room for one part: the first chunked upload holds the only turn
+    p = w.proxy("--max-memory", PART + 4 * 65536, "--timeout-ms", 1500)
+    with lib.Conn(p.port) as first:
+        first.send(lib.req("PUT", "/turn/first.bin", [("Transfer-Encoding", "chunked")]))
+        first.send(b"10000\r\n" + bytes(65536) + b"\r\n")
+        done = threading.Event()
+        sent = [65536]
+
+        def trickle():  # the first upload stays alive, well inside its idle timeout
+            while not done.wait(0.2):
+                first.send(b"1\r\nx\r\n")
+                sent[0] += 1
+        t = threading.Thread(target=trickle)
+        t.start()
+        try:
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            lib.expect_reject(p.port, lib.req("PUT", "/turn/second.bin",
+                                              [("Transfer-Encoding", "chunked")],
+                                              lib.chunked(b"abc")), 503, "second upload")
+            waited = time.monotonic() - t0
+        finally:
+            done.set()
+            t.join()
+        first.send(b"0\r\n\r\n")
+        rf = first.response("PUT")
+    check(1.3 < waited < 5, f"503 after {waited:.1f}s, not about --timeout-ms")
+    eq(rf.status, 200, "the first upload")
+    eq(rf.json()["size"], sent[0], "first upload's size")
+    w.nothing_left("up/turn/second.bin")
+    w.sent()
 
 
 def main():
