@@ -3,6 +3,7 @@
  * clients into requests to an upstream, without holding them whole.
  *
  *   sluice-proxy --listen HOST:PORT --upstream HOST:PORT
+ *                (or --s3 http://HOST:PORT/BUCKET[/PREFIX]: S3 mode)
  *                [--extract FIELD] [--mode stream|buffer] [--digest]
  *                [--max-header-bytes N] [--max-body-bytes N] [--timeout-ms N]
  *                [--workers N] [--underscores-in-headers]
@@ -16,6 +17,9 @@
  *   CONNECT   non-blocking connect to the upstream
  *   EXCHANGE  two pumps: request body -> upstream writer, and, once the
  *             upstream's head arrived, response body -> client writer
+ *   STORE     S3 mode, PUT/POST: the body pumped into the S3 upload sink
+ *             (examples/proxy/s3_mode.c), then a JSON answer; GET/HEAD go
+ *             through CONNECT and EXCHANGE with the store as upstream
  *   CLOSING   a reply pump: the proxy's own response (errors, 417, ...), or
  *             nothing after a relayed answer that came before the request
  *             body ended; then the write side is shut and what the client
