@@ -588,6 +588,7 @@ def upload_rss(w, p, target, head, body):
 @case("memory: 40 MiB Content-Length upload, peak RSS <= 4 MiB", timeout=180)
 def memory_known(w):
     if lib.SAN:
+        print("     (skipped under the sanitizers: their memory is not the proxy's)")
         return
     p = w.proxy("--timeout-ms", 60000)
     data = lib.body_bytes(40 * MiB, seed=18)
@@ -602,6 +603,7 @@ def memory_known(w):
       timeout=180)
 def memory_unknown(w):
     if lib.SAN:
+        print("     (skipped under the sanitizers: their memory is not the proxy's)")
         return
     p = w.proxy("--max-memory", 8 * MiB, "--timeout-ms", 60000)
     data = lib.body_bytes(40 * MiB, seed=19)
