@@ -93,6 +93,12 @@ BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 .PHONY: all test unit tsan install uninstall demo bench bench-micro fuzz fuzz-run clean
 all: $(STATIC) $(SHARED) $(EX_BIN)
 
+# sluice-proxy's S3 mode is a compilation unit of its own, linked before
+# the archives it draws on (the S3 sink, the shared socket helpers)
+PROXY_OBJ  := $(BUILD)/obj/examples/proxy/s3_mode.o
+$(BUILD)/bin/sluice-proxy: $(PROXY_OBJ)
+$(BUILD)/bin/sluice-proxy: EX_OBJS := $(PROXY_OBJ)
+
 $(BUILD)/obj/lib/%.o: lib/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LIBCFLAGS) -c $< -o $@
@@ -119,7 +125,7 @@ $(EX_COMMON): $(EX_COMMON_OBJ)
 
 $(BUILD)/bin/%: $(BUILD)/obj/examples/%.o $(EX_COMMON) $(STATIC)
 	@mkdir -p $(@D)
-	$(CC) -o $@ $< $(EX_COMMON) $(STATIC) $(EX_LIBS) $(LDFLAGS) $(LIBS_PRIVATE)
+	$(CC) -o $@ $< $(EX_OBJS) $(EX_COMMON) $(STATIC) $(EX_LIBS) $(LDFLAGS) $(LIBS_PRIVATE)
 
 $(UNIT): $(TEST_OBJ) $(STATIC)
 	@mkdir -p $(@D)
@@ -210,4 +216,4 @@ clean:
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(EXAMPLES:%=$(BUILD)/obj/examples/%.d) \
     $(patsubst tests/%.c,$(BUILD)/obj/tests/%.d,$(wildcard tests/*/driver.c)) \
-    $(EX_COMMON_OBJ:.o=.d) $(BUILD)/obj/examples/tls/tls_io.d
+    $(EX_COMMON_OBJ:.o=.d) $(BUILD)/obj/examples/tls/tls_io.d $(PROXY_OBJ:.o=.d)

@@ -3,6 +3,7 @@
  * clients into requests to an upstream, without holding them whole.
  *
  *   sluice-proxy --listen HOST:PORT --upstream HOST:PORT
+ *                (or --s3 http://HOST:PORT/BUCKET[/PREFIX]: S3 mode)
  *                [--extract FIELD] [--mode stream|buffer] [--digest]
  *                [--max-header-bytes N] [--max-body-bytes N] [--timeout-ms N]
  *                [--workers N] [--underscores-in-headers]
@@ -18,6 +19,9 @@
  *             non-blocking connect (docs/proxy.md, "Upstream connections")
  *   EXCHANGE  two pumps: request body -> upstream writer, and, once the
  *             upstream's head arrived, response body -> client writer
+ *   STORE     S3 mode, PUT/POST: the body pumped into the S3 upload sink
+ *             (examples/proxy/s3_mode.c), then a JSON answer; GET/HEAD go
+ *             through CONNECT and EXCHANGE with the store as upstream
  *   CLOSING   a reply pump: the proxy's own response (errors, 417, ...), or
  *             nothing after a relayed answer that came before the request
  *             body ended; then the write side is shut and what the client
@@ -34,6 +38,7 @@
 #include "common/net.h"
 #include "common/server.h"
 #include "common/upstream.h"
+#include "proxy/s3_mode.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -72,6 +77,7 @@ typedef struct config {
                                   with '_' in their names (dropped otherwise) */
     size_t keepalive;          /* --upstream-keepalive: idle connections kept */
     uint32_t upstream_idle_ms; /* --upstream-idle-ms */
+    s3_mode s3;                /* --s3: bodies stored as objects */
 } config;
 
 typedef struct proxy {
@@ -103,12 +109,16 @@ typedef struct request_mem {
     char method[32], target[256];          /* for the log line */
     sluice_sha256_ctx sha;
     sluice_sniff sniff;
+    enum { S3_NONE, S3_STORE, S3_READ } s3; /* S3 mode: PUT/POST, GET/HEAD */
+    int s3_key_len;
+    int64_t s3_wait_end;                   /* waiting for a part slot until */
+    char s3_key[S3_MODE_MAX_KEY + 1];
     /* last and not zeroed: the parsers fill what they use */
     sluice_http_header hdrs[MAX_HEADERS];  /* the request's fields */
     sluice_http_header rhdrs[MAX_HEADERS]; /* the upstream response's */
 } request_mem;
 
-enum state { S_HEAD, S_FIND, S_BUFFER, S_CONNECT, S_EXCHANGE, S_CLOSING };
+enum state { S_HEAD, S_FIND, S_BUFFER, S_CONNECT, S_EXCHANGE, S_STORE, S_CLOSING };
 
 typedef struct conn {
     http_conn hc;               /* first: socket, io, reader */
@@ -156,6 +166,8 @@ typedef struct conn {
 
     /* interim responses (100 Continue, 1xx) */
     sluice_sink *interim;
+
+    s3_upload *store;                    /* S3 mode: the body's upload */
 } conn;
 
 static void conn_reset_request(conn *c);
@@ -203,7 +215,7 @@ static void tap_request(void *ud, const sluice_bytes *chunk)
     conn *c = ud;
     if (c->px->cfg.digest)
         sluice_sha256_update(&c->m->sha, chunk->data, chunk->len);
-    if (c->px->cfg.extract)
+    if (c->px->cfg.extract || c->px->cfg.s3.on)
         sluice_sniff_feed(&c->m->sniff, chunk->data, chunk->len);
 }
 
@@ -315,6 +327,39 @@ static int has_underscore(const sluice_http_header *h)
     return memchr(h->name, '_', h->name_len) != NULL;
 }
 
+/* S3 mode: what the request does (PUT/POST store the body, GET/HEAD read
+ * the object back) and which object it names. Returns 0 to go on, or the
+ * status to answer. */
+static int s3_request(conn *c)
+{
+    const sluice_http_request *rq = &c->m->req;
+    const sluice_http_framing *f = &c->m->framing;
+    if ((rq->method_len == 3 && memcmp(rq->method, "PUT", 3) == 0) ||
+        (rq->method_len == 4 && memcmp(rq->method, "POST", 4) == 0)) {
+        c->m->s3 = S3_STORE;
+    } else if ((rq->method_len == 3 && memcmp(rq->method, "GET", 3) == 0) ||
+               (rq->method_len == 4 && memcmp(rq->method, "HEAD", 4) == 0)) {
+        /* the request is signed for an empty payload: a body would not be */
+        if (f->body == SLUICE_HTTP_BODY_CHUNKED ||
+            (f->body == SLUICE_HTTP_BODY_LENGTH && f->length > 0))
+            return 400;
+        c->m->s3 = S3_READ;
+    } else {
+        return 405;
+    }
+    int n = s3_mode_key(&c->px->cfg.s3, rq->target, rq->target_len, c->m->s3_key);
+    if (n < 0)
+        return 400;
+    c->m->s3_key_len = n;
+    return 0;
+}
+
+/* Where a request goes once its body stream is ready. */
+static enum state body_ready(const conn *c)
+{
+    return c->m->s3 == S3_STORE ? S_STORE : S_CONNECT;
+}
+
 /* Checks the request and decides what happens next. */
 static int start_request(conn *c)
 {
@@ -343,8 +388,10 @@ static int start_request(conn *c)
     if (c->m->framing.body == SLUICE_HTTP_BODY_LENGTH && px->cfg.max_body &&
         c->m->framing.length > px->cfg.max_body)
         return reply(c, 413);
+    if (px->cfg.s3.on && (rc = s3_request(c)) != 0)
+        return rc < 0 ? rc : reply(c, rc);
 
-    if (px->cfg.extract) {
+    if (px->cfg.extract && c->m->s3 != S3_READ) {
         const sluice_http_header *ct = sluice_http_header_find(rq->headers, rq->num_headers,
                                                                "Content-Type");
         char boundary[SLUICE_MULTIPART_BOUNDARY_MAX + 1];
@@ -383,7 +430,7 @@ static int start_request(conn *c)
                 sluice_tap_new(px->pool, raw, tap_passthrough, c, &c->src) < 0)
                 return -1;
         }
-        c->state = px->cfg.buffer_mode && c->src ? S_BUFFER : S_CONNECT;
+        c->state = px->cfg.buffer_mode && c->src ? S_BUFFER : body_ready(c);
     }
     if (c->expect_continue) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -496,7 +543,7 @@ static int step_find(conn *c)
      * (buffer mode replaces this with the length it counted) */
     c->m->framing.body = SLUICE_HTTP_BODY_CHUNKED;
     c->m->framing.length = 0;
-    c->state = c->px->cfg.buffer_mode ? S_BUFFER : S_CONNECT;
+    c->state = c->px->cfg.buffer_mode ? S_BUFFER : body_ready(c);
     return 0;
 }
 
@@ -560,6 +607,10 @@ static int build_upstream_head(conn *c, sluice_bytes *out)
 {
     proxy *px = c->px;
     sluice_http_request *rq = &c->m->req;
+    if (c->m->s3 == S3_READ)
+        return s3_mode_object_head(&px->cfg.s3, px->pool, rq, c->m->s3_key,
+                                   (size_t)c->m->s3_key_len,
+                                   c->m->framing.body == SLUICE_HTTP_BODY_LENGTH ? 0 : -1, out);
     sluice_http_head_builder b;
     sluice_http_head_init(&b, px->pool);
     int extract = px->cfg.extract != NULL;
@@ -1025,6 +1076,110 @@ static int step_exchange(conn *c)
     return 1;
 }
 
+/* ---- S3 mode: the body stored as an object ---------------------------------- */
+
+/* The head of the proxy's JSON answer. */
+static int json_head(conn *c, int status, size_t len, sluice_bytes *out)
+{
+    sluice_http_head_builder b;
+    sluice_http_head_init(&b, c->px->pool);
+    sluice_http_head_status_line(&b, status, NULL, 0);
+    add_hdr(&b, "Content-Type", "application/json", 16);
+    sluice_http_head_add_content_length(&b, (uint64_t)len);
+    if (c->close_after)
+        add_hdr(&b, "Connection", "close", 5);
+    else if (c->m->req.minor_version == 0)
+        add_hdr(&b, "Connection", "keep-alive", 10);
+    return sluice_http_head_finish(&b, out);
+}
+
+/* Sends the upload's JSON answer (takes *json): a 200 through the response
+ * path (the connection stays open), anything else with a lingering close
+ * (the client may still be sending). */
+static int store_reply(conn *c, int status, sluice_bytes *json)
+{
+    sluice_bytes head, answer = {0};
+    c->status = status;
+    c->req_done = status == 200;
+    c->close_after = status != 200 || !c->keep_alive;
+    int rc = json_head(c, status, json->len, &head);
+    if (rc == 0 && c->close_after) {
+        char *buf = malloc(head.len + json->len);
+        if (buf) {
+            memcpy(buf, head.data, head.len);
+            memcpy(buf + head.len, json->data, json->len);
+            rc = sluice_bytes_copy_from(c->px->pool, buf, head.len + json->len, &answer);
+        }
+        free(buf);
+        sluice_bytes_release(&head);
+        sluice_bytes_release(json);
+        return !buf || rc < 0 ? -1 : start_closing(c, &answer);
+    }
+    sluice_http_framing f = {.body = SLUICE_HTTP_BODY_LENGTH, .length = json->len};
+    sluice_writer_config wc = {.idle_timeout_ms = c->px->cfg.timeout_ms};
+    if (rc < 0 || sluice_writer_new(c->px->pool, c->hc.io, &f, &head, &wc, &c->csink) < 0 ||
+        sluice_memstream_new(c->px->pool, json, 1, 0, &c->rbody) < 0) {
+        sluice_bytes_release(json);
+        return -1;
+    }
+    sluice_pump_init(&c->m->res_pump, c->rbody, c->csink, NULL);
+    c->res_started = 1;
+    c->state = S_EXCHANGE;
+    return 0;
+}
+
+/* An upload of unknown length waits for its turn (its body unread: the
+ * client's TCP window closes), checking again every few ms, for
+ * --timeout-ms at most: then 503. */
+static int store_wait(conn *c)
+{
+    int64_t now = sluice_now_ms();
+    if (!c->m->s3_wait_end)
+        c->m->s3_wait_end = now + c->px->cfg.timeout_ms;
+    if (now >= c->m->s3_wait_end)
+        return fail_request(c, 503);
+    sluice_interest w = {-1, 0, now + 10};
+    srv_watch(&c->hc.base, &w);
+    return 1;
+}
+
+/* Pumps the body into the store (s3_mode.c), then answers. */
+static int step_store(conn *c)
+{
+    proxy *px = c->px;
+    const sluice_http_request *rq = &c->m->req;
+    if (!c->store) {
+        const sluice_http_header *ct =
+            sluice_http_header_find(rq->headers, rq->num_headers, "Content-Type");
+        s3_upload_config uc = {
+            .key = c->m->s3_key, .key_len = (size_t)c->m->s3_key_len,
+            .length = c->m->framing.body == SLUICE_HTTP_BODY_LENGTH ? (int64_t)c->m->framing.length
+                      : c->m->framing.body == SLUICE_HTTP_BODY_NONE ? 0
+                                                                    : SLUICE_S3_UNKNOWN_LENGTH,
+            .content_type = px->cfg.extract ? c->part_type : ct ? ct->value : NULL,
+            .content_type_len = px->cfg.extract ? c->part_type_len : ct ? ct->value_len : 0,
+            .timeout_ms = px->cfg.timeout_ms, .conn = &c->hc.base};
+        int rc = c->src ? 0 : sluice_memstream_new(px->pool, NULL, 0, 0, &c->src);
+        if (rc < 0 || (rc = s3_upload_new(&px->cfg.s3, &uc, c->src, &c->store)) < 0)
+            return fail_request(c, 502);
+        if (rc == 1) /* as many uploads hold a part as memory allows */
+            return store_wait(c);
+    }
+    sluice_interest w;
+    if (s3_upload_step(c->store, &w) == 1) {
+        srv_watch(&c->hc.base, &w);
+        return 1;
+    }
+    int status;
+    sluice_bytes json;
+    sluice_sniff_end(&c->m->sniff);
+    if (s3_upload_answer(c->store, &c->m->sniff, &status, &json) < 0)
+        return fail_request(c, 500);
+    if (!json.len)
+        return fail_request(c, status); /* the client's body failed */
+    return store_reply(c, status, &json);
+}
+
 /* ---- the state machine ---------------------------------------------------- */
 
 static int step_head(conn *c)
@@ -1039,7 +1194,7 @@ static int step_head(conn *c)
         memset(c->m, 0, offsetof(request_mem, hdrs)); /* 2 x 8 KiB of fields stay as they are */
         if (px->cfg.digest)
             sluice_sha256_init(&c->m->sha);
-        if (px->cfg.extract)
+        if (px->cfg.extract || px->cfg.s3.on)
             sluice_sniff_init(&c->m->sniff);
         c->t_start = sluice_now_ms(); /* the request's time, for the log */
     }
@@ -1109,6 +1264,9 @@ static int drive(srv_conn *sc)
         case S_EXCHANGE:
             rc = step_exchange(c);
             break;
+        case S_STORE:
+            rc = step_store(c);
+            break;
         case S_CLOSING:
             rc = step_closing(c);
             break;
@@ -1167,6 +1325,8 @@ static void drop_upstream(conn *c)
 /* Back to reading the next request on the same connection. */
 static void conn_reset_request(conn *c)
 {
+    s3_upload_free(c->store);
+    c->store = NULL;
     drop_upstream(c);
     sluice_sink_close(c->csink);
     sluice_sink_close(c->interim);
@@ -1235,7 +1395,9 @@ static void unpark(void *ud, int fd)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: sluice-proxy --listen HOST:PORT --upstream HOST:PORT\n"
+            "usage: sluice-proxy --listen HOST:PORT (--upstream HOST:PORT |\n"
+            "                    --s3 http://HOST:PORT/BUCKET[/PREFIX] [--s3-region R]\n"
+            "                    [--s3-part-size BYTES])\n"
             "                    [--extract FIELD] [--mode stream|buffer] [--digest]\n"
             "                    [--max-header-bytes N] [--max-body-bytes N]\n"
             "                    [--timeout-ms N] [--workers N] [--no-splice]\n"
@@ -1266,7 +1428,19 @@ static void usage(FILE *f)
             "  --upstream-keepalive N  idle upstream connections kept for reuse, per\n"
             "                        worker (default 64; 0: a new connection per request)\n"
             "  --upstream-idle-ms MS  close idle upstream connections after MS\n"
-            "                        (default 60000)\n");
+            "                        (default 60000)\n"
+            "\n"
+            "S3 mode (--s3, instead of --upstream; path-style addressing, plain HTTP):\n"
+            "  PUT or POST /K stores the body (--extract: that field, with the part's\n"
+            "  Content-Type) as the object PREFIX/K (K percent-decoded) and answers 200\n"
+            "  with JSON {bucket,key,size,etag,sha256,content_type,image}; the store\n"
+            "  refusing is 502 {error,message}, and a failed upload leaves nothing.\n"
+            "  GET and HEAD /K read the object back (Range passed on).\n"
+            "  --s3-region R         signing region (default $AWS_REGION, else us-east-1)\n"
+            "  --s3-part-size BYTES  multipart part size for bodies of unknown length\n"
+            "                        (chunked, --extract); default 8 MiB, at least 5 MiB;\n"
+            "                        one part is held, inside --max-memory\n"
+            "  Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN.\n");
 }
 
 /* Fills cfg from the command line: 0, 1 for --help, -1 on a bad argument. */
@@ -1299,6 +1473,29 @@ static int numeric_option(int o, const char *arg, config *cfg)
     }
 }
 
+/* --s3, --s3-region, --s3-part-size; -1 for anything else (getopt's '?'). */
+static int s3_option(int o, const char *arg, config *cfg)
+{
+    long long v;
+    switch (o) {
+    case 's':
+        return s3_mode_parse_url(&cfg->s3, arg);
+    case 'r':
+        cfg->s3.region_opt = arg;
+        return 0;
+    case 'P':
+        if (number(arg, SLUICE_S3_MIN_PART_SIZE, 5LL << 30, &v) < 0) {
+            fprintf(stderr, "sluice-proxy: --s3-part-size is %u to %lld bytes\n",
+                    SLUICE_S3_MIN_PART_SIZE, 5LL << 30);
+            return -1;
+        }
+        cfg->s3.part_size = (size_t)v;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
 static int parse_args(int argc, char **argv, config *cfg)
 {
     static const struct option opts[] = {
@@ -1316,6 +1513,9 @@ static int parse_args(int argc, char **argv, config *cfg)
         {"underscores-in-headers", no_argument, 0, 'U'},
         {"upstream-keepalive", required_argument, 0, 'K'},
         {"upstream-idle-ms", required_argument, 0, 'I'},
+        {"s3", required_argument, 0, 's'},
+        {"s3-region", required_argument, 0, 'r'},
+        {"s3-part-size", required_argument, 0, 'P'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -1368,11 +1568,14 @@ static int parse_args(int argc, char **argv, config *cfg)
             break;
         case 'h':
             return 1;
-        default:
-            return -1;
+        default: /* the S3 options, or an unknown one */
+            if (s3_option(o, optarg, cfg) < 0)
+                return -1;
         }
     }
-    if (!have_listen || !have_up || optind != argc)
+    /* S3 mode: the store is the upstream; whole bodies are never buffered */
+    if (!have_listen || have_up == cfg->s3.on || optind != argc ||
+        (cfg->s3.on && cfg->buffer_mode))
         return -1;
     return 0;
 }
@@ -1388,6 +1591,11 @@ int main(int argc, char **argv)
     }
     if (cfg->max_memory == (size_t)-1) /* buffer mode holds whole bodies */
         cfg->max_memory = cfg->buffer_mode ? 0 : DEFAULT_MAX_MEMORY;
+    if (cfg->s3.on) { /* GET and HEAD go to the store as to an upstream */
+        if (s3_mode_setup(&cfg->s3, cfg->max_memory) < 0)
+            return 2;
+        cfg->upstream = cfg->s3.store;
+    }
     /* one budget per worker process; a reader at the cap waits for the pool
      * to name it (srv_wake), no timer */
     sluice_pool_config pc = {.max_blocks = cfg->max_memory / SLUICE_DEFAULT_BLOCK_SIZE,
@@ -1405,5 +1613,6 @@ int main(int argc, char **argv)
     rc = srv_main(&px.srv, &px_ops, &cfg->listen, cfg->workers);
     upstream_pool_free(&px.ups);
     sluice_pool_close(px.pool);
+    s3_mode_close(&cfg->s3);
     return rc;
 }

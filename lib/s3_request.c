@@ -322,8 +322,9 @@ static sluice_poll head_pending(s3_sink *s)
         sluice__s3_conn_lost(s);
         return sluice__s3_fail(s, SLUICE_ETIMEDOUT, "the S3 store did not answer in time");
     }
-    if (s->idle.ms)
-        s->want.deadline_ms = sluice__idle_deadline(&s->idle);
+    int64_t d = s->idle.ms ? sluice__idle_deadline(&s->idle) : -1;
+    if (d >= 0 && (s->want.deadline_ms < 0 || d < s->want.deadline_ms))
+        s->want.deadline_ms = d; /* the reader's may be sooner: its pool retry */
     return SLUICE_PENDING;
 }
 

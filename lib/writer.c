@@ -60,12 +60,13 @@ static sluice_poll w_write(sluice_sink *k, sluice_bytes *chunk)
     writer *w = (writer *)k;
     if (w->mode == M_LENGTH && chunk->len > w->length - k->_written)
         return sluice_sink_fail(k, SLUICE_ETOOBIG, "write past the declared length");
-    if (w->npayload >= w->max_chunks || w->queued >= w->max_bytes) {
+    /* Full: write until there is room or the io says -EAGAIN. A write that
+     * made progress but left the queue full is no reason to wait: PENDING
+     * must come with a write interest, or the host waits for nothing. */
+    while (w->npayload >= w->max_chunks || w->queued >= w->max_bytes) {
         sluice_poll r = write_out(w, false);
-        if (r == SLUICE_ERROR)
+        if (r != SLUICE_READY)
             return r;
-        if (w->npayload >= w->max_chunks || w->queued >= w->max_bytes)
-            return SLUICE_PENDING;
     }
     entry *e = push(w);
     e->data = *chunk;

@@ -173,6 +173,25 @@ TEST(chunked_writer_queue_bound_forces_a_write)
     sluice_sink_close(k);
 }
 
+/* A full queue and a peer that takes a byte per write: each write makes
+ * progress, so poll_write goes on writing until there is room instead of
+ * saying PENDING with nothing to wait for (the host then slept until its
+ * idle timeout). */
+TEST(writer_full_queue_progress_is_not_pending)
+{
+    rec_io *r = rec_new(1, 0);
+    sluice_writer_config cfg = {.max_bytes = 4};
+    sluice_sink *k;
+    REQUIRE(sluice_writer_new(T_POOL, &r->base, SLUICE_FRAMING_CLOSE, NULL, &cfg, &k) == 0);
+    EXPECT_EQ(put(k, "abcd"), SLUICE_READY);
+    EXPECT_EQ(r->calls, 0);
+    EXPECT_EQ(put(k, "ef"), SLUICE_READY);
+    EXPECT_EQ(r->calls, 4); /* "abcd" a byte at a time, then room for "ef" */
+    EXPECT_EQ(sluice_sink_finish(k), SLUICE_READY);
+    EXPECT_MEM(r->out, r->len, "abcdef", 6);
+    sluice_sink_close(k);
+}
+
 TEST(chunked_writer_trailers_checked)
 {
     rec_io *r = rec_new(0, 0);

@@ -3,7 +3,8 @@
 # Builds the reference sink and relay, makes sure curl and nginx are present
 # (installing them from the Debian archive when running as root; without
 # nginx its rows are skipped with a message), then runs tests/bench/e2e.py
-# (uploads) and tests/bench/conns.py (idle keep-alive connections).
+# (uploads), tests/bench/conns.py (idle keep-alive connections) and
+# tests/bench/s3.py (uploads through sluice-proxy --s3 into moto).
 # Arguments go to e2e.py: BENCH_ARGS="--quick", "--sizes 64M --reps 5",
 # "--only direct,sluice-stream", "--help".
 # BUILD (default build) and CC (default cc) come from the environment.
@@ -61,4 +62,6 @@ rc=0
 python3 tests/bench/e2e.py --build "$BUILD" "${micro[@]}" "$@" || rc=$?
 # connection scale: idle keep-alive connections, CPU per request and RSS
 python3 tests/bench/conns.py --build "$BUILD" || rc=$?
+# sluice-proxy --s3 into moto: CPU s/GiB and peak RSS (skipped without moto)
+python3 tests/bench/s3.py --build "$BUILD" || rc=$?
 exit $rc
