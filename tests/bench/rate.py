@@ -68,12 +68,9 @@ def log(msg):
 
 
 def proc_cpu_s(pids):
-    total = 0
-    for pid in pids:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime + stime, ticks
-    return total / CLK_TCK
+    """utime + stime of pids, seconds (10 ms ticks)."""
+    fields = [e2e.read_text("/proc/%d/stat" % pid).rsplit(")", 1)[1].split() for pid in pids]
+    return sum(int(f[11]) + int(f[12]) for f in fields) / CLK_TCK
 
 
 def start_nginx(servers, name, rundir, body, **kw):
@@ -134,10 +131,8 @@ def fmt(v, spec):
 
 def run(args, servers, tmpdir):
     """Starts everything, runs the rounds; returns (report lines, failures)."""
-    rundir = os.path.join(tmpdir, "run")
-    www = os.path.join(tmpdir, "www")
-    os.makedirs(rundir)
-    os.makedirs(www)
+    rundir, www = os.path.join(tmpdir, "run"), os.path.join(tmpdir, "www")
+    os.makedirs(rundir), os.makedirs(www)
     os.chmod(tmpdir, 0o755)  # an unprivileged nginx worker reads the file
     size = args.download_mib * MiB
     log("making a %d MiB file from /dev/urandom" % args.download_mib)
@@ -145,10 +140,9 @@ def run(args, servers, tmpdir):
         left = size
         while left:
             left -= dst.write(src.read(min(left, 4 * MiB)))
-    lua = os.path.join(tmpdir, "post.lua")
-    with open(lua, "w") as f:
+    with open(os.path.join(tmpdir, "post.lua"), "w") as f:
         f.write(POST_LUA)
-
+        lua = f.name
     up = start_nginx(servers, "upstream", rundir, UPSTREAM_CONF, www=www)
     if not up:
         raise RuntimeError("the upstream nginx does not start")
@@ -185,8 +179,7 @@ def run(args, servers, tmpdir):
                     failures.append("round %d %s %s: %d of %d non-2xx; %s" % (
                         r + 1, kind, t, res["non2xx"], res["requests"], res["errors"] or "no socket errors"))
         for t in DOWNLOAD_TARGETS[r % 2:] + DOWNLOAD_TARGETS[:r % 2]:
-            pids = srv[t].pids()
-            c0 = proc_cpu_s(pids)
+            pids, c0 = srv[t].pids(), proc_cpu_s(srv[t].pids())
             code, got, secs, _, err = curl("http://127.0.0.1:%d/big.bin" % srv[t].port, args.timeout, keep=False)
             cpu = proc_cpu_s(pids) - c0
             res = {"ok": code == 200 and got == size, "mib_s": got / MiB / secs if secs else None,
