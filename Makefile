@@ -201,7 +201,9 @@ bench-micro: $(BENCH_BIN)
 	@set -eo pipefail; mkdir -p $(BUILD)/bench; \
 	    for b in $(BENCH_BIN); do $$b; done | tee $(BUILD)/bench/micro.txt
 
-# Everything: micro-benchmarks, then the end-to-end runs (tests/bench/e2e.sh).
+# Everything: micro-benchmarks, then the end-to-end runs (tests/bench/e2e.sh:
+# uploads, e2e.py; small requests and a download beside nginx, rate.py, with
+# wrk; idle connections, conns.py).
 bench: all bench-micro
 	@if [ -f tests/bench/e2e.sh ]; then BUILD=$(BUILD) bash tests/bench/e2e.sh $(BENCH_ARGS); fi
 

@@ -3,10 +3,12 @@
 # Builds the reference sink and relay, makes sure curl and nginx are present
 # (installing them from the Debian archive when running as root; without
 # nginx its rows are skipped with a message), then runs tests/bench/e2e.py
-# (uploads), tests/bench/conns.py (idle keep-alive connections) and
-# tests/bench/s3.py (uploads through sluice-proxy --s3 into moto).
-# Arguments go to e2e.py: BENCH_ARGS="--quick", "--sizes 64M --reps 5",
-# "--only direct,sluice-stream", "--help".
+# (uploads), tests/bench/rate.py (small requests and downloads, with wrk;
+# skipped with a message without nginx or wrk), tests/bench/conns.py (idle
+# keep-alive connections) and tests/bench/s3.py (uploads through
+# sluice-proxy --s3 into moto). Arguments go to e2e.py: BENCH_ARGS="--quick",
+# "--sizes 64M --reps 5", "--only direct,sluice-stream", "--help"; rate.py
+# gets --quick when they hold it.
 # BUILD (default build) and CC (default cc) come from the environment.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -53,6 +55,7 @@ case " $* " in
 esac
 install_pkg curl curl || { echo "e2e: curl is required"; exit 1; }
 install_pkg nginx nginx || echo "e2e: nginx rows skipped"
+install_pkg wrk wrk || echo "e2e: wrk missing: small-request benchmark (rate.py) skipped"
 
 micro=()
 if [ -s "$BUILD/bench/micro.txt" ]; then
@@ -60,6 +63,10 @@ if [ -s "$BUILD/bench/micro.txt" ]; then
 fi
 rc=0
 python3 tests/bench/e2e.py --build "$BUILD" "${micro[@]}" "$@" || rc=$?
+# small requests (wrk) and a download, sluice-proxy beside nginx
+rate_args=()
+case " $* " in *" --quick "*) rate_args=(--quick) ;; esac
+python3 tests/bench/rate.py --build "$BUILD" "${rate_args[@]}" || rc=$?
 # connection scale: idle keep-alive connections, CPU per request and RSS
 python3 tests/bench/conns.py --build "$BUILD" || rc=$?
 # sluice-proxy --s3 into moto: CPU s/GiB and peak RSS (skipped without moto)
