@@ -113,9 +113,10 @@ typedef struct request_mem {
     int s3_key_len;
     int64_t s3_wait_end;                   /* waiting for a part slot until */
     char s3_key[S3_MODE_MAX_KEY + 1];
-    /* last and not zeroed: the parsers fill what they use */
-    sluice_http_header hdrs[MAX_HEADERS];  /* the request's fields */
-    sluice_http_header rhdrs[MAX_HEADERS]; /* the upstream response's */
+    /* Last and not zeroed: the parsers fill what they use. The request's
+     * fields, then the upstream response's: the request's spans die with
+     * `head` once the upstream head is built (step_connect). */
+    sluice_http_header hdrs[MAX_HEADERS];
 } request_mem;
 
 enum state { S_HEAD, S_FIND, S_BUFFER, S_CONNECT, S_EXCHANGE, S_STORE, S_CLOSING };
@@ -999,7 +1000,7 @@ static int exchange_response_head(conn *c, int64_t now)
         return 1;
     }
     c->just_sent = 0;
-    sluice_poll r = sluice_http_read_response(c->urd, NULL, &c->m->res, c->m->rhdrs, MAX_HEADERS,
+    sluice_poll r = sluice_http_read_response(c->urd, NULL, &c->m->res, c->m->hdrs, MAX_HEADERS,
                                               &c->m->rhead, &err);
     if (r == SLUICE_READY) {
         c->up_deadline = now + c->px->cfg.timeout_ms;
@@ -1191,7 +1192,7 @@ static int step_head(conn *c)
             return rc;
         if (!(c->m = malloc(sizeof *c->m)))
             return -1;
-        memset(c->m, 0, offsetof(request_mem, hdrs)); /* 2 x 8 KiB of fields stay as they are */
+        memset(c->m, 0, offsetof(request_mem, hdrs)); /* 8 KiB of fields stay as they are */
         if (px->cfg.digest)
             sluice_sha256_init(&c->m->sha);
         if (px->cfg.extract || px->cfg.s3.on)
