@@ -640,7 +640,9 @@ int srv_main(srv *s, const srv_ops *ops, net_addr *addr, int workers)
     reap(s);
     srv_log_flush(s);
     free(s->heap);
-    free(s->fds);
+    free(s->fds); /* what the program closes after this needs no table */
+    s->fds = NULL;
+    s->nfds = 0;
     for (int i = 0; i < nkids; i++)
         kill(kids[i], SIGTERM);
     for (int i = 0; i < nkids; i++)
