@@ -659,9 +659,15 @@ static int build_upstream_head(conn *c, sluice_bytes *out)
     return sluice_http_head_finish(&b, out);
 }
 
+/* No upstream: 502. Returns 2 (answered: the state changed) or -1. */
+static int upstream_failed(conn *c)
+{
+    return fail_request(c, 502) < 0 ? -1 : 2;
+}
+
 /* An upstream connection: an idle one from the pool, else a new one (a
- * replay always takes a new one). Returns 0 when connected, 1 waiting, or
- * what fail_request returns. */
+ * replay always takes a new one). Returns 0 when connected, 1 waiting, 2
+ * when the request was answered with 502, -1 to close. */
 static int upstream_connect(conn *c)
 {
     proxy *px = c->px;
@@ -673,7 +679,7 @@ static int upstream_connect(conn *c)
             return 0;
         c->ufd = net_connect(&px->cfg.upstream);
         if (c->ufd < 0)
-            return fail_request(c, 502);
+            return upstream_failed(c);
         srv_unpark(&px->srv, c->ufd); /* a new fd: nothing parked under its number */
     } else if (c->reused) {
         return 0;
@@ -682,12 +688,12 @@ static int upstream_connect(conn *c)
     struct pollfd pfd = {c->ufd, POLLOUT, 0};
     if (poll(&pfd, 1, 0) == 0) {
         if (sluice_now_ms() >= c->up_deadline)
-            return fail_request(c, 502);
+            return upstream_failed(c);
         sluice_interest w = {c->ufd, SLUICE_WANT_WRITE, c->up_deadline};
         srv_watch(&c->hc.base, &w);
         return 1;
     }
-    return net_connect_result(c->ufd) < 0 ? fail_request(c, 502) : 0;
+    return net_connect_result(c->ufd) < 0 ? upstream_failed(c) : 0;
 }
 
 static int step_connect(conn *c)
@@ -695,7 +701,7 @@ static int step_connect(conn *c)
     proxy *px = c->px;
     int rc = upstream_connect(c);
     if (rc != 0)
-        return rc;
+        return rc == 2 ? 0 : rc;
     sluice_bytes head;
     if ((!c->uio && sluice_io_fd_new(px->pool, c->ufd, 0, &c->uio) < 0) ||
         sluice_reader_new(px->pool, c->uio,
