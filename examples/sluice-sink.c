@@ -123,17 +123,6 @@ static void tap_body(void *ud, const sluice_bytes *chunk)
 
 /* ---- --store paths -------------------------------------------------------- */
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /*
  * DIR/<path>: the target's path without its leading '/' and its query,
  * percent-decoded. Refused (-1): a `..` segment, NUL, an escape that decodes
@@ -144,24 +133,13 @@ static int store_path(const char *dir, const char *target, size_t len, char *out
     if (len == 0 || target[0] != '/')
         return -1;
     char rel[4096];
-    size_t n = 0;
-    for (size_t i = 1; i < len && target[i] != '?'; i++) {
-        char ch = target[i];
-        if (ch == '%') {
-            int hi = i + 2 < len ? hexval(target[i + 1]) : -1;
-            int lo = i + 2 < len ? hexval(target[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return -1;
-            ch = (char)(hi * 16 + lo);
-            if (ch == '/' || ch == 0)
-                return -1;
-            i += 2;
-        }
-        if (ch == 0 || n + 1 >= sizeof rel)
-            return -1;
-        rel[n++] = ch;
-    }
-    rel[n] = 0;
+    size_t plen = 1;
+    while (plen < len && target[plen] != '?')
+        plen++;
+    int dn = http_pct_decode(target + 1, plen - 1, rel, sizeof rel, 1);
+    if (dn < 0)
+        return -1;
+    size_t n = (size_t)dn;
     if (n == 0 || rel[n - 1] == '/')
         return -1;
     /* every segment: non-empty, not "." or ".." */

@@ -56,6 +56,38 @@ int http_conn_await(http_conn *c, int64_t idle_end)
     return 1;
 }
 
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+int http_pct_decode(const char *s, size_t n, char *out, size_t cap, int no_slash)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int ch = (unsigned char)s[i];
+        if (ch == '%') {
+            int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
+            int lo = hi >= 0 ? hexval((unsigned char)s[i + 2]) : -1;
+            if (hi < 0 || lo < 0 || (no_slash && hi * 16 + lo == '/'))
+                return -1;
+            ch = hi * 16 + lo;
+            i += 2;
+        }
+        if (ch == 0 || o + 1 >= cap)
+            return -1;
+        out[o++] = (char)ch;
+    }
+    out[o] = 0;
+    return (int)o;
+}
+
 int http_simple_head(sluice_pool *pool, int status, const char *type, size_t len, int keep,
                      sluice_bytes *out)
 {

@@ -49,6 +49,14 @@ int http_conn_quiet(const http_conn *c);
  */
 int http_conn_await(http_conn *c, int64_t idle_end);
 
+/*
+ * Percent-decodes s[0, n) into out (cap bytes, NUL-terminated: a target's
+ * path as a file name or an object key). Returns the length, or -1: a
+ * malformed escape, a NUL (literal or %00: these become C strings), no
+ * room, or, with no_slash, an escape that decodes to '/'.
+ */
+int http_pct_decode(const char *s, size_t n, char *out, size_t cap, int no_slash);
+
 /* The head of a reply with a body of `len` bytes of `type`; with keep == 0 it
  * says Connection: close. *out holds one reference. */
 int http_simple_head(sluice_pool *pool, int status, const char *type, size_t len, int keep,

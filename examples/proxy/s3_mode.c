@@ -10,6 +10,8 @@
  */
 #include "s3_mode.h"
 
+#include "../common/http_util.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -19,43 +21,6 @@
 #include <unistd.h>
 
 /* ---- configuration -------------------------------------------------------- */
-
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0, n) into out (cap bytes). Returns the length, or -1:
- * a bad escape, %00 (no NUL in keys: they go into C strings and logs), or
- * no room. */
-static int pct_decode(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int ch = (unsigned char)s[i];
-        if (ch == '%') {
-            int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-            int lo = hi >= 0 ? hexval((unsigned char)s[i + 2]) : -1;
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return -1;
-            ch = hi * 16 + lo;
-            i += 2;
-        } else if (ch == 0) {
-            return -1;
-        }
-        if (o + 1 >= cap)
-            return -1;
-        out[o++] = (char)ch;
-    }
-    out[o] = 0;
-    return (int)o;
-}
 
 /* Well-formed UTF-8 (S3 keys are; JSON and XML carry them as text). */
 static int utf8_ok(const unsigned char *s, size_t n)
@@ -115,7 +80,7 @@ int s3_mode_parse_url(s3_mode *m, const char *url)
         size_t pl = strlen(end + 1);
         while (pl && end[pl] == '/') /* "pre/" and "pre" name the same prefix */
             pl--;
-        int n = pct_decode(end + 1, pl, m->prefix, sizeof m->prefix);
+        int n = http_pct_decode(end + 1, pl, m->prefix, sizeof m->prefix, 0);
         if (n < 0 || !utf8_ok((const unsigned char *)m->prefix, (size_t)n))
             goto bad;
         m->prefix_len = (size_t)n;
@@ -208,7 +173,7 @@ int s3_mode_key(const s3_mode *m, const char *target, size_t len, char *key)
         key[m->prefix_len] = '/';
         off = m->prefix_len + 1;
     }
-    int n = pct_decode(target + 1, pl, key + off, S3_MODE_MAX_KEY + 1 - off);
+    int n = http_pct_decode(target + 1, pl, key + off, S3_MODE_MAX_KEY + 1 - off, 0);
     if (n <= 0 || !utf8_ok((const unsigned char *)key + off, (size_t)n))
         return -1;
     return (int)off + n;
