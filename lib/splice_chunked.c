@@ -3,16 +3,18 @@
  * data spliced (see splice.h).
  *
  * The strict chunked decoder (body.c) reads the framing in user space and
- * stops where the data of a large chunk starts with nothing of it buffered
- * (sluice__chunked_next). That chunk's data then goes through a
- * Content-Length splice engine (splice.c) with the size line as its head, so
- * the copy-path fallbacks, idle timeouts and truncation rules are the ones
- * Content-Length passthrough has; the CRLF after the data goes out with
- * the next spliced chunk's size line (one write, one packet), or on its own
- * before anything else is written or when the source runs dry. Everything else the decoder yields (small chunks, bytes already
- * read) goes through a chunked writer, which batches them; it is flushed
- * before a spliced chunk so the output stays in order. One pipe serves every
- * spliced chunk of the body.
+ * stops where the data of a large chunk starts, at least splice_min of it
+ * still in the socket (sluice__chunked_next). That chunk's data then goes
+ * through a Content-Length splice engine (splice.c) with the size line as
+ * its head: the head and what the reader already holds of the chunk go out
+ * in one write, the rest is spliced, and the copy-path fallbacks, idle
+ * timeouts and truncation rules are the ones Content-Length passthrough
+ * has. The CRLF after the data goes out with the next spliced chunk's size
+ * line (one write, one packet), or on its own before anything else is
+ * written or when the source runs dry. Everything else the decoder yields
+ * (small chunks, bytes already read) goes through a chunked writer, which
+ * batches them; it is flushed before a spliced chunk so the output stays in
+ * order. One pipe serves every spliced chunk of the body.
  */
 #include "internal.h"
 
