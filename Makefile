@@ -203,7 +203,7 @@ bench-micro: $(BENCH_BIN)
 
 # Everything: micro-benchmarks, then the end-to-end runs (tests/bench/e2e.sh:
 # uploads, e2e.py; small requests and a download beside nginx, rate.py, with
-# wrk; idle connections, conns.py).
+# wrk; idle connections, conns.py; S3 mode, s3.py; overload, overload.py).
 bench: all bench-micro
 	@if [ -f tests/bench/e2e.sh ]; then BUILD=$(BUILD) bash tests/bench/e2e.sh $(BENCH_ARGS); fi
 

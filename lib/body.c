@@ -130,15 +130,19 @@ static sluice_poll close_poll(sluice_stream *s, sluice_bytes *out)
 /* ---- chunked ------------------------------------------------------------- */
 
 /* The chunked decoder; with splice_min it stops (SLUICE__SPLICE) where the
- * data of a chunk at least that large starts and nothing of it is buffered,
- * so the splice pump can move it past user space. */
+ * data of a chunk starts of which at least splice_min bytes are not
+ * buffered yet, so the splice pump can move them past user space (what the
+ * reader holds of the chunk, the few bytes read with its size line, goes
+ * first, written with the size line). */
 static sluice_poll chunked_next(sluice_stream *s, sluice_bytes *out, uint64_t splice_min)
 {
     body *b = (body *)s;
     for (;;) {
-        if (b->state == S_DATA && b->remaining >= splice_min &&
-            sluice_reader_available(b->r) == 0)
-            return SLUICE__SPLICE;
+        if (b->state == S_DATA && b->remaining >= splice_min) {
+            uint64_t held = sluice_reader_available(b->r);
+            if (held < b->remaining && b->remaining - held >= splice_min)
+                return SLUICE__SPLICE;
+        }
         if (b->state == S_DATA) {
             size_t want = b->remaining < SIZE_MAX ? (size_t)b->remaining : SIZE_MAX;
             size_t n = sluice_reader_take(b->r, want, out);

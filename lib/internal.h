@@ -159,6 +159,9 @@ int sluice__splice_new(sluice_pool *pool, sluice_reader *src, sluice_io *dst, ui
 int sluice__pipe_open(int fds[2], size_t size, size_t *cap);
 /* Makes a splice engine use fds (empty, still the lender's to close). */
 void sluice__splice_lend_pipe(sluice__engine *e, const int fds[2], size_t cap);
+/* The caller saw sluice__sigpipe_ignored() true: e skips its own check. */
+void sluice__splice_sigpipe_known(sluice__engine *e);
+bool sluice__sigpipe_ignored(void);
 /* The splice pump of a chunked body (splice_chunked.c). */
 int sluice__splice_chunked_new(sluice_pool *pool, sluice_reader *src, sluice_io *dst,
                                sluice_bytes *head, const sluice_splice_config *cfg,

@@ -58,6 +58,7 @@ struct splicer {
     int pipe[2];
     size_t in_pipe, pipe_cap, pipe_size;
     bool lent_pipe;           /* the pipe is a chunked splice's: not ours to close */
+    bool sigpipe_known;       /* the caller checked that SIGPIPE is ignored */
     bool spliced_in;          /* some byte entered the pipe (EINVAL then is real) */
     bool waits_dst;           /* the last step ended waiting for dst to take bytes */
     size_t max_inflight, step_bytes;
@@ -136,7 +137,7 @@ static sluice_pump_status splice_step(sluice__engine *e, sluice_interest *want)
             uint64_t held = sluice_reader_available(s->r);
             /* the SIGPIPE check (a syscall) only for a body large enough */
             if (s->src_fd < 0 || held >= s->left || s->left - held < s->splice_min ||
-                !sigpipe_ignored() || (s->pipe[0] < 0 && open_pipe(s) < 0)) {
+                !(s->sigpipe_known || sigpipe_ignored()) || (s->pipe[0] < 0 && open_pipe(s) < 0)) {
                 /* copy path: everything through the reader */
                 if (stage_start(s, s->r, s->left) < 0)
                     return fail(s, SLUICE_SIDE_SOURCE, SLUICE_ENOMEM);
@@ -410,6 +411,17 @@ void sluice__splice_lend_pipe(sluice__engine *e, const int fds[2], size_t cap)
     s->pipe[1] = fds[1];
     s->pipe_cap = cap;
     s->lent_pipe = true;
+}
+
+/* A chunked splice checks SIGPIPE once per body, not once per chunk. */
+void sluice__splice_sigpipe_known(sluice__engine *e)
+{
+    ((splicer *)e)->sigpipe_known = true;
+}
+
+bool sluice__sigpipe_ignored(void)
+{
+    return sigpipe_ignored();
 }
 
 /*

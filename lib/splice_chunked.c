@@ -3,15 +3,18 @@
  * data spliced (see splice.h).
  *
  * The strict chunked decoder (body.c) reads the framing in user space and
- * stops where the data of a large chunk starts with nothing of it buffered
- * (sluice__chunked_next). That chunk's data then goes through a
- * Content-Length splice engine (splice.c) with the size line as its head, so
- * the copy-path fallbacks, idle timeouts and truncation rules are the ones
- * Content-Length passthrough has; the CRLF after the data is written
- * directly. Everything else the decoder yields (small chunks, bytes already
- * read) goes through a chunked writer, which batches them; it is flushed
- * before a spliced chunk so the output stays in order. One pipe serves every
- * spliced chunk of the body.
+ * stops where the data of a large chunk starts, at least splice_min of it
+ * still in the socket (sluice__chunked_next). That chunk's data then goes
+ * through a Content-Length splice engine (splice.c) with the size line as
+ * its head: the head and what the reader already holds of the chunk go out
+ * in one write, the rest is spliced, and the copy-path fallbacks, idle
+ * timeouts and truncation rules are the ones Content-Length passthrough
+ * has. The CRLF after the data goes out with the next spliced chunk's size
+ * line (one write, one packet), or on its own before anything else is
+ * written or when the source runs dry. Everything else the decoder yields
+ * (small chunks, bytes already read) goes through a chunked writer, which
+ * batches them; it is flushed before a spliced chunk so the output stays in
+ * order. One pipe serves every spliced chunk of the body.
  */
 #include "internal.h"
 
@@ -33,6 +36,10 @@ typedef struct chunks {
     uint64_t inner_n;
     char line[24];            /* the spliced chunk's size line */
     sluice_bytes crlf;        /* what of the CRLF after it is still to write */
+    bool crlf_owed;           /* that CRLF, not written yet: it goes out in
+                               * front of the next size line, or on its own
+                               * before anything else or when the source is dry */
+    signed char sigpipe;      /* 0: not checked yet, 1: ignored, -1: not */
     sluice_bytes held;        /* decoded, not yet taken by w */
     sluice_splice_config cfg;
     int pipe[2];
@@ -94,7 +101,7 @@ static sluice_pump_status step_inner(chunks *c, sluice_interest *want)
     c->spliced += c->inner->vt->spliced(c->inner);
     c->inner->vt->free(c->inner);
     c->inner = NULL;
-    c->crlf = sluice_bytes_static("\r\n", 2);
+    c->crlf_owed = true;
     return GO_ON;
 }
 
@@ -107,6 +114,13 @@ static sluice_pump_status write_crlf(chunks *c, sluice_interest *want)
     return rc > 0 ? SLUICE_PUMP_PENDING : GO_ON;
 }
 
+/* The owed CRLF is written on its own (next in one()). */
+static void owe_crlf(chunks *c)
+{
+    c->crlf = sluice_bytes_static("\r\n", 2);
+    c->crlf_owed = false;
+}
+
 /* The decoder stopped where `left` bytes of chunk data start: flush what
  * the writer holds (the output stays in order), then splice them. */
 static sluice_pump_status start_chunk(chunks *c, uint64_t left, sluice_interest *want)
@@ -114,7 +128,10 @@ static sluice_pump_status start_chunk(chunks *c, uint64_t left, sluice_interest 
     sluice_pump_status st = sink_result(c, sluice_sink_flush(c->w), want);
     if (st != GO_ON)
         return st;
-    int n = snprintf(c->line, sizeof c->line, "%llx\r\n", (unsigned long long)left);
+    /* the previous spliced chunk's CRLF and this size line: one write */
+    int n = snprintf(c->line, sizeof c->line, "%s%llx\r\n", c->crlf_owed ? "\r\n" : "",
+                     (unsigned long long)left);
+    c->crlf_owed = false;
     sluice_bytes head = sluice_bytes_static(c->line, (size_t)n);
     sluice_splice_config cfg = c->cfg;
     cfg.step_bytes = SIZE_MAX; /* this engine keeps the budget */
@@ -126,6 +143,10 @@ static sluice_pump_status start_chunk(chunks *c, uint64_t left, sluice_interest 
                           &c->pipe_cap);
     if (c->pipe[0] >= 0)
         sluice__splice_lend_pipe(c->inner, c->pipe, c->pipe_cap);
+    if (!c->sigpipe) /* a syscall: once per body, not once per chunk */
+        c->sigpipe = sluice__sigpipe_ignored() ? 1 : -1;
+    if (c->sigpipe > 0)
+        sluice__splice_sigpipe_known(c->inner);
     c->inner_n = left;
     return GO_ON;
 }
@@ -148,7 +169,11 @@ static sluice_pump_status pull(chunks *c, sluice_interest *want)
     }
     if (r == SLUICE_ERROR)
         return fail(c, SLUICE_SIDE_SOURCE, sluice_stream_error(c->body, NULL));
-    /* PENDING: the source is dry; write out what the writer holds first */
+    /* PENDING: the source is dry; write out what is owed first */
+    if (c->crlf_owed) {
+        owe_crlf(c);
+        return GO_ON;
+    }
     sluice_stream_ready(c->body, want);
     if (sluice_sink_buffered(c->w) == 0)
         return SLUICE_PUMP_PENDING;
@@ -165,6 +190,10 @@ static sluice_pump_status one(chunks *c, sluice_interest *want)
         return step_inner(c, want);
     if (c->crlf.len)
         return write_crlf(c, want);
+    if (c->crlf_owed && (c->held.len || c->phase == C_FINISH)) {
+        owe_crlf(c); /* it goes before these bytes */
+        return GO_ON;
+    }
     if (c->held.len) {
         size_t len = c->held.len;
         sluice_pump_status st = sink_result(c, sluice_sink_poll_write(c->w, &c->held), want);

@@ -24,10 +24,12 @@
  *
  * Chunked (forwarded chunked, as HAProxy does since 2.9): chunk-size lines,
  * CRLFs and trailers are read in user space by the same strict decoder as
- * sluice_body_new's; the data of a chunk of at least `splice_min` bytes that
- * is not already buffered moves socket -> pipe -> dst, and only its framing
- * ("SIZE CRLF" before, CRLF after) is written from user space. Smaller
- * chunks, and bytes already read, go through a chunked writer in batches.
+ * sluice_body_new's; the data of a chunk of which at least `splice_min`
+ * bytes are not already buffered moves socket -> pipe -> dst, and only its
+ * framing ("SIZE CRLF" before, CRLF after; the CRLF goes out with the next
+ * size line when one follows) and the few bytes of it read with the size
+ * line are written from user space, in one write. Smaller chunks, and bytes
+ * already read, go through a chunked writer in batches.
  * The output is chunked with the same payload (chunk sizes may differ where
  * small chunks are batched; extensions and trailers are not forwarded), then
  * the terminator. A malformed or truncated body fails on the source side

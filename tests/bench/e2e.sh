@@ -5,10 +5,11 @@
 # nginx its rows are skipped with a message), then runs tests/bench/e2e.py
 # (uploads), tests/bench/rate.py (small requests and downloads, with wrk;
 # skipped with a message without nginx or wrk), tests/bench/conns.py (idle
-# keep-alive connections) and tests/bench/s3.py (uploads through
-# sluice-proxy --s3 into moto). Arguments go to e2e.py: BENCH_ARGS="--quick",
+# keep-alive connections), tests/bench/s3.py (uploads through
+# sluice-proxy --s3 into moto) and tests/bench/overload.py (512 concurrent
+# chunked uploads, uncapped vs --max-memory 4 MiB). Arguments go to e2e.py: BENCH_ARGS="--quick",
 # "--sizes 64M --reps 5", "--only direct,sluice-stream", "--help"; rate.py
-# gets --quick when they hold it.
+# and overload.py get --quick when they hold it.
 # BUILD (default build) and CC (default cc) come from the environment.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -71,4 +72,6 @@ python3 tests/bench/rate.py --build "$BUILD" "${rate_args[@]}" || rc=$?
 python3 tests/bench/conns.py --build "$BUILD" || rc=$?
 # sluice-proxy --s3 into moto: CPU s/GiB and peak RSS (skipped without moto)
 python3 tests/bench/s3.py --build "$BUILD" || rc=$?
+# overload: 512 concurrent 2 MiB chunked uploads, uncapped vs a 4 MiB cap
+python3 tests/bench/overload.py --build "$BUILD" "${rate_args[@]}" || rc=$?
 exit $rc
