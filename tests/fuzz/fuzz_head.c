@@ -115,7 +115,12 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     if (size < 2)
         return 0;
     int response = data[0] & 1;
-    sluice_http_limits lims[4] = {{0, 0}, {64, 0}, {0, 3}, {200, 8}};
+    sluice_http_limits lims[4] = {
+        {.max_head_bytes = 0, .max_headers = 0},
+        {.max_head_bytes = 64, .max_headers = 0},
+        {.max_head_bytes = 0, .max_headers = 3},
+        {.max_head_bytes = 200, .max_headers = 8},
+    };
     const sluice_http_limits *lim = &lims[(data[0] >> 1) & 3];
     size_t n = size - 2;
     unsigned char *buf = malloc(n ? n : 1);
