@@ -136,7 +136,6 @@ typedef struct conn {
     sluice_multipart *mp;
     sluice_stream *src;                  /* what is pumped upstream */
     uint64_t received;                   /* body bytes from the client */
-    uint64_t sent;                       /* body bytes accepted upstream */
     char *part_type;                     /* extract: the part's Content-Type,
                                             copied (the part may go first) */
     size_t part_type_len;
@@ -152,7 +151,6 @@ typedef struct conn {
     int reused;                          /* ufd came from the pool */
     int retried;                         /* the request was replayed once already */
     int up_keep;                         /* the final response's head allows reuse */
-    int interim_seen;                    /* a 1xx arrived: the upstream answered */
     int req_done, req_failed;
     int just_sent;                       /* the request went out in this turn:
                                             its answer cannot be there yet */
@@ -845,7 +843,6 @@ static int start_response(conn *c)
         return fail_request(c, 502);
     /* the upstream answered: the request is never replayed from here on */
     sluice_bytes_release(&c->m->uhead);
-    c->interim_seen = 1;
     if (what > 0) {
         sluice_bytes_release(&c->m->rhead);
         return 0;
@@ -970,7 +967,8 @@ static int exchange_request(conn *c, int64_t now)
  */
 static int may_replay(const conn *c, sluice_poll r, int err)
 {
-    if (!c->reused || c->retried || c->interim_seen)
+    /* uhead is let go of once any head (1xx too) arrived */
+    if (!c->reused || c->retried || !c->m->uhead.data)
         return 0;
     int nothing = r == SLUICE_EOF ||
                   (r == SLUICE_ERROR && (err == -ECONNRESET || err == -EPIPE) &&
@@ -1352,9 +1350,9 @@ static void conn_reset_request(conn *c)
     c->mp = NULL;
     c->state = S_HEAD;
     c->t_start = sluice_now_ms();
-    c->received = c->sent = 0;
+    c->received = 0;
     c->req_done = c->req_failed = c->just_sent = 0;
-    c->retried = c->interim_seen = 0;
+    c->retried = 0;
     c->res_started = c->res_done = c->close_after = c->logged = 0;
     c->status = 0;
     free(c->m);
