@@ -81,6 +81,24 @@ def free_port():
     return p
 
 
+def moto_client(port, bucket):
+    """A boto3 client of the moto server on port, once it answers, with
+    bucket created."""
+    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", aws_access_key_id=AKID,
+                      aws_secret_access_key=SECRET, region_name="us-east-1",
+                      config=Config(retries={"max_attempts": 1}))
+    for _ in range(100):
+        try:
+            s3.list_buckets()
+            break
+        except Exception:
+            time.sleep(0.1)
+    else:
+        raise RuntimeError("moto did not start")
+    s3.create_bucket(Bucket=bucket)
+    return s3
+
+
 # ---- recording proxy ---------------------------------------------------------------
 
 
@@ -306,19 +324,7 @@ class Suite:
         self.moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-p",
                                       str(self.moto_port)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{self.moto_port}"
-        self.s3 = boto3.client("s3", endpoint_url=url, aws_access_key_id=AKID,
-                               aws_secret_access_key=SECRET, region_name="us-east-1",
-                               config=Config(retries={"max_attempts": 1}))
-        for _ in range(100):
-            try:
-                self.s3.list_buckets()
-                break
-            except Exception:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("moto did not start")
-        self.s3.create_bucket(Bucket="sluice-test")
+        self.s3 = moto_client(self.moto_port, "sluice-test")
         self.rec = Recorder(self.moto_port)
 
     def close(self):

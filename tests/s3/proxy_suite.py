@@ -69,19 +69,7 @@ class World:
     def __init__(self):
         self.moto_port = ms.free_port()
         self.moto = self._moto(self.moto_port, {})
-        url = f"http://127.0.0.1:{self.moto_port}"
-        self.s3 = ms.boto3.client("s3", endpoint_url=url, aws_access_key_id=ms.AKID,
-                                  aws_secret_access_key=ms.SECRET, region_name="us-east-1",
-                                  config=ms.Config(retries={"max_attempts": 1}))
-        for _ in range(100):
-            try:
-                self.s3.list_buckets()
-                break
-            except Exception:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("moto did not start")
-        self.s3.create_bucket(Bucket=BUCKET)
+        self.s3 = ms.moto_client(self.moto_port, BUCKET)
         self.rec = ms.Recorder(self.moto_port)
         os.environ["AWS_ACCESS_KEY_ID"] = ms.AKID
         os.environ["AWS_SECRET_ACCESS_KEY"] = ms.SECRET
