@@ -9,18 +9,7 @@ set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 driver=$BUILD/tests/s3-driver
-py=
-for p in python3 /usr/bin/python3; do
-    if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import moto, boto3' >/dev/null 2>&1; then
-        py=$p
-        break
-    fi
-done
-if [ -z "$py" ]; then
-    echo "FAIL s3: no python3 with moto and boto3: pip install 'moto[server]' boto3"
-    echo "0 passed, 1 failed"
-    exit 1
-fi
+. tests/s3/python.sh s3
 if [ ! -x "$driver" ]; then
     echo "FAIL s3: $driver is not built (make test builds it; or make $driver)"
     echo "0 passed, 1 failed"

@@ -3,25 +3,14 @@
 # through the proxy checked with boto3, every request the proxy sent checked
 # from a recording proxy (SigV4 recomputed with botocore, aws-chunked framing
 # and checksums rebuilt from the AWS spec), failures leave nothing, memory.
-# Needs python3 with moto[server] and boto3: skipped, saying so, without them.
+# Needs python3 with moto[server] and boto3; fails (never skips) without them.
 # Env: BUILD (build dir, default build), SAN=1 (no memory ceilings).
 # Ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 export BUILD SAN=${SAN:-}
-py=
-for p in python3 /usr/bin/python3; do
-    if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import moto, boto3' >/dev/null 2>&1; then
-        py=$p
-        break
-    fi
-done
-if [ -z "$py" ]; then
-    echo "s3proxy: SKIPPED: no python3 with moto and boto3 (pip install 'moto[server]' boto3)"
-    echo "0 passed, 0 failed"
-    exit 0
-fi
+. tests/s3/python.sh s3proxy
 if [ ! -x "$BUILD/bin/sluice-proxy" ]; then
     echo "FAIL s3proxy: $BUILD/bin/sluice-proxy is not built (make)"
     echo "0 passed, 1 failed"
