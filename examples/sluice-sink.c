@@ -260,27 +260,6 @@ static int error_reply(conn *c, int status)
     return start_reply(c, status, msg, (size_t)n, 0);
 }
 
-static void json_str(char **p, char *end, const char *s, size_t n)
-{
-    char *o = *p;
-    if (o < end)
-        *o++ = '"';
-    for (size_t i = 0; i < n && o + 7 < end; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') {
-            *o++ = '\\';
-            *o++ = (char)ch;
-        } else if (ch < 0x20 || ch >= 0x7f) {
-            o += snprintf(o, (size_t)(end - o), "\\u%04x", ch);
-        } else {
-            *o++ = (char)ch;
-        }
-    }
-    if (o < end)
-        *o++ = '"';
-    *p = o;
-}
-
 static int done_reply(conn *c, int stored)
 {
     unsigned char d[SLUICE_SHA256_SIZE];
@@ -289,9 +268,9 @@ static int done_reply(conn *c, int stored)
     sluice_sha256_hex(d, hex);
     char msg[1024], *p = msg, *end = msg + sizeof msg - 160;
     p += snprintf(p, (size_t)(end - p), "{\"method\":");
-    json_str(&p, end, c->m->req.method, c->m->req.method_len);
+    http_json_str(&p, end, c->m->req.method, c->m->req.method_len, 0);
     p += snprintf(p, (size_t)(end - p), ",\"target\":");
-    json_str(&p, end, c->m->req.target, c->m->req.target_len);
+    http_json_str(&p, end, c->m->req.target, c->m->req.target_len, 0);
     p += snprintf(p, 160, ",\"bytes\":%llu,\"sha256\":\"%s\",\"framing\":\"%s\"}\n",
                   (unsigned long long)c->bytes, hex,
                   c->m->framing.body == SLUICE_HTTP_BODY_CHUNKED ? "chunked" : "length");

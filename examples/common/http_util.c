@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -86,6 +87,27 @@ int http_pct_decode(const char *s, size_t n, char *out, size_t cap, int no_slash
     }
     out[o] = 0;
     return (int)o;
+}
+
+void http_json_str(char **p, char *end, const char *s, size_t n, int utf8)
+{
+    char *o = *p;
+    if (o < end)
+        *o++ = '"';
+    for (size_t i = 0; i < n && o + 7 < end; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            *o++ = '\\';
+            *o++ = (char)ch;
+        } else if (ch < 0x20 || ch == 0x7f || (ch > 0x7f && !utf8)) {
+            o += snprintf(o, (size_t)(end - o), "\\u%04x", ch);
+        } else {
+            *o++ = (char)ch;
+        }
+    }
+    if (o < end)
+        *o++ = '"';
+    *p = o;
 }
 
 int http_simple_head(sluice_pool *pool, int status, const char *type, size_t len, int keep,

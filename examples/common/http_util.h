@@ -57,6 +57,14 @@ int http_conn_await(http_conn *c, int64_t idle_end);
  */
 int http_pct_decode(const char *s, size_t n, char *out, size_t cap, int no_slash);
 
+/*
+ * Appends s[0, n) as a JSON string, quotes included, at *p, never past end
+ * (the string is cut short there; 7 bytes are kept free for one escape).
+ * '"' and '\\' are escaped, control bytes and DEL become \u00XX, and so
+ * do bytes >= 0x80 unless utf8 says s is well-formed UTF-8 to keep as is.
+ */
+void http_json_str(char **p, char *end, const char *s, size_t n, int utf8);
+
 /* The head of a reply with a body of `len` bytes of `type`; with keep == 0 it
  * says Connection: close. *out holds one reference. */
 int http_simple_head(sluice_pool *pool, int status, const char *type, size_t len, int keep,

@@ -393,26 +393,12 @@ void s3_upload_free(s3_upload *u)
 
 /* ---- the answer ----------------------------------------------------------- */
 
-/* Appends s[0, n) as a JSON string (quotes included) at *p; the buffer has
- * room for 6 bytes per input byte and the quotes. */
+/* JSON text into a buffer s3_upload_answer sized for the longest strings
+ * escaped (6 bytes per byte): UTF-8 as is (keys were checked, the store's
+ * messages are XML text). */
 static void json_str(char **p, const char *s, size_t n)
 {
-    char *o = *p;
-    *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') {
-            *o++ = '\\';
-            *o++ = (char)ch;
-        } else if (ch < 0x20 || ch == 0x7F) {
-            o += sprintf(o, "\\u%04x", ch);
-        } else {
-            *o++ = (char)ch; /* UTF-8 as is: keys were checked, and the
-                                store's messages are XML text (UTF-8) */
-        }
-    }
-    *o++ = '"';
-    *p = o;
+    http_json_str(p, *p + 6 * n + 2 + 7, s, n, 1);
 }
 
 static void json_cstr(char **p, const char *s)
@@ -456,7 +442,6 @@ static int json_error(char *o, const sluice_s3_result *r, int code)
 static int json_stored(char *o, const s3_upload *u, const sluice_s3_result *r,
                        const sluice_sniff *sniff)
 {
-    (void)u;
     char *p = o;
     p += sprintf(p, "{\"bucket\":");
     json_cstr(&p, u->m->bucket);
