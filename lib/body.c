@@ -205,6 +205,56 @@ void sluice__chunked_bypassed(sluice_stream *s, uint64_t n)
         b->state = S_DATA_CR;
 }
 
+/* A size line exactly as the chunked writer writes it (lowercase hex, no
+ * leading zero, no extension) at p[0, n): its length with the CRLF, the size
+ * in *v; 0 if it is not one or is cut short. */
+static size_t plain_size_line(const unsigned char *p, size_t n, uint64_t *v)
+{
+    size_t i = 0;
+    *v = 0;
+    if (n < 3 || p[0] == '0')
+        return 0;
+    for (; i < n && i < SLUICE_CHUNK_SIZE_DIGITS; i++) {
+        unsigned char c = p[i];
+        if (c >= '0' && c <= '9')
+            *v = *v * 16 + (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            *v = *v * 16 + (unsigned)(c - 'a' + 10);
+        else
+            break;
+    }
+    return i > 0 && i + 2 <= n && p[i] == '\r' && p[i + 1] == '\n' ? i + 2 : 0;
+}
+
+size_t sluice__chunked_verbatim(sluice_stream *s, const unsigned char *p, size_t n,
+                                uint64_t splice_min, uint64_t *size)
+{
+    body *b = (body *)s;
+    size_t crlf = 0, line;
+    uint64_t v;
+    *size = 0;
+    if (s->_error.code || s->_eof)
+        return 0;
+    if (b->state == S_DATA_CR) {
+        if (n < 2 || p[0] != '\r' || p[1] != '\n')
+            return 0;
+        crlf = 2;
+        if (n == 2) { /* the CRLF alone so far: take it, the line comes later */
+            b->state = S_SIZE0;
+            return 2;
+        }
+    } else if (b->state != S_SIZE0) {
+        return 0;
+    }
+    if (!(line = plain_size_line(p + crlf, n - crlf, &v)) || v < splice_min ||
+        v > (uint64_t)INT64_MAX || (b->max_body && v > b->max_body - b->payload))
+        return 0;
+    b->size = b->remaining = v;
+    b->state = S_DATA;
+    *size = v;
+    return crlf + line;
+}
+
 /* ---- chunk-size lines ---------------------------------------------------- */
 
 #define IS_TCHAR(c) sluice__is((c), SLUICE__C_TOKEN)

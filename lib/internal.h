@@ -92,6 +92,19 @@ sluice_io *sluice__reader_io(const sluice_reader *r);
 sluice_poll sluice__chunked_next(sluice_stream *s, sluice_bytes *out, uint64_t splice_min,
                                  uint64_t *chunk_left);
 void sluice__chunked_bypassed(sluice_stream *s, uint64_t n);
+/*
+ * For a chunked decoder with nothing buffered that just ended a chunk's
+ * data (its CRLF next) or its CRLF (a size line next): p[0, n) are the next
+ * bytes in the socket (MSG_PEEK). When they are that CRLF and/or a size line
+ * exactly as the chunked writer writes it ("\r\n", lowercase hex with no
+ * leading zero, "\r\n") of a chunk of at least splice_min bytes within the
+ * body limit, or the CRLF and nothing after it yet, the decoder takes them
+ * as read: returns their length (*size: the chunk's data bytes, 0 for the
+ * CRLF alone), which the caller splices as they are. Otherwise 0 and
+ * nothing changes.
+ */
+size_t sluice__chunked_verbatim(sluice_stream *s, const unsigned char *p, size_t n,
+                                uint64_t splice_min, uint64_t *size);
 int sluice__reader_eof(const sluice_reader *r);
 /* Caps what one fill reads (0: no cap), for a splicer that wants the bytes
  * after the framing it parses left in the socket. */

@@ -15,10 +15,25 @@
  * (small chunks, bytes already read) goes through a chunked writer, which
  * batches them; it is flushed before a spliced chunk so the output stays in
  * order. One pipe serves every spliced chunk of the body.
+ *
+ * Verbatim runs. Once a chunk went through the splice, the next chunks'
+ * framing often needs no rewriting: a client that sends large chunks with
+ * size lines written as the chunked writer writes them (lowercase hex, no
+ * extension) is forwarded as it came. A MSG_PEEK reads the CRLF and size
+ * line (the decoder checks them: sluice__chunked_verbatim), one splice takes
+ * them with the chunk's data into the pipe, and the pipe is emptied into dst
+ * when half full or when the source runs dry, so dst sees segments as large
+ * as a copy relay's instead of a small write and a splice per chunk. Any
+ * other line (small chunk, extension, the last chunk, a line cut short by
+ * the peek) ends the run at a chunk boundary with the pipe empty, and the
+ * decoder goes on from the CRLF as after any spliced chunk.
  */
+#define _GNU_SOURCE /* splice */
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,6 +59,14 @@ typedef struct chunks {
     sluice_splice_config cfg;
     int pipe[2];
     size_t pipe_cap;
+    bool verbatim;            /* in a verbatim run */
+    bool vexit;               /* the run ends once the pipe is empty */
+    bool waits_dst;           /* the run's last step waited for dst */
+    int src_fd, dst_fd;
+    uint64_t vleft;           /* bytes of the current verbatim chunk (CRLF,
+                                 size line, data) not yet in the pipe */
+    size_t vline;             /* of them, CRLF and size line */
+    size_t in_pipe;
     enum phase phase;
     uint64_t moved, spliced;
     size_t step_moved;
@@ -98,11 +121,126 @@ static sluice_pump_status step_inner(chunks *c, sluice_interest *want)
      * it stays in the socket for the next splice */
     sluice__reader_read_max(c->r, FRAMING_READ);
     c->moved += c->inner_n;
-    c->spliced += c->inner->vt->spliced(c->inner);
+    uint64_t spliced = c->inner->vt->spliced(c->inner);
+    c->spliced += spliced;
     c->inner->vt->free(c->inner);
     c->inner = NULL;
     c->crlf_owed = true;
+    /* both fds took splice and nothing is buffered: try a verbatim run */
+    if (spliced && c->pipe[0] >= 0 && c->sigpipe > 0 && !sluice_reader_available(c->r) &&
+        !sluice__reader_eof(c->r)) {
+        c->src_fd = sluice__io_fd(sluice__reader_io(c->r));
+        c->dst_fd = sluice__io_fd(c->dst);
+        c->verbatim = c->src_fd >= 0 && c->dst_fd >= 0;
+    }
     return GO_ON;
+}
+
+/* Between chunks of a verbatim run: peeks at the next CRLF and size line.
+ * 1: bytes to splice (c->vleft set); 0: the run ends; -1: nothing to read
+ * yet. */
+static int verbatim_next(chunks *c)
+{
+    unsigned char p[2 + SLUICE_CHUNK_SIZE_DIGITS + 2];
+    ssize_t n;
+    do
+        n = recv(c->src_fd, p, sizeof p, MSG_PEEK | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return -1;
+    uint64_t size;
+    size_t line = n > 0 ? sluice__chunked_verbatim(c->body, p, (size_t)n, c->cfg.splice_min,
+                                                   &size)
+                        : 0; /* EOF or an error: the decoder meets it */
+    if (!line) {
+        c->vexit = true;
+        return 0;
+    }
+    c->vline = line;
+    c->vleft = line + size;
+    c->crlf_owed = size > 0; /* a chunk's data: its CRLF is owed; else it went */
+    return 1;
+}
+
+/* Moves verbatim chunks src -> pipe -> dst until the run ends (GO_ON, the
+ * pipe empty), a side has to be waited for, or the step's budget is spent. */
+static sluice_pump_status step_verbatim(chunks *c, sluice_interest *want)
+{
+    size_t budget = c->cfg.step_bytes ? c->cfg.step_bytes : SLUICE_PUMP_DEFAULT_STEP;
+    if (c->waits_dst && sluice__idle_write_stalled(&c->idle, c->dst))
+        return fail(c, SLUICE_SIDE_SINK, SLUICE_ETIMEDOUT);
+    c->waits_dst = false;
+    for (;;) {
+        bool progress = false, in_blocked = true, out_again = false;
+        if (!c->vexit && c->in_pipe < c->pipe_cap &&
+            (c->vleft || verbatim_next(c) > 0)) {
+            size_t n = c->pipe_cap - c->in_pipe;
+            if (c->vleft < n)
+                n = (size_t)c->vleft;
+            ssize_t got = splice(c->src_fd, NULL, c->pipe[1], NULL, n,
+                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (got > 0) {
+                size_t line = (size_t)got < c->vline ? (size_t)got : c->vline;
+                c->vline -= line;
+                c->vleft -= (uint64_t)got;
+                c->in_pipe += (size_t)got;
+                sluice__reader_bypassed(c->r, (uint64_t)got);
+                if ((size_t)got > line)
+                    sluice__chunked_bypassed(c->body, (uint64_t)got - line);
+                c->moved += (uint64_t)got - line;
+                c->spliced += (uint64_t)got - line;
+                progress = true;
+                in_blocked = false;
+            } else if (got == 0) {
+                return fail(c, SLUICE_SIDE_SOURCE, SLUICE_ETRUNCATED);
+            } else if (errno == EINTR) {
+                continue;
+            } else if (errno != EAGAIN) {
+                return fail(c, SLUICE_SIDE_SOURCE, -errno);
+            }
+        }
+        /* empty the pipe when half full, when the source is dry (or the
+         * pipe full by slots: the same EAGAIN) and when the run ends */
+        if (c->in_pipe && (in_blocked || c->vexit || c->in_pipe >= c->pipe_cap / 2)) {
+            ssize_t put = splice(c->pipe[0], NULL, c->dst_fd, NULL, c->in_pipe,
+                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (put > 0) {
+                c->in_pipe -= (size_t)put;
+                c->step_moved += (size_t)put;
+                progress = true;
+            } else if (put < 0 && errno == EINTR) {
+                continue;
+            } else if (put < 0 && errno == EAGAIN) {
+                out_again = true;
+            } else {
+                return fail(c, SLUICE_SIDE_SINK, put < 0 ? -errno : SLUICE_EPEERCLOSED);
+            }
+        }
+        if (c->vexit && !c->in_pipe && !c->vleft) {
+            c->verbatim = c->vexit = false; /* the decoder is at the CRLF */
+            return GO_ON;
+        }
+        if (progress) {
+            sluice__idle_progress(&c->idle);
+            if (c->step_moved < budget)
+                continue;
+            return SLUICE_PUMP_PENDING; /* budget spent: "call again soon" */
+        }
+        /* nothing moved: wait on dst while the pipe holds bytes it refused,
+         * on the source otherwise */
+        bool on_dst = c->in_pipe && out_again;
+        c->waits_dst = on_dst;
+        if (on_dst)
+            sluice__io_ready(c->dst, SLUICE_WANT_WRITE, want);
+        else
+            sluice__io_ready(sluice__reader_io(c->r), SLUICE_WANT_READ, want);
+        if (!sluice__idle_pending(&c->idle)) {
+            *want = (sluice_interest){-1, 0, -1};
+            return fail(c, on_dst ? SLUICE_SIDE_SINK : SLUICE_SIDE_SOURCE, SLUICE_ETIMEDOUT);
+        }
+        want->deadline_ms = sluice__idle_deadline(&c->idle);
+        return SLUICE_PUMP_PENDING;
+    }
 }
 
 static sluice_pump_status write_crlf(chunks *c, sluice_interest *want)
@@ -188,6 +326,8 @@ static sluice_pump_status one(chunks *c, sluice_interest *want)
     size_t budget = c->cfg.step_bytes ? c->cfg.step_bytes : SLUICE_PUMP_DEFAULT_STEP;
     if (c->inner)
         return step_inner(c, want);
+    if (c->verbatim)
+        return step_verbatim(c, want);
     if (c->crlf.len)
         return write_crlf(c, want);
     if (c->crlf_owed && (c->held.len || c->phase == C_FINISH)) {

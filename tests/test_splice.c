@@ -592,15 +592,20 @@ TEST(splice_bad_flags_and_allocation_failure)
 
 /* ---- chunked bodies forwarded chunked ------------------------------------ */
 
-/* in[0, len) as chunked coding with chunk sizes cycling through sizes[]
- * (an extension on every third chunk, a trailer), then `tail`. */
+/* in[0, len) as chunked coding with chunk sizes cycling through sizes[],
+ * a trailer, then `tail`. Size lines are plain ("%zx") or, with `mixed`,
+ * cycle through two plain ones, an extension, uppercase and a leading zero:
+ * only plain lines are forwarded verbatim, so verbatim runs end and begin
+ * again. */
 static size_t encode_chunked(const unsigned char *in, size_t len, const size_t *sizes, size_t ns,
-                             const char *tail, unsigned char *out)
+                             int mixed, const char *tail, unsigned char *out)
 {
+    static const char *const lines[] = {"%zx\r\n", "%zx\r\n", "%zx;ext=\"v\"\r\n", "%zX\r\n",
+                                        "0%zx\r\n"};
     size_t o = 0, k = 0;
     for (size_t off = 0; off < len; k++) {
         size_t n = sizes[k % ns] < len - off ? sizes[k % ns] : len - off;
-        o += (size_t)sprintf((char *)out + o, k % 3 == 2 ? "%zx;ext=\"v\"\r\n" : "%zx\r\n", n);
+        o += (size_t)sprintf((char *)out + o, mixed ? lines[k % 5] : lines[0], n);
         memcpy(out + o, in + off, n);
         o += n;
         memcpy(out + o, "\r\n", 2);
@@ -643,7 +648,7 @@ static void chunked_case(int kind, const size_t *sizes, size_t ns, size_t len, s
     unsigned char *in = malloc(len + 1), *wire = malloc(len + len / 8 + 4096);
     unsigned char *out = malloc(len + len / 8 + 4096), *payload = malloc(len + 1);
     fill_random(in, len, len * 31 + piece);
-    size_t wl = encode_chunked(in, len, sizes, ns, next, wire);
+    size_t wl = encode_chunked(in, len, sizes, ns, 1, next, wire);
     size_t body_wire = wl - (sizeof next - 1);
     uint64_t consumed0 = sluice_reader_consumed(g.r);
     sluice_bytes h = sluice_bytes_static(head, sizeof head - 1);
@@ -743,7 +748,7 @@ TEST(splice_chunked_bytes_read_with_the_size_line_stay_in_their_chunk)
         unsigned char *in = malloc(len), *wire = malloc(len + 4096), *out = malloc(len + 4096);
         unsigned char *payload = malloc(len);
         fill_random(in, len, 4242);
-        size_t wl = encode_chunked(in, len, sizes, 1, "", wire);
+        size_t wl = encode_chunked(in, len, sizes, 1, 0, "", wire);
         sluice_bytes h = sluice_bytes_static(head, sizeof head - 1);
         sluice_splice_config cfg = {.pipe_size = 64 * 1024, .splice_min = 4096};
         sluice_pump sp;
@@ -844,5 +849,174 @@ TEST(splice_chunked_malformed_or_cut_never_looks_complete)
         sluice_pump_close(&sp);
         rig_close(&g);
     }
+    sigaction(SIGPIPE, &old, NULL);
+}
+
+/* Plain 64 KiB chunks: the first one's size line arrives alone, so its
+ * data is spliced whole; after it every chunk goes verbatim, the CRLF and
+ * size line with the data, and not one byte is copied. (Rewriting each size
+ * line would read some 500 bytes of data with it and copy them.) */
+TEST(splice_chunked_plain_chunks_go_verbatim)
+{
+    struct sigaction old;
+    ignore_sigpipe(&old);
+    static const char head[] = "PUT /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    static const size_t sizes[] = {65536};
+    const size_t len = 4u << 20, cap = len + 65536;
+    for (int kind = T_UNIX; kind <= T_TCP; kind++) {
+        rig g;
+        rig_open(&g, kind);
+        unsigned char *in = malloc(len), *wire = malloc(cap), *out = malloc(cap);
+        unsigned char *payload = malloc(len);
+        fill_random(in, len, 777);
+        size_t wl = encode_chunked(in, len, sizes, 1, 0, "", wire);
+        sluice_bytes h = sluice_bytes_static(head, sizeof head - 1);
+        sluice_splice_config cfg = {.pipe_size = 256 * 1024, .splice_min = 4096};
+        sluice_pump sp;
+        REQUIRE(sluice_pump_splice_init(&sp, T_POOL, g.r, g.dio, SLUICE_FRAMING_CHUNKED, &h,
+                                        &cfg) == 0);
+        REQUIRE(send(g.src[1], wire, 7, 0) == 7); /* "10000\r\n" */
+        struct pollfd pfd = {g.src[0], POLLIN, 0};
+        REQUIRE(poll(&pfd, 1, 1000) == 1);
+        EXPECT_EQ(sluice_pump_step(&sp, NULL), SLUICE_PUMP_PENDING);
+        size_t got;
+        int eof;
+        EXPECT_EQ(drive(&g, &sp, wire + 7, wl - 7, wl, 0, 0, out, cap, &got, &eof),
+                  SLUICE_PUMP_DONE);
+        REQUIRE(got > sizeof head - 1);
+        const unsigned char *body = out + sizeof head - 1;
+        size_t bl = got - (sizeof head - 1);
+        EXPECT_EQ(decode_chunked(body, bl, payload), (long)len);
+        EXPECT(!memcmp(payload, in, len));
+        EXPECT_EQ(count_chunks(body, bl), len / 65536);
+        EXPECT_EQ(sluice_pump_moved(&sp), len);
+        EXPECT_EQ(sluice_pump_spliced(&sp), len);
+        sluice_pump_close(&sp);
+        free(in), free(wire), free(out), free(payload);
+        rig_close(&g);
+    }
+    sigaction(SIGPIPE, &old, NULL);
+}
+
+/* Steps sp until it waits (or ends), taking what reaches the destination
+ * peer into out. */
+static sluice_pump_status step_until_wait(rig *g, sluice_pump *sp, unsigned char *out, size_t cap,
+                                          size_t *got)
+{
+    for (int i = 0; i < 100000; i++) {
+        sluice_interest w;
+        sluice_pump_status st = sluice_pump_step(sp, &w);
+        recv_some(g, out, cap, got, 0);
+        if (st != SLUICE_PUMP_PENDING || w.fd == g->src[0])
+            return st;
+        if (w.fd == g->dst[0])
+            usleep(100);
+    }
+    return SLUICE_PUMP_ERROR;
+}
+
+/* As curl sends them: a chunk's size line and data in one write, its CRLF
+ * in the next, the next line later. The CRLF found alone is forwarded on
+ * its own and the run goes on: still not a byte copied after the first
+ * chunk. */
+TEST(splice_chunked_verbatim_crlf_alone_between_chunks)
+{
+    struct sigaction old;
+    ignore_sigpipe(&old);
+    rig g;
+    rig_open(&g, T_TCP);
+    static unsigned char data[65524];
+    fill_random(data, sizeof data, 5);
+    const int nchunks = 12;
+    size_t cap = (size_t)nchunks * (sizeof data + 16) + 64, got = 0;
+    unsigned char *out = malloc(cap), *payload = malloc((size_t)nchunks * sizeof data);
+    sluice_pump sp;
+    REQUIRE(sluice_pump_splice_init(&sp, T_POOL, g.r, g.dio, SLUICE_FRAMING_CHUNKED, NULL,
+                                    &(sluice_splice_config){.splice_min = 4096}) == 0);
+    for (int k = 0; k < nchunks; k++) {
+        if (k == 0) { /* the first line alone: its data is spliced whole */
+            REQUIRE(send(g.src[1], "fff4\r\n", 6, 0) == 6);
+            EXPECT_EQ(step_until_wait(&g, &sp, out, cap, &got), SLUICE_PUMP_PENDING);
+        } else {
+            REQUIRE(send(g.src[1], "fff4\r\n", 6, MSG_MORE) == 6);
+        }
+        for (size_t off = 0; off < sizeof data;) {
+            ssize_t n = send(g.src[1], data + off, sizeof data - off, MSG_DONTWAIT);
+            if (n > 0)
+                off += (size_t)n;
+            EXPECT_EQ(step_until_wait(&g, &sp, out, cap, &got), SLUICE_PUMP_PENDING);
+        }
+        EXPECT_EQ(step_until_wait(&g, &sp, out, cap, &got), SLUICE_PUMP_PENDING);
+        REQUIRE(send(g.src[1], "\r\n", 2, 0) == 2);
+        EXPECT_EQ(step_until_wait(&g, &sp, out, cap, &got), SLUICE_PUMP_PENDING);
+    }
+    REQUIRE(send(g.src[1], "0\r\n\r\n", 5, 0) == 5);
+    sluice_pump_status st = SLUICE_PUMP_PENDING;
+    for (int i = 0; i < 1000 && st == SLUICE_PUMP_PENDING; i++) {
+        st = step_until_wait(&g, &sp, out, cap, &got);
+        if (st == SLUICE_PUMP_PENDING)
+            usleep(200);
+    }
+    EXPECT_EQ(st, SLUICE_PUMP_DONE);
+    for (int quiet = 0; quiet < 20; quiet++) {
+        size_t before = got;
+        recv_some(&g, out, cap, &got, 0);
+        if (got == before)
+            usleep(200);
+    }
+    EXPECT_EQ(decode_chunked(out, got, payload), (long)(nchunks * sizeof data));
+    for (int k = 0; k < nchunks; k++)
+        EXPECT(!memcmp(payload + (size_t)k * sizeof data, data, sizeof data));
+    EXPECT_EQ(count_chunks(out, got), (size_t)nchunks);
+    EXPECT_EQ(sluice_pump_spliced(&sp), nchunks * sizeof data);
+    sluice_pump_close(&sp);
+    free(out), free(payload);
+    rig_close(&g);
+    sigaction(SIGPIPE, &old, NULL);
+}
+
+/* A verbatim run cut inside a chunk's data, and one that runs into the body
+ * limit: an error, dst shut down, no terminator; past the limit nothing of
+ * the chunk that crosses it was forwarded. */
+TEST(splice_chunked_verbatim_cut_or_over_limit_never_looks_complete)
+{
+    struct sigaction old;
+    ignore_sigpipe(&old);
+    static const size_t sizes[] = {65536};
+    const size_t len = 1u << 20;
+    unsigned char *in = malloc(len), *wire = malloc(len + 4096), *out = malloc(len + 4096);
+    unsigned char *payload = malloc(len);
+    fill_random(in, len, 99);
+    size_t wl = encode_chunked(in, len, sizes, 1, 0, "", wire);
+    for (int over = 0; over <= 1; over++) {
+        rig g;
+        rig_open(&g, T_TCP);
+        uint64_t limit = 10 * 65536 + 100;
+        sluice_splice_config cfg = {.pipe_size = 256 * 1024, .splice_min = 4096};
+        if (over)
+            cfg.body.max_body = limit;
+        sluice_pump sp;
+        REQUIRE(sluice_pump_splice_init(&sp, T_POOL, g.r, g.dio, SLUICE_FRAMING_CHUNKED, NULL,
+                                        &cfg) == 0);
+        size_t got;
+        int eof;
+        /* cut: the wire up to the middle of the 12th chunk's data */
+        size_t n = over ? wl : 11 * (7 + 65536 + 2) + 7 + 30000;
+        EXPECT_EQ(drive(&g, &sp, wire, n, n, 0, !over, out, len + 4096, &got, &eof),
+                  SLUICE_PUMP_ERROR);
+        sluice_side side;
+        EXPECT_ERR(sluice_pump_error(&sp, &side), over ? SLUICE_ETOOBIG : SLUICE_ETRUNCATED);
+        EXPECT_EQ(side, SLUICE_SIDE_SOURCE);
+        EXPECT_EQ(eof, 1);
+        EXPECT(got < 5 || memcmp(out + got - 5, "0\r\n\r\n", 5) != 0);
+        if (over) /* ten chunks at most, each with its framing (those of the
+                   * first bulk read may be split in two: a line and CRLF more) */
+            EXPECT(got <= 10 * (7 + 65536 + 2) + 5 * (6 + 2));
+        else
+            EXPECT(got >= 10 * (7 + 65536 + 2));
+        sluice_pump_close(&sp);
+        rig_close(&g);
+    }
+    free(in), free(wire), free(out), free(payload);
     sigaction(SIGPIPE, &old, NULL);
 }

@@ -29,7 +29,13 @@
  * framing ("SIZE CRLF" before, CRLF after; the CRLF goes out with the next
  * size line when one follows) and the few bytes of it read with the size
  * line are written from user space, in one write. Smaller chunks, and bytes
- * already read, go through a chunked writer in batches.
+ * already read, go through a chunked writer in batches. After a spliced
+ * chunk, the following large chunks whose size lines are written exactly
+ * as sluice's chunked writer writes them (lowercase hex, no leading zero,
+ * no extension; curl's are) are forwarded verbatim: the size line is read
+ * with MSG_PEEK and checked by the decoder, then the CRLF before it, the
+ * line and the data are spliced together, and the pipe is emptied in large
+ * writes, so no framing write remains per chunk.
  * The output is chunked with the same payload (chunk sizes may differ where
  * small chunks are batched; extensions and trailers are not forwarded), then
  * the terminator. A malformed or truncated body fails on the source side
