@@ -51,6 +51,9 @@
 #include <unistd.h>
 
 #define MAX_HEADERS 256 /* fields per head; more is 431, like an over-long head */
+/* Fields a head may have before its array is grown to MAX_HEADERS: most heads
+ * have a dozen, and a request's memory is what 10,000 connections multiply. */
+#define FEW_HEADERS 32
 #define DEFAULT_MAX_MEMORY (16u << 20) /* 256 concurrent uploads in ~32 MiB */
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_UPSTREAM_KEEPALIVE 64     /* idle upstream connections kept per worker */
@@ -113,10 +116,14 @@ typedef struct request_mem {
     int s3_key_len;
     int64_t s3_wait_end;                   /* waiting for a part slot until */
     char s3_key[S3_MODE_MAX_KEY + 1];
-    /* Last and not zeroed: the parsers fill what they use. The request's
-     * fields, then the upstream response's: the request's spans die with
-     * `head` once the upstream head is built (step_connect). */
-    sluice_http_header hdrs[MAX_HEADERS];
+    /* The request's fields, then the upstream response's (the request's
+     * spans die with `head` once the upstream head is built: step_connect):
+     * `few` until a head has more (more_fields), then MAX_HEADERS from
+     * the heap, freed with the request. */
+    sluice_http_header *hdrs;
+    size_t hdrs_cap;
+    /* Last and not zeroed: the parsers fill what they use. */
+    sluice_http_header few[FEW_HEADERS];
 } request_mem;
 
 enum state { S_HEAD, S_FIND, S_BUFFER, S_CONNECT, S_EXCHANGE, S_STORE, S_CLOSING };
@@ -190,6 +197,21 @@ static int eq_ci(const char *a, size_t alen, const char *b)
         if (x != y)
             return 0;
     }
+    return 1;
+}
+
+/* A head refused for having more fields than the small array holds: the
+ * array becomes MAX_HEADERS long, and the head is read again (a reader keeps
+ * the bytes of a head it refused). True when it should be. */
+static int more_fields(request_mem *m, sluice_poll r, int err)
+{
+    if (r != SLUICE_ERROR || err != SLUICE_ETOO_MANY_HEADERS || m->hdrs_cap == MAX_HEADERS)
+        return 0;
+    sluice_http_header *h = malloc(MAX_HEADERS * sizeof *h);
+    if (!h)
+        return 0; /* answered as too many: 431 */
+    m->hdrs = h;
+    m->hdrs_cap = MAX_HEADERS;
     return 1;
 }
 
@@ -1004,8 +1026,11 @@ static int exchange_response_head(conn *c, int64_t now)
         return 1;
     }
     c->just_sent = 0;
-    sluice_poll r = sluice_http_read_response(c->urd, NULL, &c->m->res, c->m->hdrs, MAX_HEADERS,
-                                              &c->m->rhead, &err);
+    sluice_poll r;
+    do
+        r = sluice_http_read_response(c->urd, NULL, &c->m->res, c->m->hdrs, c->m->hdrs_cap,
+                                      &c->m->rhead, &err);
+    while (more_fields(c->m, r, err));
     if (r == SLUICE_READY) {
         c->up_deadline = now + c->px->cfg.timeout_ms;
         return start_response(c) < 0 ? -1 : 0;
@@ -1196,7 +1221,9 @@ static int step_head(conn *c)
             return rc;
         if (!(c->m = malloc(sizeof *c->m)))
             return -1;
-        memset(c->m, 0, offsetof(request_mem, hdrs)); /* 8 KiB of fields stay as they are */
+        memset(c->m, 0, offsetof(request_mem, few));
+        c->m->hdrs = c->m->few;
+        c->m->hdrs_cap = FEW_HEADERS;
         if (px->cfg.digest)
             sluice_sha256_init(&c->m->sha);
         if (px->cfg.extract || px->cfg.s3.on)
@@ -1211,8 +1238,11 @@ static int step_head(conn *c)
                               .max_headers = MAX_HEADERS,
                               .head_timeout_ms = px->cfg.timeout_ms};
     int err = 0;
-    sluice_poll r = sluice_http_read_request(c->hc.rd, &lim, &c->m->req, c->m->hdrs, MAX_HEADERS,
-                                             &c->m->head, &err);
+    sluice_poll r;
+    do
+        r = sluice_http_read_request(c->hc.rd, &lim, &c->m->req, c->m->hdrs, c->m->hdrs_cap,
+                                     &c->m->head, &err);
+    while (more_fields(c->m, r, err));
     if (r == SLUICE_PENDING) {
         sluice_interest w;
         sluice_reader_ready(c->hc.rd, &w);
@@ -1355,6 +1385,8 @@ static void conn_reset_request(conn *c)
     c->retried = 0;
     c->res_started = c->res_done = c->close_after = c->logged = 0;
     c->status = 0;
+    if (c->m && c->m->hdrs != c->m->few)
+        free(c->m->hdrs);
     free(c->m);
     c->m = NULL;
     free(c->part_type);

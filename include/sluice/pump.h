@@ -37,14 +37,16 @@ typedef enum sluice_side {
 } sluice_side;
 
 #define SLUICE_PUMP_DEFAULT_INFLIGHT (256u * 1024u)
-/* Bytes one step moves before it returns to the host loop: at 1 MiB a step
- * holds a loop for about a millisecond at loopback speed, and moving 1 GiB
- * costs no measurable throughput (docs/performance.md). */
-#define SLUICE_PUMP_DEFAULT_STEP (1024u * 1024u)
+/* Bytes one step moves before it returns to the host loop: at 256 KiB a
+ * step holds a loop for a fraction of a millisecond at loopback speed; small
+ * requests beside a 1 GiB upload wait less than at 1 MiB (p99 8-9 ms
+ * against 10-12 on 2 cores, tests/bench/latency.py) and the upload's CPU
+ * per GiB does not change (docs/performance.md). */
+#define SLUICE_PUMP_DEFAULT_STEP (256u * 1024u)
 
 typedef struct sluice_pump_config {
     size_t max_inflight; /* unwritten bytes the sink may hold; 0: 256 KiB  */
-    size_t step_bytes;   /* bytes moved before a step yields; 0: 1 MiB;
+    size_t step_bytes;   /* bytes moved before a step yields; 0: 256 KiB;
                             SIZE_MAX: never yield (tools, tests)            */
 } sluice_pump_config;
 

@@ -180,6 +180,31 @@ def header_limit_many(env):
     rejected(env, data, 431, "200 headers", ("--max-header-bytes", 1024))
 
 
+@case("limit: 256 request fields and 100 response fields forwarded, 257 -> 431")
+def header_field_count(env):
+    # The proxy keeps room for 32 fields per head and grows it for a head
+    # with more: both directions (a response may have the library's default
+    # 100 fields), on one keep-alive connection.
+    fields = [("X-F%d" % i, "v%d" % i) for i in range(255)]  # + Host: 256
+    resp = (b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-R%d: r%d\r\n" % (i, i) for i in range(99))
+            + b"Content-Length: 2\r\n\r\nok")
+    with lib.Upstream(respond=lambda m: resp) as up, \
+            lib.start_proxy(up, "--max-header-bytes", 65536) as p:
+        with Conn(p.port) as c:
+            for k in range(2):
+                c.send(req("GET", "/many%d" % k, fields))
+                r = c.response()
+                eq(r.status, 200, "status with 256 request fields")
+                eq(r.body, b"ok", "body")
+                m = up.wait_request()
+                for i in (0, 31, 32, 254):
+                    eq(m.hdrs("x-f%d" % i), ["v%d" % i], "request field %d upstream" % i)
+                eq(r.hdrs("x-r98"), ["r98"], "response field 98")
+                eq(r.hdrs("x-r31"), ["r31"], "response field 31")
+    data = req("GET", "/too-many", fields + [("X-Last", "1")])
+    rejected(env, data, 431, "257 fields", ("--max-header-bytes", 65536))
+
+
 @case("limit: default max header bytes 16384: 16384 served, 16385 -> 431")
 def header_limit_default(env):
     up, p = _rig(env)
