@@ -135,6 +135,9 @@ sluice_pump_status sluice_pump_step(sluice_pump *p, sluice_interest *want)
     size_t moved = 0; /* by this step: at step_bytes it yields */
     sluice_pump_status st = GO_ON;
     while (st == GO_ON && p->_phase == PH_RUN) {
+        /* what an earlier turn said (a source that was dry before a flush)
+         * is stale once it goes on: each PENDING below names its own */
+        *want = (sluice_interest){-1, 0, -1};
         if (p->_held.len) {
             st = put(p, want, &moved);
         } else if (moved >= p->_step_bytes) {

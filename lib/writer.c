@@ -6,9 +6,13 @@
  * chunked), the head (a view alone), or the terminator ("0\r\n", trailers,
  * "\r\n"). A flush turns the ring into one iovec array and writes it with a
  * single writev; a short write only advances `done` in the first entries, so
- * resuming needs no bookkeeping beyond that. The ring holds max_chunks
- * payload entries plus the head and the terminator, so the iovec array
- * (three per entry, at most 774) stays under IOV_MAX and is allocated once.
+ * resuming needs no bookkeeping beyond that. The ring holds up to
+ * max_chunks payload entries plus the head and the terminator, so the
+ * iovec array (three per entry, at most 774) stays under IOV_MAX. Both start
+ * with room for FIRST_CHUNKS payload entries and double as a body queues
+ * more: a writer that carries a head and a small body (most of them) costs
+ * a few hundred bytes, not the 7 KiB of a full queue, and a growth that
+ * finds no memory only means an earlier write.
  */
 #include "internal.h"
 
@@ -18,6 +22,7 @@
 
 #define DEFAULT_CHUNKS 64u
 #define MAX_CHUNKS 256u
+#define FIRST_CHUNKS 4u
 #define DEFAULT_BYTES (256u * 1024u)
 
 enum mode { M_CHUNKED, M_LENGTH, M_RAW };
@@ -50,6 +55,7 @@ typedef struct writer {
 
 static entry *at(const writer *w, size_t i);
 static entry *push(writer *w);
+static int grow(writer *w);
 static sluice_poll write_out(writer *w, bool all);
 static void drop_all(writer *w);
 
@@ -63,7 +69,8 @@ static sluice_poll w_write(sluice_sink *k, sluice_bytes *chunk)
     /* Full: write until there is room or the io says -EAGAIN. A write that
      * made progress but left the queue full is no reason to wait: PENDING
      * must come with a write interest, or the host waits for nothing. */
-    while (w->npayload >= w->max_chunks || w->queued >= w->max_bytes) {
+    while (w->npayload >= w->max_chunks || w->queued >= w->max_bytes ||
+           (w->npayload >= w->cap - 2 && grow(w) < 0)) {
         sluice_poll r = write_out(w, false);
         if (r != SLUICE_READY)
             return r;
@@ -225,7 +232,7 @@ static int writer_new(sluice_pool *pool, sluice_io *io, enum mode mode, sluice_b
         goto fail;
     memset(w, 0, sizeof *w);
     w->max_chunks = c.max_chunks ? c.max_chunks : DEFAULT_CHUNKS;
-    w->cap = w->max_chunks + 2;
+    w->cap = (w->max_chunks < FIRST_CHUNKS ? w->max_chunks : FIRST_CHUNKS) + 2;
     w->ring = sluice__alloc(pool, w->cap * sizeof *w->ring);
     w->iov = sluice__alloc(pool, 3 * w->cap * sizeof *w->iov);
     if (!w->ring || !w->iov) {
@@ -300,6 +307,33 @@ static entry *at(const writer *w, size_t i)
 {
     size_t k = w->head + i;
     return &w->ring[k >= w->cap ? k - w->cap : k];
+}
+
+/* Room for twice the payload entries (at most max_chunks), the queue kept in
+ * order. 0, or SLUICE_ENOMEM with the writer as it was. */
+static int grow(writer *w)
+{
+    size_t pc = w->cap - 2, npc = pc * 2 < w->max_chunks ? pc * 2 : w->max_chunks;
+    if (npc <= pc)
+        return SLUICE_ENOMEM; /* not reached: the caller checks max_chunks first */
+    sluice_pool *p = w->base.pool;
+    size_t cap = npc + 2;
+    entry *ring = sluice__alloc(p, cap * sizeof *ring);
+    struct iovec *iov = sluice__alloc(p, 3 * cap * sizeof *iov);
+    if (!ring || !iov) {
+        sluice__free(p, ring, cap * sizeof *ring);
+        sluice__free(p, iov, 3 * cap * sizeof *iov);
+        return SLUICE_ENOMEM;
+    }
+    for (size_t i = 0; i < w->n; i++)
+        ring[i] = *at(w, i); /* iovecs are built at each write: nothing points here */
+    sluice__free(p, w->ring, w->cap * sizeof *w->ring);
+    sluice__free(p, w->iov, 3 * w->cap * sizeof *w->iov);
+    w->ring = ring;
+    w->iov = iov;
+    w->cap = cap;
+    w->head = 0;
+    return 0;
 }
 
 /* A zeroed entry at the back. The caller guarantees room (see w_write). */

@@ -367,6 +367,51 @@ TEST(pump_polls_again_after_a_flush)
     close(sv[1]);
 }
 
+/* A step that flushed because the source was dry, took more and then spent
+ * its budget says "call again soon": not the source's interest from before
+ * the flush (stale: the source is not dry any more, and a host waiting on
+ * its fd may wait for bytes that are already buffered). */
+TEST(pump_budget_yield_after_a_dry_flush_names_no_fd)
+{
+    int sv[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    sluice_io *io;
+    REQUIRE(sluice_io_fd_new(T_POOL, sv[0], 0, &io) == 0);
+    sluice_sink *w;
+    REQUIRE(sluice_writer_new(T_POOL, io, SLUICE_FRAMING_CLOSE, NULL, NULL, &w) == 0);
+    sluice_stream *s = chunks_stream(40, 16384, SLUICE_MEMSTREAM_PENDING);
+    fdwait fw = {{.vt = &fdwait_vt, .pool = T_POOL}, s, sv[1]};
+    sluice_pump p;
+    sluice_pump_init(&p, &fw.base, w, &(sluice_pump_config){.step_bytes = 65536});
+    sluice_interest want;
+    sluice_pump_status st;
+    int yields = 0, steps = 0;
+    static char buf[1 << 20];
+    size_t got = 0;
+    while ((st = sluice_pump_step(&p, &want)) == SLUICE_PUMP_PENDING) {
+        /* the source is dry before every chunk: a step that starts with it
+         * waits on its fd (nothing to flush); one that moved its budget
+         * names none */
+        yields += want.fd == -1;
+        EXPECT_EQ(want.deadline_ms, -1);
+        ssize_t n;
+        while ((n = recv(sv[1], buf + got, sizeof buf - got, MSG_DONTWAIT)) > 0)
+            got += (size_t)n;
+        REQUIRE(++steps < 1000);
+    }
+    EXPECT_EQ(st, SLUICE_PUMP_DONE);
+    EXPECT(yields >= 40 * 16384 / (65536 + 16384)); /* each budget spent */
+    ssize_t n;
+    while ((n = recv(sv[1], buf + got, sizeof buf - got, MSG_DONTWAIT)) > 0)
+        got += (size_t)n;
+    EXPECT_EQ(got, 40 * 16384);
+    sluice_sink_close(w);
+    sluice_stream_close(s);
+    sluice_io_close(io);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 TEST(pump_step_moves_at_most_its_budget)
 {
     /* a source that never runs dry: one step may not take it all */

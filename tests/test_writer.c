@@ -548,3 +548,48 @@ TEST(writer_alloc_failures)
         EXPECT_EQ(fa.live, 0);
     }
 }
+
+/* The queue starts small and grows to max_chunks: 64 chunks queue without
+ * a write, the 65th forces one writev of all of them. When growing finds no
+ * memory the queue is written earlier instead: the same bytes, no error. */
+TEST(chunked_writer_queue_grows_and_survives_a_failed_growth)
+{
+    for (long f = 0; f < 12; f++) {
+        t_failalloc fa = {.fail_at = f};
+        sluice_allocator a = t_failalloc_hook(&fa);
+        sluice_pool_config pc = {.allocator = &a};
+        sluice_pool *p;
+        if (sluice_pool_new(&pc, &p) < 0)
+            continue;
+        rec_io *r = rec_new(0, 0);
+        r->base.pool = p;
+        sluice_sink *k = NULL;
+        if (sluice_writer_new(p, &r->base, SLUICE_FRAMING_CHUNKED, NULL, NULL, &k) < 0) {
+            sluice_pool_close(p);
+            EXPECT_EQ(fa.live, 0);
+            continue;
+        }
+        int growth_failed = 0;
+        char want[65 * 7 + 8], *o = want;
+        for (int i = 0; i < 65; i++) {
+            int before = fa.failed;
+            EXPECT_EQ(put(k, i & 1 ? "b" : "a"), SLUICE_READY);
+            growth_failed |= fa.failed && !before;
+            o += sprintf(o, "1\r\n%c\r\n", i & 1 ? 'b' : 'a');
+            if (i == 63 && !growth_failed)
+                EXPECT_EQ(r->calls, 0); /* 64 queued, nothing written yet */
+        }
+        if (growth_failed) {
+            EXPECT(r->calls >= 1); /* the queue so far written first */
+        } else {
+            EXPECT_EQ(r->calls, 1);
+            EXPECT_EQ(r->last_iovcnt, 64 * 3);
+        }
+        EXPECT_EQ(sluice_sink_finish(k), SLUICE_READY);
+        o += sprintf(o, "0\r\n\r\n");
+        EXPECT_MEM(r->out, r->len, want, (size_t)(o - want));
+        sluice_sink_close(k);
+        sluice_pool_close(p);
+        EXPECT_EQ(fa.live, 0);
+    }
+}

@@ -53,7 +53,10 @@ extern "C" {
  *                   lim->idle_timeout_ms passed since the first call that
  *                   found nothing to read and still no byte came (close
  *                   without answering: there is no request).
- * lim may be NULL for defaults. On anything but READY *head is zeroed.
+ * lim may be NULL for defaults. On anything but READY *head is zeroed, and
+ * r keeps the head's bytes: after SLUICE_ETOO_MANY_HEADERS because hdrs_cap
+ * was below lim->max_headers, a host may call again with a larger array
+ * (keep a small one for the common head, grow it for the rare one).
  * The reader's buffer bound must exceed the head limit (the defaults do).
  */
 SLUICE_API sluice_poll sluice_http_read_request(sluice_reader *r, const sluice_http_limits *lim,

@@ -22,7 +22,10 @@
  *
  * Writers borrow their io (the host closes it after the sink) and are used by
  * one thread at a time. Queued views keep their blocks alive until written
- * or dropped.
+ * or dropped. The queue's own arrays (the writer's allocations besides the
+ * object) start with room for 4 chunks and double up to max_chunks as a
+ * body needs it, so a head and a small body cost a few hundred bytes; a
+ * growth that finds no memory writes the queue out earlier, never fails.
  */
 #ifndef SLUICE_WRITER_H
 #define SLUICE_WRITER_H
