@@ -172,6 +172,12 @@ int sluice__splice_new(sluice_pool *pool, sluice_reader *src, sluice_io *dst, ui
 int sluice__pipe_open(int fds[2], size_t size, size_t *cap);
 /* Makes a splice engine use fds (empty, still the lender's to close). */
 void sluice__splice_lend_pipe(sluice__engine *e, const int fds[2], size_t cap);
+/* A splice loop in which neither side moved: *want names dst (writable)
+ * when on_dst, else the source's fd (readable), with the idle deadline.
+ * False, *want cleared, once the idle time ran out (SLUICE_ETIMEDOUT). */
+struct sluice__idle;
+bool sluice__splice_wait(sluice_reader *src, sluice_io *dst, bool on_dst,
+                         struct sluice__idle *idle, sluice_interest *want);
 /* The caller saw sluice__sigpipe_ignored() true: e skips its own check. */
 void sluice__splice_sigpipe_known(sluice__engine *e);
 bool sluice__sigpipe_ignored(void);

@@ -311,19 +311,11 @@ static sluice_pump_status splice_loop(splicer *s, sluice_interest *want)
                 continue;
             return SLUICE_PUMP_PENDING; /* budget spent: "call again soon" */
         }
-        /* Both sides said EAGAIN (or the pipe is full): wait on dst while
-         * the pipe holds bytes, on the source otherwise. */
-        bool on_dst = s->in_pipe && out_again;
-        s->waits_dst = on_dst;
-        if (on_dst)
-            sluice__io_ready(s->dst, SLUICE_WANT_WRITE, want);
-        else
-            sluice__io_ready(sluice__reader_io(s->r), SLUICE_WANT_READ, want);
-        if (!sluice__idle_pending(&s->idle)) {
-            *want = (sluice_interest){-1, 0, -1};
-            return fail(s, on_dst ? SLUICE_SIDE_SINK : SLUICE_SIDE_SOURCE, SLUICE_ETIMEDOUT);
-        }
-        want->deadline_ms = sluice__idle_deadline(&s->idle);
+        /* Both sides said EAGAIN (or the pipe is full) */
+        s->waits_dst = s->in_pipe && out_again;
+        if (!sluice__splice_wait(s->r, s->dst, s->waits_dst, &s->idle, want))
+            return fail(s, s->waits_dst ? SLUICE_SIDE_SINK : SLUICE_SIDE_SOURCE,
+                        SLUICE_ETIMEDOUT);
         return SLUICE_PUMP_PENDING;
     }
 }
@@ -383,6 +375,24 @@ static sluice_pump_status fail(splicer *s, sluice_side side, int code)
     s->failed = side;
     s->err = code ? code : SLUICE_EINVAL;
     return SLUICE_PUMP_ERROR;
+}
+
+/* Nothing moved: names the side to wait on, dst while the pipe holds bytes
+ * it refused (also a pipe full by slots), the source otherwise, with the
+ * idle deadline. False, and no interest, once the idle time ran out. */
+bool sluice__splice_wait(sluice_reader *src, sluice_io *dst, bool on_dst, sluice__idle *idle,
+                         sluice_interest *want)
+{
+    if (on_dst)
+        sluice__io_ready(dst, SLUICE_WANT_WRITE, want);
+    else
+        sluice__io_ready(sluice__reader_io(src), SLUICE_WANT_READ, want);
+    if (!sluice__idle_pending(idle)) {
+        *want = (sluice_interest){-1, 0, -1};
+        return false;
+    }
+    want->deadline_ms = sluice__idle_deadline(idle);
+    return true;
 }
 
 /* The pipe, sized once. -1 when none can be had: the copy path then. */

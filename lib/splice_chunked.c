@@ -226,19 +226,10 @@ static sluice_pump_status step_verbatim(chunks *c, sluice_interest *want)
                 continue;
             return SLUICE_PUMP_PENDING; /* budget spent: "call again soon" */
         }
-        /* nothing moved: wait on dst while the pipe holds bytes it refused,
-         * on the source otherwise */
-        bool on_dst = c->in_pipe && out_again;
-        c->waits_dst = on_dst;
-        if (on_dst)
-            sluice__io_ready(c->dst, SLUICE_WANT_WRITE, want);
-        else
-            sluice__io_ready(sluice__reader_io(c->r), SLUICE_WANT_READ, want);
-        if (!sluice__idle_pending(&c->idle)) {
-            *want = (sluice_interest){-1, 0, -1};
-            return fail(c, on_dst ? SLUICE_SIDE_SINK : SLUICE_SIDE_SOURCE, SLUICE_ETIMEDOUT);
-        }
-        want->deadline_ms = sluice__idle_deadline(&c->idle);
+        c->waits_dst = c->in_pipe && out_again;
+        if (!sluice__splice_wait(c->r, c->dst, c->waits_dst, &c->idle, want))
+            return fail(c, c->waits_dst ? SLUICE_SIDE_SINK : SLUICE_SIDE_SOURCE,
+                        SLUICE_ETIMEDOUT);
         return SLUICE_PUMP_PENDING;
     }
 }
