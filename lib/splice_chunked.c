@@ -68,7 +68,9 @@ typedef struct chunks {
     size_t vline;             /* of them, CRLF and size line */
     size_t in_pipe;
     enum phase phase;
-    uint64_t moved, spliced;
+    uint64_t moved, spliced;  /* payload; a verbatim chunk's as it enters
+                                 the pipe (the pipe goes out whole, or the
+                                 body fails and dst is shut) */
     size_t step_moved;
     sluice__idle idle;        /* writing the CRLF */
     sluice_side failed;
@@ -166,7 +168,6 @@ static int verbatim_next(chunks *c)
  * pipe empty), a side has to be waited for, or the step's budget is spent. */
 static sluice_pump_status step_verbatim(chunks *c, sluice_interest *want)
 {
-    size_t budget = c->cfg.step_bytes ? c->cfg.step_bytes : SLUICE_PUMP_DEFAULT_STEP;
     if (c->waits_dst && sluice__idle_write_stalled(&c->idle, c->dst))
         return fail(c, SLUICE_SIDE_SINK, SLUICE_ETIMEDOUT);
     c->waits_dst = false;
@@ -222,7 +223,7 @@ static sluice_pump_status step_verbatim(chunks *c, sluice_interest *want)
         }
         if (progress) {
             sluice__idle_progress(&c->idle);
-            if (c->step_moved < budget)
+            if (c->step_moved < c->cfg.step_bytes)
                 continue;
             return SLUICE_PUMP_PENDING; /* budget spent: "call again soon" */
         }
@@ -313,8 +314,7 @@ static sluice_pump_status pull(chunks *c, sluice_interest *want)
 /* The next thing to do; GO_ON to go on. */
 static sluice_pump_status one(chunks *c, sluice_interest *want)
 {
-    size_t max = c->cfg.max_inflight ? c->cfg.max_inflight : SLUICE_PUMP_DEFAULT_INFLIGHT;
-    size_t budget = c->cfg.step_bytes ? c->cfg.step_bytes : SLUICE_PUMP_DEFAULT_STEP;
+    size_t max = c->cfg.max_inflight, budget = c->cfg.step_bytes;
     if (c->inner)
         return step_inner(c, want);
     if (c->verbatim)
@@ -432,6 +432,8 @@ int sluice__splice_chunked_new(sluice_pool *pool, sluice_reader *src, sluice_io 
     c->dst = dst;
     c->cfg = c0;
     c->cfg.splice_min = c0.splice_min ? c0.splice_min : SLUICE_SPLICE_DEFAULT_MIN;
+    c->cfg.step_bytes = c0.step_bytes ? c0.step_bytes : SLUICE_PUMP_DEFAULT_STEP;
+    c->cfg.max_inflight = c0.max_inflight ? c0.max_inflight : SLUICE_PUMP_DEFAULT_INFLIGHT;
     c->pipe[0] = c->pipe[1] = -1;
     sluice__idle_init(&c->idle, c0.idle_timeout_ms);
     sluice_body_config bc = c0.body;

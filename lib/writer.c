@@ -16,6 +16,7 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
@@ -314,8 +315,7 @@ static entry *at(const writer *w, size_t i)
 static int grow(writer *w)
 {
     size_t pc = w->cap - 2, npc = pc * 2 < w->max_chunks ? pc * 2 : w->max_chunks;
-    if (npc <= pc)
-        return SLUICE_ENOMEM; /* not reached: the caller checks max_chunks first */
+    assert(npc > pc); /* the caller grows only below max_chunks */
     sluice_pool *p = w->base.pool;
     size_t cap = npc + 2;
     entry *ring = sluice__alloc(p, cap * sizeof *ring);
