@@ -1013,16 +1013,31 @@ static int replay(conn *c)
     return 0;
 }
 
+/* Whether the upstream reader's last read met an empty socket (not a wait
+ * for memory, which no event on the fd ends). */
+static int upstream_read_waits(const conn *c)
+{
+    sluice_interest w;
+    sluice_reader_ready(c->urd, &w);
+    return w.fd == c->ufd && w.events == SLUICE_WANT_READ;
+}
+
 /* Waits for the upstream's response head (1xx ones are relayed or dropped
  * on the way). Returns 1 to go on, or what step_exchange returns. */
 static int exchange_response_head(conn *c, int64_t now)
 {
     sluice_interest w;
     int err = 0;
-    if (c->just_sent && sluice_reader_available(c->urd) == 0) {
-        /* a read now would find nothing (a syscall per request): wait */
+    int sent = c->req_done || c->req_failed; /* the upstream's time runs */
+    if (sluice_reader_available(c->urd) == 0 && !srv_fired(&c->hc.base, c->ufd) &&
+        (c->just_sent || (upstream_read_waits(c) && (!sent || now < c->up_deadline)))) {
+        /* A read now would find nothing: a system call per request, or per
+         * step of a body going up. Wait for the upstream to speak; the
+         * loop is level-triggered, so the fd fires on the next turn if
+         * bytes are there already. */
         c->just_sent = 0;
-        srv_watch(&c->hc.base, &(sluice_interest){c->ufd, SLUICE_WANT_READ, c->up_deadline});
+        srv_watch(&c->hc.base,
+                  &(sluice_interest){c->ufd, SLUICE_WANT_READ, sent ? c->up_deadline : -1});
         return 1;
     }
     c->just_sent = 0;
@@ -1038,7 +1053,7 @@ static int exchange_response_head(conn *c, int64_t now)
     if (r != SLUICE_PENDING) /* upstream closed or sent garbage */
         return may_replay(c, r, err) ? replay(c) : fail_request(c, 502);
     sluice_reader_ready(c->urd, &w);
-    if (c->req_done || c->req_failed) {
+    if (sent) {
         if (now >= c->up_deadline)
             return fail_request(c, 408); /* the contract answers every timeout with 408 */
         w.deadline_ms = c->up_deadline;

@@ -73,6 +73,7 @@ void srv_conn_init(srv *s, srv_conn *c)
     for (int i = 0; i < SRV_MAX_WATCH; i++)
         c->reg[i].fd = -1;
     c->deadline = -1;
+    c->fired = -1;
 }
 
 void srv_watch(srv_conn *c, const sluice_interest *w)
@@ -419,10 +420,13 @@ static void fd_event(srv *s, int fd)
             c->reg[i].fd = -1; /* left registered, not wanted now: out */
             c = NULL;
         }
-    if (c)
+    if (c) {
+        c->fired = fd;
         run_conn(c);
-    else
+        c->fired = -1;
+    } else {
         fd_unregister(s, fd);
+    }
 }
 
 /* Drives c until it waits, re-registers it and files its deadline. */

@@ -71,6 +71,8 @@ struct srv_conn {
     sluice_interest want[SRV_MAX_WATCH]; /* filled by drive() */
     int nwant;
     int immediate;                       /* drive again without waiting */
+    int fired;                           /* the fd whose epoll event runs this
+                                            drive(), -1 for a timer or a wake */
     int woken;                           /* on s->woken: the pool kept it a block */
     srv_conn *woken_next;
     int closed;                          /* finished; destroyed after the batch */
@@ -119,6 +121,15 @@ struct srv {
     char log[SRV_LOG_BUFFER];            /* whole lines for stderr, see srv_log */
     size_t log_len;
 };
+
+/* Whether epoll reported fd ready for this drive() of c. A level-triggered
+ * loop reports a readable fd on every turn it is watched, so a connection
+ * may skip a read that would only find EAGAIN (a system call per step) on
+ * an fd that did not fire, as long as it keeps watching it. */
+static inline int srv_fired(const srv_conn *c, int fd)
+{
+    return fd >= 0 && c->fired == fd;
+}
 
 /*
  * The pool's wake hook (sluice_pool_config.wake, wake_ud = the srv; each
