@@ -1029,7 +1029,7 @@ static int exchange_response_head(conn *c, int64_t now)
     sluice_interest w;
     int err = 0;
     int sent = c->req_done || c->req_failed; /* the upstream's time runs */
-    if (sluice_reader_available(c->urd) == 0 && !srv_fired(&c->hc.base, c->ufd) &&
+    if (sluice_reader_available(c->urd) == 0 && !srv_fired_read(&c->hc.base, c->ufd) &&
         (c->just_sent || (upstream_read_waits(c) && (!sent || now < c->up_deadline)))) {
         /* A read now would find nothing: a system call per request, or per
          * step of a body going up. Wait for the upstream to speak; the

@@ -59,6 +59,7 @@ static void pop_front(sluice_reader *r);
 static void pop_back(sluice_reader *r);
 static int compact(sluice_reader *r);
 static int take_waiting(sluice_reader *r, int holder, sluice_block **b);
+static void let_go(sluice_reader *r);
 static sluice_poll wait_memory(sluice_reader *r);
 static sluice_poll fill(sluice_reader *r);
 
@@ -243,8 +244,15 @@ static sluice_poll settle(sluice_reader *r, ssize_t got, size_t first_fresh)
         r->err = (int)got;
         return SLUICE_ERROR;
     }
-    /* nothing unread and no view out: the block goes back to the pool (to
-     * whoever waits for one) while the peer is quiet */
+    let_go(r);
+    r->want_read = 1;
+    return SLUICE_PENDING;
+}
+
+/* Nothing unread and no view out: the block goes back to the pool (to
+ * whoever waits for one) while the peer is quiet. */
+static void let_go(sluice_reader *r)
+{
     if (!r->avail && r->n == 1 && sluice__block_refs(at(r, 0)->b) == 1) {
         if (r->queued) { /* leave first, or the block comes back to us */
             sluice__waiter_cancel(r->pool, &r->w);
@@ -252,8 +260,20 @@ static sluice_poll settle(sluice_reader *r, ssize_t got, size_t first_fresh)
         }
         pop_front(r);
     }
+}
+
+void sluice_reader_idle(sluice_reader *r)
+{
+    if (r->err || r->eof || r->avail)
+        return;
+    if (r->queued) { /* no fill is waiting for memory any more */
+        sluice__waiter_cancel(r->pool, &r->w);
+        r->queued = 0;
+    }
+    r->pool_wait = 0;
+    r->pool_retry = -1;
+    let_go(r);
     r->want_read = 1;
-    return SLUICE_PENDING;
 }
 
 static sluice_poll fill(sluice_reader *r)

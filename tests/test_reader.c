@@ -164,6 +164,47 @@ TEST(reader_idle_holds_no_block)
     sluice_pool_close(p);
 }
 
+TEST(reader_idle_waits_without_a_read)
+{
+    sluice_pool *p = small_pool(64, 0);
+    count_io c = counting(p, alphabet, 10);
+    sluice_reader *r;
+    REQUIRE(sluice_reader_new(p, &c.base, NULL, &r) == 0);
+    EXPECT_EQ(sluice_reader_fill(r), SLUICE_READY);
+    sluice_interest w;
+    /* unread bytes are the next input: no wait, the block stays */
+    sluice_reader_idle(r);
+    sluice_reader_ready(r, &w);
+    EXPECT_EQ(w.events, 0);
+    EXPECT_EQ(live(p), 1);
+    sluice_bytes a;
+    EXPECT_EQ(sluice_reader_take(r, 100, &a), 10);
+    /* a view is out: waits for the io, the block stays for appends */
+    sluice_reader_idle(r);
+    sluice_reader_ready(r, &w);
+    EXPECT_EQ(w.fd, 77);
+    EXPECT_EQ(w.events, SLUICE_WANT_READ);
+    EXPECT_EQ(live(p), 1);
+    sluice_bytes_release(&a);
+    /* nothing unread, nothing out: the block goes, and no read was made */
+    int reads = c.reads;
+    sluice_reader_idle(r);
+    sluice_reader_ready(r, &w);
+    EXPECT_EQ(w.fd, 77);
+    EXPECT_EQ(w.events, SLUICE_WANT_READ);
+    EXPECT_EQ(live(p), 0);
+    EXPECT_EQ(c.reads, reads);
+    /* the next fill reads on from a fresh block */
+    c.len = 25;
+    EXPECT_EQ(sluice_reader_fill(r), SLUICE_READY);
+    EXPECT_EQ(sluice_reader_take(r, 100, &a), 15);
+    EXPECT_MEM(a.data, a.len, alphabet + 10, 15);
+    sluice_bytes_release(&a);
+    sluice_reader_close(r);
+    EXPECT_EQ(live(p), 0);
+    sluice_pool_close(p);
+}
+
 TEST(reader_small_reads_share_a_block)
 {
     sluice_pool *p = small_pool(64, 0);

@@ -45,7 +45,17 @@ int http_conn_quiet(const http_conn *c)
 
 int http_conn_await(http_conn *c, int64_t idle_end)
 {
-    sluice_poll r = http_conn_quiet(c) ? sluice_reader_fill(c->rd) : SLUICE_READY;
+    sluice_poll r = SLUICE_READY;
+    if (http_conn_quiet(c) && !srv_fired_read(&c->base, c->fd)) {
+        /* Right after an answer, or woken for something else: the client
+         * has sent nothing we know of, and a read would only find EAGAIN
+         * (a system call per request). This loop is level-triggered, so
+         * watching the socket finds bytes that came meanwhile at once. */
+        sluice_reader_idle(c->rd);
+        r = SLUICE_PENDING;
+    } else if (http_conn_quiet(c)) {
+        r = sluice_reader_fill(c->rd);
+    }
     if (r == SLUICE_READY)
         return 0;
     if (r != SLUICE_PENDING || sluice_now_ms() >= idle_end)

@@ -76,6 +76,11 @@ void srv_conn_init(srv *s, srv_conn *c)
     c->fired = -1;
 }
 
+int srv_fired_read(const srv_conn *c, int fd)
+{
+    return srv_fired(c, fd) && (c->fired_events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP));
+}
+
 void srv_watch(srv_conn *c, const sluice_interest *w)
 {
     if (w->events & SLUICE_WANT_WAKE) {
@@ -409,7 +414,7 @@ static void reap(srv *s)
  * not wanted now, or on a parked fd (its peer closed or wrote), takes it
  * out of epoll; one for an fd nobody has any more (closed earlier in this
  * batch) is dropped. */
-static void fd_event(srv *s, int fd)
+static void fd_event(srv *s, int fd, uint32_t events)
 {
     srv_fd *e = (size_t)fd < s->nfds ? &s->fds[fd] : NULL;
     if (!e || !e->events)
@@ -422,6 +427,7 @@ static void fd_event(srv *s, int fd)
         }
     if (c) {
         c->fired = fd;
+        c->fired_events = events;
         run_conn(c);
         c->fired = -1;
     } else {
@@ -564,7 +570,7 @@ static int loop(srv *s)
                     ;
                 begin_drain(s);
             } else {
-                fd_event(s, (int)t);
+                fd_event(s, (int)t, ev[i].events);
             }
         }
         run_woken(s);

@@ -73,6 +73,7 @@ struct srv_conn {
     int immediate;                       /* drive again without waiting */
     int fired;                           /* the fd whose epoll event runs this
                                             drive(), -1 for a timer or a wake */
+    uint32_t fired_events;               /* and its events (EPOLLIN, ...) */
     int woken;                           /* on s->woken: the pool kept it a block */
     srv_conn *woken_next;
     int closed;                          /* finished; destroyed after the batch */
@@ -130,6 +131,10 @@ static inline int srv_fired(const srv_conn *c, int fd)
 {
     return fd >= 0 && c->fired == fd;
 }
+
+/* srv_fired, for reading: epoll said fd is readable, closed or failed (not
+ * only writable). */
+int srv_fired_read(const srv_conn *c, int fd);
 
 /*
  * The pool's wake hook (sluice_pool_config.wake, wake_ud = the srv; each

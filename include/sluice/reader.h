@@ -86,6 +86,20 @@ SLUICE_API sluice_poll sluice_reader_fill(sluice_reader *r);
  * SLUICE_WANT_WAKE included: wake for it and read the head again. */
 SLUICE_API void sluice_reader_ready(const sluice_reader *r, sluice_interest *want);
 
+/*
+ * Puts the reader in the state a fill that met -EAGAIN leaves it in, without
+ * the read: its block goes back to the pool when nothing unread is held and
+ * no view of it is out, and sluice_reader_ready names the io's read
+ * interest. For a host that knows a read would find nothing now (the peer
+ * waits for an answer that was just sent) and whose loop reports an fd that
+ * is readable when it starts waiting (level-triggered poll/epoll): bytes
+ * that came meanwhile are then seen at once. An edge-triggered host must not
+ * use it: the edge for bytes already in the socket may have passed. Does
+ * nothing while bytes are unread (they are the next input) or after EOF or
+ * an error; a fill queued for memory leaves the queue.
+ */
+SLUICE_API void sluice_reader_idle(sluice_reader *r);
+
 /* Unread bytes buffered. */
 SLUICE_API size_t sluice_reader_available(const sluice_reader *r);
 
