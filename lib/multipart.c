@@ -398,6 +398,12 @@ static const unsigned char *search(const sluice_multipart *m, const unsigned cha
     for (size_t i = step; i < n;) {
         unsigned t = skip[PAIR_HASH(s + i)];
         if (!t) {
+            /* Four windows per branch while they fit: the probes are
+             * independent loads, and data rarely holds a delimiter pair. */
+            while (n - i > 4 * step &&
+                   !(skip[PAIR_HASH(s + i + step)] | skip[PAIR_HASH(s + i + 2 * step)] |
+                     skip[PAIR_HASH(s + i + 3 * step)] | skip[PAIR_HASH(s + i + 4 * step)]))
+                i += 4 * step;
             do
                 i += step;
             while (i < n && !skip[PAIR_HASH(s + i)]);
