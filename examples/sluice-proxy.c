@@ -55,6 +55,7 @@
  * have a dozen, and a request's memory is what 10,000 connections multiply. */
 #define FEW_HEADERS 32
 #define DEFAULT_MAX_MEMORY (16u << 20) /* 256 concurrent uploads in ~32 MiB */
+#define PROXY_SPARE_BLOCKS 128           /* free blocks the pool keeps for reuse */
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_UPSTREAM_KEEPALIVE 64     /* idle upstream connections kept per worker */
 #define DEFAULT_UPSTREAM_IDLE_MS 60000    /* ... for at most this long */
@@ -1649,9 +1650,11 @@ int main(int argc, char **argv)
         cfg->upstream = cfg->s3.store;
     }
     /* one budget per worker process; a reader at the cap waits for the pool
-     * to name it (srv_wake), no timer */
+     * to name it (srv_wake), no timer. Busy keep-alive clients take about
+     * two blocks per request: keep enough free ones that 64 of them do not
+     * send blocks back to malloc on every other request (docs/proxy.md). */
     sluice_pool_config pc = {.max_blocks = cfg->max_memory / SLUICE_DEFAULT_BLOCK_SIZE,
-                             .wake = srv_wake, .wake_ud = &px.srv};
+                             .max_spare = PROXY_SPARE_BLOCKS, .wake = srv_wake, .wake_ud = &px.srv};
     if (cfg->max_memory && pc.max_blocks == 0)
         pc.max_blocks = 1;
     if (sluice_pool_new(&pc, &px.pool) < 0 ||
