@@ -56,6 +56,7 @@
 #define FEW_HEADERS 32
 #define DEFAULT_MAX_MEMORY (16u << 20) /* 256 concurrent uploads in ~32 MiB */
 #define PROXY_SPARE_BLOCKS 128           /* free blocks the pool keeps for reuse */
+#define PROXY_SPARE_REQUESTS 64          /* request states kept for reuse */
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_UPSTREAM_KEEPALIVE 64     /* idle upstream connections kept per worker */
 #define DEFAULT_UPSTREAM_IDLE_MS 60000    /* ... for at most this long */
@@ -84,11 +85,17 @@ typedef struct config {
     s3_mode s3;                /* --s3: bodies stored as objects */
 } config;
 
+struct request_mem;
+
 typedef struct proxy {
     srv srv;
     config cfg;
     sluice_pool *pool;
     upstream_pool ups;         /* idle upstream connections of this worker */
+    /* request states of finished requests, for the next ones: about 3 KiB
+     * each, past malloc's per-thread cache, and one per request */
+    struct request_mem *spare_m[PROXY_SPARE_REQUESTS];
+    size_t nspare_m;
 } proxy;
 
 /* ---- a connection --------------------------------------------------------- */
@@ -184,7 +191,19 @@ static int drive(srv_conn *sc);
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static int eq_ci(const char *a, size_t alen, const char *b)
+/* v in decimal at out (room for 20 digits, no NUL); returns the length. */
+static size_t decimal(char *out, uint64_t v)
+{
+    char d[20];
+    size_t i = sizeof d;
+    do
+        d[--i] = (char)('0' + v % 10);
+    while (v /= 10);
+    memcpy(out, d + i, sizeof d - i);
+    return sizeof d - i;
+}
+
+static inline int eq_ci(const char *a, size_t alen, const char *b)
 {
     size_t bl = strlen(b);
     if (alen != bl)
@@ -268,9 +287,20 @@ static void log_request(conn *c)
         return;
     c->logged = 1;
     int64_t ms = sluice_now_ms() - c->t_start;
-    srv_log(&c->px->srv, "%s %s %d %llu %lld", c->m->method[0] ? c->m->method : "-",
-            c->m->target[0] ? c->m->target : "-", c->status, (unsigned long long)c->received,
-            (long long)ms);
+    /* "METHOD TARGET STATUS BYTES MS", put together by hand: one per
+     * request, and vsnprintf cost more than the rest of the request's
+     * user-space work together */
+    char line[sizeof c->m->method + sizeof c->m->target + 3 * 20 + 4], *p = line;
+    const char *method = c->m->method[0] ? c->m->method : "-";
+    const char *target = c->m->target[0] ? c->m->target : "-";
+    size_t n = strlen(method);
+    memcpy(p, method, n), p += n, *p++ = ' ';
+    n = strlen(target);
+    memcpy(p, target, n), p += n, *p++ = ' ';
+    p += decimal(p, (uint64_t)(c->status > 0 ? c->status : 0)), *p++ = ' ';
+    p += decimal(p, c->received), *p++ = ' ';
+    p += decimal(p, (uint64_t)(ms > 0 ? ms : 0));
+    srv_log_line(&c->px->srv, line, (size_t)(p - line));
 }
 
 /* ---- replies from the proxy itself --------------------------------------- */
@@ -801,9 +831,9 @@ static void add_final_headers(conn *c, sluice_http_head_builder *b, const sluice
                               int chunked)
 {
     proxy *px = c->px;
-    char num[32];
-    snprintf(num, sizeof num, "%llu", (unsigned long long)req_moved(c));
-    add_hdr(b, "Sluice-Body-Bytes", num, strlen(num));
+    char num[20];
+    size_t nl = decimal(num, req_moved(c));
+    add_hdr(b, "Sluice-Body-Bytes", num, nl);
     if (px->cfg.digest && c->req_done && !c->req_failed) {
         unsigned char d[SLUICE_SHA256_SIZE];
         char hex[SLUICE_SHA256_SIZE * 2 + 1];
@@ -1235,7 +1265,9 @@ static int step_head(conn *c)
         int rc = http_conn_await(&c->hc, c->t_start + px->cfg.timeout_ms);
         if (rc != 0)
             return rc;
-        if (!(c->m = malloc(sizeof *c->m)))
+        if (px->nspare_m)
+            c->m = px->spare_m[--px->nspare_m];
+        else if (!(c->m = malloc(sizeof *c->m)))
             return -1;
         memset(c->m, 0, offsetof(request_mem, few));
         c->m->hdrs = c->m->few;
@@ -1403,7 +1435,10 @@ static void conn_reset_request(conn *c)
     c->status = 0;
     if (c->m && c->m->hdrs != c->m->few)
         free(c->m->hdrs);
-    free(c->m);
+    if (c->m && c->px->nspare_m < PROXY_SPARE_REQUESTS)
+        c->px->spare_m[c->px->nspare_m++] = c->m;
+    else
+        free(c->m);
     c->m = NULL;
     free(c->part_type);
     c->part_type = NULL;
@@ -1666,6 +1701,8 @@ int main(int argc, char **argv)
     px.srv.name = "sluice-proxy";
     px.srv.fd_headroom = PROXY_FDS_PER_REQUEST;
     rc = srv_main(&px.srv, &px_ops, &cfg->listen, cfg->workers);
+    while (px.nspare_m)
+        free(px.spare_m[--px.nspare_m]);
     upstream_pool_free(&px.ups);
     sluice_pool_close(px.pool);
     s3_mode_close(&cfg->s3);

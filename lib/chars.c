@@ -38,19 +38,3 @@ const uint16_t sluice__ctype[256] = {
     0x0002, 0x0002, 0x0002, 0x0002, 0x0002, 0x0002, 0x0002, 0x0002,
     0x0002, 0x0002, 0x0002, 0x0002, 0x0002, 0x0002, 0x0002, 0x0002,};
 
-bool sluice__eq_ci(const char *a, size_t n, const char *s)
-{
-    for (size_t i = 0; i < n; i++)
-        if (s[i] == '\0' ||
-            sluice__lower((unsigned char)a[i]) != sluice__lower((unsigned char)s[i]))
-            return false;
-    return s[n] == '\0';
-}
-
-bool sluice__mem_eq_ci(const char *a, const char *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (sluice__lower((unsigned char)a[i]) != sluice__lower((unsigned char)b[i]))
-            return false;
-    return true;
-}

@@ -66,11 +66,25 @@ static inline uint64_t sluice__has_byte(uint64_t x, unsigned char b)
     return sluice__has_less(x ^ (SLUICE__ONES * b), 1);
 }
 
-/* a[0, n) equals the NUL-terminated s, ignoring ASCII case. */
-bool sluice__eq_ci(const char *a, size_t n, const char *s);
-
 /* a[0, n) equals b[0, n), ignoring ASCII case. */
-bool sluice__mem_eq_ci(const char *a, const char *b, size_t n);
+static inline bool sluice__mem_eq_ci(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x != y && sluice__lower(x) != sluice__lower(y))
+            return false;
+    }
+    return true;
+}
+
+/* a[0, n) equals the NUL-terminated s, ignoring ASCII case. Lengths first:
+ * inline, so strlen of a literal folds to a constant and a field name of
+ * another length costs one compare (a head's names are checked against
+ * many). */
+static inline bool sluice__eq_ci(const char *a, size_t n, const char *s)
+{
+    return n == strlen(s) && sluice__mem_eq_ci(a, s, n);
+}
 
 /* Past the SP / HTAB run at s[i, n). */
 static inline size_t sluice__skip_ws(const unsigned char *s, size_t i, size_t n)

@@ -22,36 +22,53 @@ static int setfail(sluice_http_head_builder *b, int code)
 }
 
 /* First size of a head's memory: most request heads a proxy forwards fit. */
-#define FIRST_CAP 1024u
+/* with the block's 64-byte header, 1 KiB: within glibc's per-thread cache
+ * (chunks up to 1032 bytes), which a head allocated per message hits */
+#define FIRST_CAP 960u
 
 /*
- * Appends to the head. Its memory is its own, not a pool block: it starts at
- * FIRST_CAP and doubles, up to the pool's block size (the limit on a head),
- * so a head costs about its size and is never refused by the budget bodies
- * spend (heads are one per message, and bounded).
+ * Room for n more bytes at the end of the head: where they go (the caller
+ * copies them and adds n to _len), or NULL with b failed. The head's memory
+ * is its own, not a pool block: it starts at FIRST_CAP and doubles, up to
+ * the pool's block size (the limit on a head), so a head costs about its
+ * size and is never refused by the budget bodies spend (heads are one per
+ * message, and bounded).
  */
+static unsigned char *room(sluice_http_head_builder *b, size_t n)
+{
+    size_t cap = b->_block ? sluice_block_capacity(b->_block) : 0;
+    if (b->_block && n <= cap - b->_len) /* the common case: it fits */
+        return sluice_block_data(b->_block) + b->_len;
+    size_t limit = sluice__pool_block_size(b->_pool);
+    if (n > limit - b->_len) {
+        setfail(b, SLUICE_ETOOBIG);
+        return NULL;
+    }
+    size_t want = cap ? cap : FIRST_CAP;
+    while (want < b->_len + n)
+        want *= 2;
+    if (want > limit)
+        want = limit;
+    sluice_block *nb;
+    int r = sluice__block_heap(b->_pool, want, &nb);
+    if (r < 0) {
+        setfail(b, r);
+        return NULL;
+    }
+    if (b->_len)
+        memcpy(sluice_block_data(nb), sluice_block_data(b->_block), b->_len);
+    sluice_block_release(b->_block);
+    b->_block = nb;
+    return sluice_block_data(nb) + b->_len;
+}
+
+/* Appends data[0, n) to the head. */
 static int put(sluice_http_head_builder *b, const void *data, size_t n)
 {
-    size_t limit = sluice__pool_block_size(b->_pool);
-    size_t cap = b->_block ? sluice_block_capacity(b->_block) : 0;
-    if (n > limit - b->_len)
-        return setfail(b, SLUICE_ETOOBIG);
-    if (n > cap - b->_len) {
-        size_t want = cap ? cap : FIRST_CAP;
-        while (want < b->_len + n)
-            want *= 2;
-        if (want > limit)
-            want = limit;
-        sluice_block *nb;
-        int r = sluice__block_heap(b->_pool, want, &nb);
-        if (r < 0)
-            return setfail(b, r);
-        if (b->_len)
-            memcpy(sluice_block_data(nb), sluice_block_data(b->_block), b->_len);
-        sluice_block_release(b->_block);
-        b->_block = nb;
-    }
-    memcpy(sluice_block_data(b->_block) + b->_len, data, n);
+    unsigned char *at = room(b, n);
+    if (!at)
+        return b->_err;
+    memcpy(at, data, n);
     b->_len += n;
     return 0;
 }
@@ -141,9 +158,20 @@ int sluice_http_head_add_header(sluice_http_head_builder *b, const char *name, s
                             all_in(value, value_len, SLUICE__C_VALUE));
     if (r < 0)
         return r;
-    if ((r = put(b, name, name_len)) < 0 || (r = put(b, SLUICE_LIT(": "))) < 0 ||
-        (r = put(b, value, value_len)) < 0 || (r = put(b, SLUICE_LIT("\r\n"))) < 0)
-        return r;
+    /* one room for the whole line (a head's size is bounded far below
+     * SIZE_MAX, and room() refuses more than a block) */
+    size_t n = name_len + 2 + value_len + 2;
+    unsigned char *at = n > name_len && n > value_len ? room(b, n) : NULL;
+    if (!at)
+        return b->_err ? b->_err : setfail(b, SLUICE_ETOOBIG);
+    memcpy(at, name, name_len);
+    at += name_len;
+    *at++ = ':';
+    *at++ = ' ';
+    memcpy(at, value, value_len);
+    at[value_len] = '\r';
+    at[value_len + 1] = '\n';
+    b->_len += n;
     return 0;
 }
 

@@ -33,18 +33,18 @@ const sluice_http_header *sluice_http_header_next(const sluice_http_header *hdrs
                                                   const char *name,
                                                   const sluice_http_header *prev)
 {
-    size_t i = prev ? (size_t)(prev - hdrs) + 1 : 0;
+    size_t i = prev ? (size_t)(prev - hdrs) + 1 : 0, len = strlen(name);
     for (; i < n; i++)
-        if (sluice__eq_ci(hdrs[i].name, hdrs[i].name_len, name))
+        if (hdrs[i].name_len == len && sluice__mem_eq_ci(hdrs[i].name, name, len))
             return &hdrs[i];
     return NULL;
 }
 
 static size_t count(const sluice_http_header *hdrs, size_t n, const char *name)
 {
-    size_t k = 0;
+    size_t k = 0, len = strlen(name);
     for (size_t i = 0; i < n; i++)
-        k += (size_t)sluice__eq_ci(hdrs[i].name, hdrs[i].name_len, name);
+        k += (size_t)(hdrs[i].name_len == len && sluice__mem_eq_ci(hdrs[i].name, name, len));
     return k;
 }
 
@@ -101,17 +101,22 @@ static int names_field(void *ud, const char *s, size_t n)
 int sluice_http_header_is_hop_by_hop(const sluice_http_header *hdrs, size_t n,
                                      const sluice_http_header *h)
 {
-    static const char *const fixed[] = {"connection", "proxy-connection", "keep-alive",
-                                        "te", "transfer-encoding", "upgrade"};
-    /* Fields a forwarder must keep or regenerates itself: a Connection
-     * option naming them is ignored (RFC 9110 section 7.6.1 forbids a
-     * sender to list them; removing Host would change the request). */
-    static const char *const kept[] = {"host", "content-length"};
+#define NAME(s) {s, sizeof s - 1}
+    static const struct {
+        const char *s;
+        size_t n;
+    } fixed[] = {NAME("connection"), NAME("proxy-connection"), NAME("keep-alive"),
+                 NAME("te"), NAME("transfer-encoding"), NAME("upgrade")},
+      /* Fields a forwarder must keep or regenerates itself: a Connection
+       * option naming them is ignored (RFC 9110 section 7.6.1 forbids a
+       * sender to list them; removing Host would change the request). */
+      kept[] = {NAME("host"), NAME("content-length")};
+#undef NAME
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        if (sluice__eq_ci(h->name, h->name_len, fixed[i]))
+        if (h->name_len == fixed[i].n && sluice__mem_eq_ci(h->name, fixed[i].s, fixed[i].n))
             return 1;
     for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
-        if (sluice__eq_ci(h->name, h->name_len, kept[i]))
+        if (h->name_len == kept[i].n && sluice__mem_eq_ci(h->name, kept[i].s, kept[i].n))
             return 0;
     for (const sluice_http_header *c = NULL;
          (c = sluice_http_header_next(hdrs, n, "connection", c));)

@@ -125,21 +125,26 @@ void srv_log_flush(srv *s)
     s->log_len = 0;
 }
 
+void srv_log_line(srv *s, const char *line, size_t len)
+{
+    if (len > SRV_LOG_BUFFER / 8 - 1) /* a line stays a line: cut, not split */
+        len = SRV_LOG_BUFFER / 8 - 1;
+    if (s->log_len + len + 1 > sizeof s->log)
+        srv_log_flush(s);
+    memcpy(s->log + s->log_len, line, len);
+    s->log[s->log_len + len] = '\n';
+    s->log_len += len + 1;
+}
+
 void srv_log(srv *s, const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
-    size_t len = (size_t)n < sizeof line - 1 ? (size_t)n : sizeof line - 2;
-    line[len++] = '\n';
-    if (s->log_len + len > sizeof s->log)
-        srv_log_flush(s);
-    memcpy(s->log + s->log_len, line, len);
-    s->log_len += len;
+    if (n >= 0)
+        srv_log_line(s, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 #define TOKEN_LISTEN UINT64_MAX       /* epoll data of the listening socket */

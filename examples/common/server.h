@@ -160,6 +160,9 @@ void srv_deadline(srv_conn *c, int64_t at);
  */
 void srv_log(srv *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* srv_log for a line already put together (len bytes, no newline). */
+void srv_log_line(srv *s, const char *line, size_t len);
+
 /* Writes out what srv_log buffered (the loop does it before waiting). */
 void srv_log_flush(srv *s);
 

@@ -4,7 +4,9 @@
 # (installing them from the Debian archive when running as root; without
 # nginx its rows are skipped with a message), then runs tests/bench/e2e.py
 # (uploads), tests/bench/rate.py (small requests and downloads, with wrk;
-# skipped with a message without nginx or wrk), tests/bench/conns.py (idle
+# skipped with a message without nginx or wrk), tests/bench/instructions.py
+# (user-space instructions per small request, under valgrind's callgrind;
+# skipped without valgrind), tests/bench/conns.py (idle
 # keep-alive connections), tests/bench/s3.py (uploads through
 # sluice-proxy --s3 into moto) and tests/bench/overload.py (512 concurrent
 # chunked uploads, uncapped vs --max-memory 4 MiB). Arguments go to e2e.py: BENCH_ARGS="--quick",
@@ -68,6 +70,9 @@ python3 tests/bench/e2e.py --build "$BUILD" "${micro[@]}" "$@" || rc=$?
 rate_args=()
 case " $* " in *" --quick "*) rate_args=(--quick) ;; esac
 python3 tests/bench/rate.py --build "$BUILD" "${rate_args[@]}" || rc=$?
+# user-space instructions per small request (callgrind; skipped without valgrind)
+python3 tests/bench/instructions.py --build "$BUILD" || rc=$?
+python3 tests/bench/instructions.py --build "$BUILD" --post || rc=$?
 # connection scale: idle keep-alive connections, CPU per request and RSS
 python3 tests/bench/conns.py --build "$BUILD" || rc=$?
 # sluice-proxy --s3 into moto: CPU s/GiB and peak RSS (skipped without moto)
