@@ -118,9 +118,10 @@ int sluice_http_header_is_hop_by_hop(const sluice_http_header *hdrs, size_t n,
     for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
         if (h->name_len == kept[i].n && sluice__mem_eq_ci(h->name, kept[i].s, kept[i].n))
             return 0;
-    for (const sluice_http_header *c = NULL;
-         (c = sluice_http_header_next(hdrs, n, "connection", c));)
-        if (list_each(c->value, c->value_len, names_field, (void *)h))
+    /* a forwarder asks this of every field: one pass, lengths first */
+    for (size_t i = 0; i < n; i++)
+        if (hdrs[i].name_len == 10 && sluice__mem_eq_ci(hdrs[i].name, "connection", 10) &&
+            list_each(hdrs[i].value, hdrs[i].value_len, names_field, (void *)h))
             return 1;
     return 0;
 }
