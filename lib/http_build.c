@@ -21,9 +21,9 @@ static int setfail(sluice_http_head_builder *b, int code)
     return code;
 }
 
-/* First size of a head's memory: most request heads a proxy forwards fit. */
-/* with the block's 64-byte header, 1 KiB: within glibc's per-thread cache
- * (chunks up to 1032 bytes), which a head allocated per message hits */
+/* First size of a head's memory: most heads a proxy forwards fit, and with
+ * the block's 64-byte header it is 1 KiB, within glibc's per-thread cache
+ * (chunks up to 1032 bytes), which a head allocated per message hits. */
 #define FIRST_CAP 960u
 
 /*
