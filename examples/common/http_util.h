@@ -42,9 +42,10 @@ int http_conn_quiet(const http_conn *c);
 
 /*
  * Between requests: waits for the first byte of the next one, so the
- * program allocates a request's state only once there is a request. It
- * reads only on a turn the socket fired as readable; otherwise it waits
- * for that (sluice_reader_idle), the reader holding no block meanwhile.
+ * program allocates a request's state only once there is a request. After
+ * a first request it reads only on a turn the socket fired as readable;
+ * otherwise it waits for that (sluice_reader_idle), the reader holding no
+ * block meanwhile.
  * Returns 0 when bytes are there, 1 while waiting (the read interest and
  * idle_end are registered), -1 when the connection should close: the peer
  * closed or failed, or idle_end (the keep-alive timeout) passed.
