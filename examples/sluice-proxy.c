@@ -167,8 +167,6 @@ typedef struct conn {
     int retried;                         /* the request was replayed once already */
     int up_keep;                         /* the final response's head allows reuse */
     int req_done, req_failed;
-    int just_sent;                       /* the request went out in this turn:
-                                            its answer cannot be there yet */
     int64_t up_deadline;                 /* idle gap while waiting on upstream */
 
     /* the response */
@@ -218,6 +216,32 @@ static inline int eq_ci(const char *a, size_t alen, const char *b)
             return 0;
     }
     return 1;
+}
+
+/* A request's state, zeroed up to its field array: a finished one kept by
+ * the worker, or a new one. NULL when out of memory. */
+static request_mem *request_mem_take(proxy *px)
+{
+    request_mem *m = px->nspare_m ? px->spare_m[--px->nspare_m] : malloc(sizeof *m);
+    if (!m)
+        return NULL;
+    memset(m, 0, offsetof(request_mem, few));
+    m->hdrs = m->few;
+    m->hdrs_cap = FEW_HEADERS;
+    return m;
+}
+
+/* Back to the worker's spares (freed when they are full). NULL: nothing. */
+static void request_mem_give(proxy *px, request_mem *m)
+{
+    if (!m)
+        return;
+    if (m->hdrs != m->few)
+        free(m->hdrs);
+    if (px->nspare_m < PROXY_SPARE_REQUESTS)
+        px->spare_m[px->nspare_m++] = m;
+    else
+        free(m);
 }
 
 /* A head refused for having more fields than the small array holds: the
@@ -987,8 +1011,11 @@ static int exchange_request(conn *c, int64_t now)
     if (req_moved(c) != before)
         c->up_deadline = now + c->px->cfg.timeout_ms;
     if (st == SLUICE_PUMP_DONE) {
-        c->req_done = c->just_sent = 1;
+        c->req_done = 1;
         c->up_deadline = now + c->px->cfg.timeout_ms;
+        /* its answer cannot be there yet: wait for the upstream to speak
+         * instead of a read that finds nothing (exchange_response_head) */
+        sluice_reader_idle(c->urd);
     } else if (st == SLUICE_PUMP_PENDING) {
         srv_watch(&c->hc.base, &w);
     } else {
@@ -1039,7 +1066,7 @@ static int replay(conn *c)
 {
     drop_upstream(c);
     c->retried = 1;
-    c->req_done = c->req_failed = c->close_after = c->just_sent = 0;
+    c->req_done = c->req_failed = c->close_after = 0;
     c->state = S_CONNECT;
     return 0;
 }
@@ -1061,17 +1088,16 @@ static int exchange_response_head(conn *c, int64_t now)
     int err = 0;
     int sent = c->req_done || c->req_failed; /* the upstream's time runs */
     if (sluice_reader_available(c->urd) == 0 && !srv_fired_read(&c->hc.base, c->ufd) &&
-        (c->just_sent || (upstream_read_waits(c) && (!sent || now < c->up_deadline)))) {
-        /* A read now would find nothing: a system call per request, or per
-         * step of a body going up. Wait for the upstream to speak; the
-         * loop is level-triggered, so the fd fires on the next turn if
-         * bytes are there already. */
-        c->just_sent = 0;
+        upstream_read_waits(c) && (!sent || now < c->up_deadline)) {
+        /* A read now would find nothing: a system call per request (the
+         * reader was put idle when the request went out), or per step of a
+         * body going up. Wait for the upstream to speak; the loop is
+         * level-triggered, so the fd fires on the next turn if bytes are
+         * there already. */
         srv_watch(&c->hc.base,
                   &(sluice_interest){c->ufd, SLUICE_WANT_READ, sent ? c->up_deadline : -1});
         return 1;
     }
-    c->just_sent = 0;
     sluice_poll r;
     do
         r = sluice_http_read_response(c->urd, NULL, &c->m->res, c->m->hdrs, c->m->hdrs_cap,
@@ -1265,13 +1291,8 @@ static int step_head(conn *c)
         int rc = http_conn_await(&c->hc, c->t_start + px->cfg.timeout_ms);
         if (rc != 0)
             return rc;
-        if (px->nspare_m)
-            c->m = px->spare_m[--px->nspare_m];
-        else if (!(c->m = malloc(sizeof *c->m)))
+        if (!(c->m = request_mem_take(px)))
             return -1;
-        memset(c->m, 0, offsetof(request_mem, few));
-        c->m->hdrs = c->m->few;
-        c->m->hdrs_cap = FEW_HEADERS;
         if (px->cfg.digest)
             sluice_sha256_init(&c->m->sha);
         if (px->cfg.extract || px->cfg.s3.on)
@@ -1429,16 +1450,11 @@ static void conn_reset_request(conn *c)
     c->state = S_HEAD;
     c->t_start = sluice_now_ms();
     c->received = 0;
-    c->req_done = c->req_failed = c->just_sent = 0;
+    c->req_done = c->req_failed = 0;
     c->retried = 0;
     c->res_started = c->res_done = c->close_after = c->logged = 0;
     c->status = 0;
-    if (c->m && c->m->hdrs != c->m->few)
-        free(c->m->hdrs);
-    if (c->m && c->px->nspare_m < PROXY_SPARE_REQUESTS)
-        c->px->spare_m[c->px->nspare_m++] = c->m;
-    else
-        free(c->m);
+    request_mem_give(c->px, c->m);
     c->m = NULL;
     free(c->part_type);
     c->part_type = NULL;

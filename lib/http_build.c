@@ -158,12 +158,14 @@ int sluice_http_head_add_header(sluice_http_head_builder *b, const char *name, s
                             all_in(value, value_len, SLUICE__C_VALUE));
     if (r < 0)
         return r;
-    /* one room for the whole line (a head's size is bounded far below
-     * SIZE_MAX, and room() refuses more than a block) */
+    /* one room for the whole line; room() refuses more than a block, and
+     * a sum that would wrap is more than that */
+    if (name_len > SIZE_MAX / 4 || value_len > SIZE_MAX / 4)
+        return setfail(b, SLUICE_ETOOBIG);
     size_t n = name_len + 2 + value_len + 2;
-    unsigned char *at = n > name_len && n > value_len ? room(b, n) : NULL;
+    unsigned char *at = room(b, n);
     if (!at)
-        return b->_err ? b->_err : setfail(b, SLUICE_ETOOBIG);
+        return b->_err;
     memcpy(at, name, name_len);
     at += name_len;
     *at++ = ':';

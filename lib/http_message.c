@@ -29,13 +29,20 @@ int sluice_http_request_check_target(const sluice_http_request *req)
 
 /* ---- fields and lists ---------------------------------------------------- */
 
+/* h is named s[0, n), ignoring case; lengths first (a head's names are
+ * checked against many). */
+static bool named(const sluice_http_header *h, const char *s, size_t n)
+{
+    return h->name_len == n && sluice__mem_eq_ci(h->name, s, n);
+}
+
 const sluice_http_header *sluice_http_header_next(const sluice_http_header *hdrs, size_t n,
                                                   const char *name,
                                                   const sluice_http_header *prev)
 {
     size_t i = prev ? (size_t)(prev - hdrs) + 1 : 0, len = strlen(name);
     for (; i < n; i++)
-        if (hdrs[i].name_len == len && sluice__mem_eq_ci(hdrs[i].name, name, len))
+        if (named(&hdrs[i], name, len))
             return &hdrs[i];
     return NULL;
 }
@@ -44,7 +51,7 @@ static size_t count(const sluice_http_header *hdrs, size_t n, const char *name)
 {
     size_t k = 0, len = strlen(name);
     for (size_t i = 0; i < n; i++)
-        k += (size_t)(hdrs[i].name_len == len && sluice__mem_eq_ci(hdrs[i].name, name, len));
+        k += (size_t)named(&hdrs[i], name, len);
     return k;
 }
 
@@ -113,14 +120,15 @@ int sluice_http_header_is_hop_by_hop(const sluice_http_header *hdrs, size_t n,
       kept[] = {NAME("host"), NAME("content-length")};
 #undef NAME
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        if (h->name_len == fixed[i].n && sluice__mem_eq_ci(h->name, fixed[i].s, fixed[i].n))
+        if (named(h, fixed[i].s, fixed[i].n))
             return 1;
     for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
-        if (h->name_len == kept[i].n && sluice__mem_eq_ci(h->name, kept[i].s, kept[i].n))
+        if (named(h, kept[i].s, kept[i].n))
             return 0;
-    /* a forwarder asks this of every field: one pass, lengths first */
+    /* a forwarder asks this of every field: one pass over the Connection
+     * fields, not a sluice_http_header_next walk per field */
     for (size_t i = 0; i < n; i++)
-        if (hdrs[i].name_len == 10 && sluice__mem_eq_ci(hdrs[i].name, "connection", 10) &&
+        if (named(&hdrs[i], SLUICE_LIT("connection")) &&
             list_each(hdrs[i].value, hdrs[i].value_len, names_field, (void *)h))
             return 1;
     return 0;

@@ -340,31 +340,50 @@ static void fdwait_close(sluice_stream *s)
 static const sluice_stream_vtable fdwait_vt = {"fdwait", fdwait_poll, fdwait_ready,
                                                fdwait_close};
 
+/* A close-framed writer into one end of a socketpair (the test reads the
+ * other) fed by an fdwait over `chunks` chunks of `size` bytes that are
+ * dry once before each. */
+typedef struct rig {
+    int sv[2];
+    sluice_io *io;
+    sluice_sink *w;
+    sluice_stream *s;
+    fdwait fw;
+} rig;
+
+static void rig_open(rig *g, size_t chunks, size_t size)
+{
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, g->sv) == 0);
+    REQUIRE(sluice_io_fd_new(T_POOL, g->sv[0], 0, &g->io) == 0);
+    REQUIRE(sluice_writer_new(T_POOL, g->io, SLUICE_FRAMING_CLOSE, NULL, NULL, &g->w) == 0);
+    g->s = chunks_stream(chunks, size, SLUICE_MEMSTREAM_PENDING);
+    g->fw = (fdwait){{.vt = &fdwait_vt, .pool = T_POOL}, g->s, g->sv[1]};
+}
+
+static void rig_close(rig *g)
+{
+    sluice_sink_close(g->w);
+    sluice_stream_close(g->s);
+    sluice_io_close(g->io);
+    close(g->sv[0]);
+    close(g->sv[1]);
+}
+
 /* After flushing because the source was dry, the pump polls the source once
  * more before it waits: what arrived during the write is taken without a
  * wake-up (here a source that is dry once before every chunk). */
 TEST(pump_polls_again_after_a_flush)
 {
-    int sv[2];
-    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
-    sluice_io *io;
-    REQUIRE(sluice_io_fd_new(T_POOL, sv[0], 0, &io) == 0);
-    sluice_sink *w;
-    REQUIRE(sluice_writer_new(T_POOL, io, SLUICE_FRAMING_CLOSE, NULL, NULL, &w) == 0);
-    sluice_stream *s = chunks_stream(3, 100, SLUICE_MEMSTREAM_PENDING);
-    fdwait fw = {{.vt = &fdwait_vt, .pool = T_POOL}, s, sv[1]};
+    rig g;
+    rig_open(&g, 3, 100);
     sluice_pump p;
-    sluice_pump_init(&p, &fw.base, w, NULL);
+    sluice_pump_init(&p, &g.fw.base, g.w, NULL);
     sluice_interest want;
     EXPECT_EQ(sluice_pump_step(&p, &want), SLUICE_PUMP_DONE); /* one step, no wait */
-    EXPECT_EQ(sluice__memstream_yielded(s), 3);
+    EXPECT_EQ(sluice__memstream_yielded(g.s), 3);
     char buf[400];
-    EXPECT_EQ(recv(sv[1], buf, sizeof buf, 0), 300);
-    sluice_sink_close(w);
-    sluice_stream_close(s);
-    sluice_io_close(io);
-    close(sv[0]);
-    close(sv[1]);
+    EXPECT_EQ(recv(g.sv[1], buf, sizeof buf, 0), 300);
+    rig_close(&g);
 }
 
 /* A step that flushed because the source was dry, took more and then spent
@@ -373,16 +392,10 @@ TEST(pump_polls_again_after_a_flush)
  * its fd may wait for bytes that are already buffered). */
 TEST(pump_budget_yield_after_a_dry_flush_names_no_fd)
 {
-    int sv[2];
-    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
-    sluice_io *io;
-    REQUIRE(sluice_io_fd_new(T_POOL, sv[0], 0, &io) == 0);
-    sluice_sink *w;
-    REQUIRE(sluice_writer_new(T_POOL, io, SLUICE_FRAMING_CLOSE, NULL, NULL, &w) == 0);
-    sluice_stream *s = chunks_stream(40, 16384, SLUICE_MEMSTREAM_PENDING);
-    fdwait fw = {{.vt = &fdwait_vt, .pool = T_POOL}, s, sv[1]};
+    rig g;
+    rig_open(&g, 40, 16384);
     sluice_pump p;
-    sluice_pump_init(&p, &fw.base, w, &(sluice_pump_config){.step_bytes = 65536});
+    sluice_pump_init(&p, &g.fw.base, g.w, &(sluice_pump_config){.step_bytes = 65536});
     sluice_interest want;
     sluice_pump_status st;
     int yields = 0, steps = 0;
@@ -395,21 +408,17 @@ TEST(pump_budget_yield_after_a_dry_flush_names_no_fd)
         yields += want.fd == -1;
         EXPECT_EQ(want.deadline_ms, -1);
         ssize_t n;
-        while ((n = recv(sv[1], buf + got, sizeof buf - got, MSG_DONTWAIT)) > 0)
+        while ((n = recv(g.sv[1], buf + got, sizeof buf - got, MSG_DONTWAIT)) > 0)
             got += (size_t)n;
         REQUIRE(++steps < 1000);
     }
     EXPECT_EQ(st, SLUICE_PUMP_DONE);
     EXPECT(yields >= 40 * 16384 / (65536 + 16384)); /* each budget spent */
     ssize_t n;
-    while ((n = recv(sv[1], buf + got, sizeof buf - got, MSG_DONTWAIT)) > 0)
+    while ((n = recv(g.sv[1], buf + got, sizeof buf - got, MSG_DONTWAIT)) > 0)
         got += (size_t)n;
     EXPECT_EQ(got, 40 * 16384);
-    sluice_sink_close(w);
-    sluice_stream_close(s);
-    sluice_io_close(io);
-    close(sv[0]);
-    close(sv[1]);
+    rig_close(&g);
 }
 
 TEST(pump_step_moves_at_most_its_budget)

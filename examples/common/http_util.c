@@ -46,18 +46,19 @@ int http_conn_quiet(const http_conn *c)
 int http_conn_await(http_conn *c, int64_t idle_end)
 {
     sluice_poll r = SLUICE_READY;
-    if (http_conn_quiet(c) && sluice_reader_consumed(c->rd) > 0 &&
-        !srv_fired_read(&c->base, c->fd)) {
+    if (http_conn_quiet(c)) {
         /* Right after an answer, or woken for something else: the client
          * has sent nothing we know of, and a read would only find EAGAIN
          * (a system call per request). This loop is level-triggered, so
          * watching the socket finds bytes that came meanwhile at once. A
          * connection just accepted reads at once: its request is often
          * there already. */
-        sluice_reader_idle(c->rd);
-        r = SLUICE_PENDING;
-    } else if (http_conn_quiet(c)) {
-        r = sluice_reader_fill(c->rd);
+        if (sluice_reader_consumed(c->rd) > 0 && !srv_fired_read(&c->base, c->fd)) {
+            sluice_reader_idle(c->rd);
+            r = SLUICE_PENDING;
+        } else {
+            r = sluice_reader_fill(c->rd);
+        }
     }
     if (r == SLUICE_READY)
         return 0;

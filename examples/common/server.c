@@ -78,7 +78,8 @@ void srv_conn_init(srv *s, srv_conn *c)
 
 int srv_fired_read(const srv_conn *c, int fd)
 {
-    return srv_fired(c, fd) && (c->fired_events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP));
+    return fd >= 0 && c->fired == fd &&
+           (c->fired_events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP));
 }
 
 void srv_watch(srv_conn *c, const sluice_interest *w)

@@ -123,17 +123,11 @@ struct srv {
     size_t log_len;
 };
 
-/* Whether epoll reported fd ready for this drive() of c. A level-triggered
- * loop reports a readable fd on every turn it is watched, so a connection
- * may skip a read that would only find EAGAIN (a system call per step) on
- * an fd that did not fire, as long as it keeps watching it. */
-static inline int srv_fired(const srv_conn *c, int fd)
-{
-    return fd >= 0 && c->fired == fd;
-}
-
-/* srv_fired, for reading: epoll said fd is readable, closed or failed (not
- * only writable). */
+/* Whether epoll reported fd readable, closed or failed (not only writable)
+ * for this drive() of c. A level-triggered loop reports a readable fd on
+ * every turn it is watched, so a connection may skip a read that would only
+ * find EAGAIN (a system call per step) on an fd that did not fire, as long
+ * as it keeps watching it. */
 int srv_fired_read(const srv_conn *c, int fd);
 
 /*

@@ -96,7 +96,9 @@ SLUICE_API void sluice_reader_ready(const sluice_reader *r, sluice_interest *wan
  * that came meanwhile are then seen at once. An edge-triggered host must not
  * use it: the edge for bytes already in the socket may have passed. Does
  * nothing while bytes are unread (they are the next input) or after EOF or
- * an error; a fill queued for memory leaves the queue.
+ * an error; a fill queued for memory leaves the queue. Cannot fail;
+ * nothing changes owner (the block goes back to the reader's pool). Same
+ * thread rule as every reader call: one thread at a time per reader.
  */
 SLUICE_API void sluice_reader_idle(sluice_reader *r);
 

@@ -145,6 +145,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_port(port, proc, limit=5.0):
+    """Returns once 127.0.0.1:port accepts; raises if proc exits first or
+    limit seconds pass."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited with %s" % (proc.args[0], proc.returncode))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError("port %d not listening after %.0fs" % (port, limit))
+
+
 class Server:
     """A program started by this script. port None: it prints
     "listening on HOST:PORT"; otherwise it listens on the given port."""

@@ -22,26 +22,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, secs):
-    end = time.time() + secs
-    while time.time() < end:
-        if proc.poll() is not None:
-            raise RuntimeError("exited early with %d" % proc.returncode)
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("port %d not open after %g s" % (port, secs))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from e2e import free_port, wait_port  # noqa: E402
 
 
 def exchange(sock, buf, req):
