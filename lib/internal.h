@@ -148,6 +148,17 @@ int sluice__part_new(sluice_pool *pool, size_t head, size_t info_off, const unsi
                      size_t n, void **mem, size_t *size, size_t *bad, const char **why);
 
 /*
+ * The lines of a header block still being gathered, blk[*from, n) (*from at
+ * a line start), checked as they arrive, so a bad line fails at the byte
+ * that proves it and not when a blank line (which may never come) ends the
+ * block. *from moves past the last complete line. 0, or
+ * SLUICE_EBAD_PART_HEADER (*bad: offset in blk, *why: static detail), as
+ * sluice__part_new would say of the whole block.
+ */
+int sluice__part_check(const unsigned char *blk, size_t n, size_t *from, size_t *bad,
+                       const char **why);
+
+/*
  * A pump that is not stream -> sink: the splice pump (splice.c) and the
  * reply pump (reply.c). The object embeds sluice__engine first; sluice_pump
  * dispatches its step, error, counters and close through the vtable.

@@ -103,6 +103,8 @@ struct sluice_multipart {
     unsigned char *hbuf;    /* header block being gathered, after a virtual
                                CRLF (the one ending the boundary line)       */
     size_t hcap, hused;
+    size_t hcheck;          /* of hbuf + 2: where the first line not yet
+                               proven good starts                            */
     uint64_t hstart;        /* body offset of the header block               */
 
     sluice_error_info error; /* sticky; parts report it too */
@@ -631,7 +633,7 @@ static sluice_poll mp_after_delim(sluice_multipart *m)
                     return mp_fail(m, SLUICE_ETOO_MANY_PARTS, NULL, m->pos);
                 m->state = ST_HEADERS;
                 m->hstart = m->pos;
-                m->hused = 0;
+                m->hused = m->hcheck = 0;
                 return SLUICE_READY;
             }
         }
@@ -679,14 +681,24 @@ static sluice_poll mp_headers(sluice_multipart *m, sluice_stream **part)
             const unsigned char *f = memmem(m->cur.data, m->cur.len, crlf2, 4);
             end = f ? (size_t)(f - m->cur.data) + 4 : 0;
         }
-        size_t take = end ? end : m->cur.len;
-        if (m->hused - 2 + take > max)
-            return mp_fail(m, SLUICE_EPART_HEADER_TOO_LARGE, NULL, m->hstart + max);
+        size_t take = end ? end : m->cur.len, room = max + 2 - m->hused;
+        bool over = take > room; /* the block (or its blank line) passes the limit */
+        if (over)
+            take = room;
         if (hbuf_append(m, m->cur.data, take) < 0)
             return mp_fail(m, SLUICE_ENOMEM, NULL, m->pos);
         consume(m, take);
-        if (!end)
+        if (!end || over) {
+            /* the lines so far, before waiting or before the limit fails
+             * the block: the first byte that proves a fault decides */
+            size_t bad;
+            const char *why;
+            if (sluice__part_check(m->hbuf + 2, m->hused - 2, &m->hcheck, &bad, &why) < 0)
+                return mp_fail(m, SLUICE_EBAD_PART_HEADER, why, m->hstart + bad);
+            if (over)
+                return mp_fail(m, SLUICE_EPART_HEADER_TOO_LARGE, NULL, m->hstart + max);
             continue;
+        }
         sluice_poll r = make_part(m, part);
         m->hused = 0;
         return r;

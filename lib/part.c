@@ -276,6 +276,25 @@ static int describe(sluice_part *p, const unsigned char *copy, char *dec, size_t
     return rc;
 }
 
+int sluice__part_check(const unsigned char *blk, size_t n, size_t *from, size_t *bad,
+                       const char **why)
+{
+    const unsigned char *next;
+    sluice__fields f = {NULL, SIZE_MAX, 0, SLUICE__F_NONE, NULL};
+    if (sluice__fields_parse(blk + *from, blk + n, &f, &next) < 0) {
+        *why = fault_why[f.fault];
+        *bad = (size_t)(f.at - blk);
+        return SLUICE_EBAD_PART_HEADER;
+    }
+    /* every LF seen ended a good line (a bare one would have failed) */
+    for (size_t i = n; i > *from; i--)
+        if (blk[i - 1] == '\n') {
+            *from = i;
+            break;
+        }
+    return 0;
+}
+
 int sluice__part_new(sluice_pool *pool, size_t head, size_t info_off, const unsigned char *blk,
                      size_t n, void **mem, size_t *size, size_t *bad, const char **why)
 {

@@ -765,6 +765,8 @@ TEST(multipart_content_disposition)
     CD("Content-Disposition: ; name=a\r\n", SLUICE_EBAD_PART_HEADER, NULL, NULL);
     CD("Content-Disposition: form-data; name=a; NAME=b\r\n", SLUICE_EBAD_PART_HEADER, NULL, NULL);
     CD("Content-Disposition: form-data; name=a b\r\n", SLUICE_EBAD_PART_HEADER, NULL, NULL);
+    CD("Content-Disposition: form-data;; name=a\r\n", SLUICE_EBAD_PART_HEADER, NULL, NULL);
+    CD("Content-Disposition: form-data; name=a;;\r\n", SLUICE_EBAD_PART_HEADER, NULL, NULL);
     CD("Content-Disposition: form-data; name=a\r\ncontent-disposition: form-data\r\n",
        SLUICE_EBAD_PART_HEADER, NULL, NULL);
     CD("Content-Type: a\r\nContent-Type: b\r\n", SLUICE_EBAD_PART_HEADER, NULL, NULL);
@@ -877,8 +879,21 @@ static const struct bad_case {
      0},
     {"--b\r\nA : x\r\n\r\nAAAAAA\r\n--b--", -1, SLUICE_EBAD_PART_HEADER, 6,
      {.max_body_bytes = 14}, 0},
-    {"--b\r\nA : x\r\n\r\nAAAAAA\r\n--b--", -1, SLUICE_EBODY_TOO_LARGE, 13,
+    /* A bad line fails where it is proven, not when a blank line ends the
+     * block: without one the block would swallow the close delimiter. */
+    {"--b\r\nContent-Disposition: form-data; name=\"f\"\r\n\rQThis is a test.\r\n--b--", -1,
+     SLUICE_EBAD_PART_HEADER, 47, {0}, 0},
+    {"--b\r\nA: 1\r\n\rQyyyyyyyyyyyyyyyyyyyy\r\n--b--", -1, SLUICE_EBAD_PART_HEADER, 11,
+     {.max_header_bytes = 8}, 0},
+    {"--b\r\nA: 1\r\nB: 2\r\n\rQyyyyyyyyyyyyyyyy\r\n--b--", -1,
+     SLUICE_EPART_HEADER_TOO_LARGE, 13, {.max_header_bytes = 8}, 0},
+    {"--b\r\nA: 1\nB: 2\r\n\r\n\r\n--b--", -1, SLUICE_EBAD_PART_HEADER, 9,
+     {.max_header_bytes = 8}, 0},
+    /* the fault is proven at byte 7, before the limit cuts the block */
+    {"--b\r\nA : x\r\n\r\nAAAAAA\r\n--b--", -1, SLUICE_EBAD_PART_HEADER, 6,
      {.max_body_bytes = 13}, 0},
+    {"--b\r\nA : x\r\n\r\nAAAAAA\r\n--b--", -1, SLUICE_EBODY_TOO_LARGE, 7,
+     {.max_body_bytes = 7}, 0},
 };
 
 TEST(multipart_malformed_table)
@@ -1181,9 +1196,10 @@ TEST(multipart_lookalikes_in_a_file_part)
                  * delimiter's CR next, is itself a delimiter (the blank
                  * line's CRLF doubles as its CRLF, as in Go's
                  * mime/multipart): y is empty, and "--B--" then opens a
-                 * header block that the body never ends. */
+                 * header block whose first line, ended by the body's last
+                 * CRLF, has no colon. */
                 want[2].len = 0;
-                expect_every_split(&t, B, want, 3, SLUICE_ENO_CLOSE_DELIMITER, t.len, __LINE__);
+                expect_every_split(&t, B, want, 3, SLUICE_EBAD_PART_HEADER, t.len - 2, __LINE__);
                 want[2].len = (size_t)bl + 2;
             }
             got g;
