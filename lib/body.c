@@ -438,8 +438,7 @@ static int trailers(body *b, const unsigned char *p, size_t n, size_t *i, uint64
     }
     if (take < k)
         return SLUICE_ETRAILER_TOO_LARGE;
-    if (b->tlen && b->tbuf[b->tlen - 1] == '\n')
-        b->tline = b->tlen; /* a complete field line: resume after it */
+    b->tline = (size_t)(next - b->tbuf); /* complete lines are not read again */
     return 0;
 }
 

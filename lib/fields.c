@@ -101,6 +101,7 @@ int sluice__fields_parse(const unsigned char *p, const unsigned char *end, sluic
     f->fault = SLUICE__F_NONE;
     f->at = NULL;
     for (;;) {
+        *next = p; /* on 0: the line not yet complete starts here */
         if (p == end)
             return 0;
         int r;

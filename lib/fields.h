@@ -35,7 +35,9 @@ typedef struct sluice__fields {
  * Parses field lines from p through the empty line that ends them, reading
  * no byte at or past end. Values are trimmed of SP / HTAB on both sides.
  *   1   complete: *next is past the empty line's CRLF; f->n fields.
- *   0   every byte so far is valid, more are needed.
+ *   0   every byte so far is valid, more are needed; *next is where the
+ *       line not yet complete starts, so a caller that keeps the bytes
+ *       may resume there (f->n counts the lines before it).
  *   -1  malformed: f->fault and f->at say why and where; decided by the
  *       first byte that proves it, so the answer never depends on how the
  *       bytes were split across calls.

@@ -276,22 +276,29 @@ static int describe(sluice_part *p, const unsigned char *copy, char *dec, size_t
     return rc;
 }
 
+/* The field parser over blk[from, n) (from at a line start), a fault as
+ * SLUICE_EBAD_PART_HEADER with *bad (offset in blk) and *why. */
+static int fields(const unsigned char *blk, size_t from, size_t n, sluice__fields *f,
+                  const unsigned char **next, size_t *bad, const char **why)
+{
+    int r = sluice__fields_parse(blk + from, blk + n, f, next);
+    if (r < 0) {
+        *why = fault_why[f->fault];
+        *bad = (size_t)(f->at - blk);
+        return SLUICE_EBAD_PART_HEADER;
+    }
+    return r;
+}
+
 int sluice__part_check(const unsigned char *blk, size_t n, size_t *from, size_t *bad,
                        const char **why)
 {
     const unsigned char *next;
     sluice__fields f = {NULL, SIZE_MAX, 0, SLUICE__F_NONE, NULL};
-    if (sluice__fields_parse(blk + *from, blk + n, &f, &next) < 0) {
-        *why = fault_why[f.fault];
-        *bad = (size_t)(f.at - blk);
-        return SLUICE_EBAD_PART_HEADER;
-    }
-    /* every LF seen ended a good line (a bare one would have failed) */
-    for (size_t i = n; i > *from; i--)
-        if (blk[i - 1] == '\n') {
-            *from = i;
-            break;
-        }
+    int r = fields(blk, *from, n, &f, &next, bad, why);
+    if (r < 0)
+        return r;
+    *from = (size_t)(next - blk);
     return 0;
 }
 
@@ -301,11 +308,9 @@ int sluice__part_new(sluice_pool *pool, size_t head, size_t info_off, const unsi
     const unsigned char *next;
     sluice__fields f = {NULL, SIZE_MAX, 0, SLUICE__F_NONE, NULL};
     *mem = NULL;
-    if (sluice__fields_parse(blk, blk + n, &f, &next) < 0) {
-        *why = fault_why[f.fault];
-        *bad = (size_t)(f.at - blk);
-        return SLUICE_EBAD_PART_HEADER;
-    }
+    int r = fields(blk, 0, n, &f, &next, bad, why);
+    if (r < 0)
+        return r;
     /* One allocation: the caller's head, the fields, the block, then room
      * for the decoded name, filename and filename*. */
     size_t hdr_off = (head + 15) & ~(size_t)15;
